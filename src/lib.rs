@@ -1,0 +1,5 @@
+//! sigproxy: an RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519), on Pingora.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod signature;
