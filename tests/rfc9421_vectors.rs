@@ -2,6 +2,8 @@
 //! re-verified): signature bases byte for byte, B.2.6 and B.4 verdicts, and every request
 //! canonicalisation example.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
