@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod keys;
 pub mod signature;
