@@ -1,5 +1,7 @@
 //! sigproxy: an RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519), on Pingora.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod error;
+pub mod proxy;
 pub mod signature;
