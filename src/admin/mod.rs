@@ -35,7 +35,10 @@ impl AdminApp {
     pub fn route(&self, method: &Method, path: &str) -> Response<Vec<u8>> {
         let path = path.split('?').next().unwrap_or(path);
         if method != Method::GET && method != Method::HEAD {
-            return json(StatusCode::METHOD_NOT_ALLOWED, err("METHOD_NOT_ALLOWED", "Use GET"));
+            return json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                err("METHOD_NOT_ALLOWED", "Use GET"),
+            );
         }
         match path {
             "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
@@ -61,7 +64,10 @@ impl AdminApp {
                 }
             }
             "/status" => json(StatusCode::OK, (self.state.status)()),
-            _ => json(StatusCode::NOT_FOUND, err("NOT_FOUND", "No such admin endpoint")),
+            _ => json(
+                StatusCode::NOT_FOUND,
+                err("NOT_FOUND", "No such admin endpoint"),
+            ),
         }
     }
 }
@@ -98,6 +104,7 @@ impl ServeHttp for AdminApp {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

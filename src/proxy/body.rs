@@ -24,9 +24,6 @@ pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
 pub enum BodyError {
     /// Over `max_body_bytes` (announced or counted).
     TooLarge,
-    /// The body was read and verified but cannot be handed back to Pingora (a chunked body
-    /// longer than the 64 KiB tail window): the caller must refuse it.
-    Unforwardable,
     /// The client broke the connection or sent a malformed body.
     Downstream(Box<pingora::Error>),
 }
@@ -60,8 +57,17 @@ pub fn announced_too_large(session: &Session, max: usize) -> bool {
     content_length(session).is_some_and(|n| n > max)
 }
 
+/// A completely read body.
+pub struct ReadBody {
+    pub bytes: Bytes,
+    /// Pingora will call `request_body_filter` to take it (the retry buffer holds the tail).
+    /// False for a chunked body over 64 KiB (or a Content-Length body whose tail arrived with
+    /// the header): the caller must forward it itself or refuse it.
+    pub replayable: bool,
+}
+
 /// Read the whole request body (at most `max` bytes) and leave Pingora ready to replay it.
-pub async fn read_all(session: &mut Session, max: usize) -> Result<Bytes, BodyError> {
+pub async fn read_all(session: &mut Session, max: usize) -> Result<ReadBody, BodyError> {
     let cl = content_length(session);
     if cl.is_some_and(|n| n > max) {
         return Err(BodyError::TooLarge);
@@ -94,8 +100,31 @@ pub async fn read_all(session: &mut Session, max: usize) -> Result<Bytes, BodyEr
         }
     }
     let ds = session.as_downstream();
-    if !buf.is_empty() && (ds.retry_buffer_truncated() || ds.get_retry_buffer().is_none()) {
-        return Err(BodyError::Unforwardable);
+    let replayable = buf.is_empty() || ds.get_retry_buffer().is_some();
+    Ok(ReadBody {
+        bytes: buf.freeze(),
+        replayable,
+    })
+}
+
+/// Read and discard what is left of the request body, up to `max` bytes. `Ok(true)` when the
+/// body is now fully consumed (the connection can be reused), `Ok(false)` when it is longer
+/// than `max` (the caller should close instead).
+pub async fn drain_bounded(session: &mut Session, max: usize) -> pingora::Result<bool> {
+    if content_length(session).is_some_and(|n| n > max) {
+        return Ok(false);
     }
-    Ok(buf.freeze())
+    let mut seen = 0usize;
+    while !session.as_downstream_mut().is_body_done() {
+        match session.as_downstream_mut().read_request_body().await? {
+            Some(b) => {
+                seen += b.len();
+                if seen > max {
+                    return Ok(false);
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(true)
 }

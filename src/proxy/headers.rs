@@ -66,7 +66,7 @@ impl StripSet {
 
     pub fn contains(&self, name: &str) -> bool {
         let n = normalize(name);
-        self.names.iter().any(|x| *x == n)
+        self.names.contains(&n)
     }
 
     /// Remove every header whose normalized name is in the set, and every `Connection` token
@@ -232,6 +232,7 @@ fn set(headers: &mut impl HeaderEdit, name: &'static str, value: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -253,7 +254,10 @@ mod tests {
             ("x-datafold-client-id", "a"),
             ("x_datafold_client_id", "b"),
             ("X_DataFold_Key_ID", "c"),
-            ("connection", "keep-alive, X-DataFold-Client-Id, x_datafold_key_id"),
+            (
+                "connection",
+                "keep-alive, X-DataFold-Client-Id, x_datafold_key_id",
+            ),
             ("other", "1"),
         ]);
         s.strip(&mut h);
@@ -274,7 +278,10 @@ mod tests {
     #[test]
     fn forwarded_only_from_trusted() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let stranger = Some("192.0.2.9".parse().unwrap());
         assert_eq!(client_ip(&h, stranger, &trusted), stranger);
         assert_eq!(scheme(&h, stranger, &trusted, "http"), "http");
@@ -282,9 +289,15 @@ mod tests {
         assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.9");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
 
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let proxy = Some("10.1.1.1".parse().unwrap());
-        assert_eq!(client_ip(&h, proxy, &trusted), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(
+            client_ip(&h, proxy, &trusted),
+            Some("1.2.3.4".parse().unwrap())
+        );
         assert_eq!(scheme(&h, proxy, &trusted, "http"), "https");
         set_forwarded(&mut h, proxy, &trusted, "http");
         assert_eq!(h.get("x-forwarded-for").unwrap(), "1.2.3.4, 10.1.1.1");

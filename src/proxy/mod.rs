@@ -3,6 +3,7 @@
 //! not here: it plugs in through [`gate::Gate`].
 
 pub mod body;
+pub mod forward;
 pub mod gate;
 pub mod headers;
 pub mod record;
@@ -11,7 +12,9 @@ pub mod server;
 pub mod service;
 pub mod settings;
 
-pub use gate::{AuthMethod, Gate, HeadVerdict, Pass, PassthroughGate, Reject, RequestView, Verdict};
+pub use gate::{
+    AuthMethod, Gate, HeadVerdict, Pass, PassthroughGate, Reject, RequestView, Verdict,
+};
 pub use record::{NoopObserver, RequestObserver, RequestRecord};
 pub use server::{Gateway, GatewayHandle, build};
 pub use settings::{IdentityHeaders, ProxySettings, Upstream};

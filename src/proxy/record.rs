@@ -30,6 +30,8 @@ pub struct RequestRecord<'a> {
     pub upstream_latency: Option<Duration>,
     /// Bytes of request body buffered for verification (0 when streamed).
     pub buffered_body_bytes: usize,
+    /// The buffered body was sent by `forward.rs` rather than Pingora's proxy loop.
+    pub hand_forwarded: bool,
     /// Whatever the gate attached to its verdict.
     pub note: Option<&'a Note>,
 }

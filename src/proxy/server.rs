@@ -81,8 +81,11 @@ fn prepare_runtime_dir(dir: &Path) -> Result<(), String> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
-    std::fs::write(dir.join("sigproxy.pid"), format!("{}\n", std::process::id()))
-        .map_err(|e| format!("pid file in {}: {e}", dir.display()))
+    std::fs::write(
+        dir.join("sigproxy.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .map_err(|e| format!("pid file in {}: {e}", dir.display()))
 }
 
 /// Build the server: proxy service on `settings.listen`, admin service when `admin` is given.
@@ -95,15 +98,17 @@ pub fn build(
     let dir = runtime_dir_for(&settings);
     prepare_runtime_dir(&dir)?;
 
-    let mut conf = ServerConf::default();
-    conf.threads = settings.worker_threads();
-    conf.daemon = false;
-    conf.pid_file = dir.join("sigproxy.pid").to_string_lossy().into_owned();
-    conf.upgrade_sock = dir.join("upgrade.sock").to_string_lossy().into_owned();
-    // Pingora sleeps the whole grace period after SIGTERM; `exit_when_drained` cuts it short.
-    conf.grace_period_seconds = Some(settings.shutdown_grace_seconds);
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    conf.max_retries = settings.max_attempts.max(1);
+    let conf = ServerConf {
+        threads: settings.worker_threads(),
+        daemon: false,
+        pid_file: dir.join("sigproxy.pid").to_string_lossy().into_owned(),
+        upgrade_sock: dir.join("upgrade.sock").to_string_lossy().into_owned(),
+        // Pingora sleeps the whole grace period after SIGTERM; `exit_when_drained` cuts it short.
+        grace_period_seconds: Some(settings.shutdown_grace_seconds),
+        graceful_shutdown_timeout_seconds: Some(1),
+        max_retries: settings.max_attempts.max(1),
+        ..ServerConf::default()
+    };
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
@@ -245,6 +250,7 @@ async fn unix_signal() -> ShutdownSignal {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::proxy::settings::Upstream;
@@ -255,7 +261,10 @@ mod tests {
         let b = ProxySettings::new("127.0.0.1:8081", Upstream::parse("127.0.0.1:1").unwrap());
         let (da, db) = (runtime_dir_for(&a), runtime_dir_for(&b));
         assert_ne!(da, db);
-        assert!(da.to_string_lossy().contains(&std::process::id().to_string()));
+        assert!(
+            da.to_string_lossy()
+                .contains(&std::process::id().to_string())
+        );
         assert_ne!(da.join("sigproxy.pid"), Path::new("/tmp/pingora.pid"));
     }
 }

@@ -16,7 +16,8 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::body::{self, BodyError};
-use super::gate::{AuthMethod, Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
+use super::forward;
+use super::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
 use super::headers::{self, HeaderEdit, StripSet};
 use super::record::{RequestObserver, RequestRecord};
 use super::respond;
@@ -59,10 +60,43 @@ pub struct ReqCtx {
     body: Option<Bytes>,
     upstream_sent: Option<Instant>,
     upstream_latency: Option<Duration>,
+    hand_forwarded: bool,
     _inflight: InFlightGuard,
 }
 
+impl ReqCtx {
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    pub(crate) fn set_failure(&mut self, code: ErrorCode, detail: String) {
+        self.code = Some(code);
+        self.detail = Some(detail);
+    }
+    pub(crate) fn set_upstream_latency(&mut self, d: Option<Duration>) {
+        self.upstream_latency = d;
+    }
+}
+
+/// Upstream failure → stable code; `Err(status)` for failures that are not the upstream's.
+pub(crate) fn classify(e: &pingora::Error) -> Result<ErrorCode, u16> {
+    use pingora::ErrorSource;
+    match (e.esource(), e.etype()) {
+        (_, ErrorType::HTTPStatus(c)) => Err(*c),
+        (ErrorSource::Upstream, ErrorType::ConnectTimedout)
+        | (ErrorSource::Upstream, ErrorType::ReadTimedout)
+        | (ErrorSource::Upstream, ErrorType::WriteTimedout) => Ok(ErrorCode::UpstreamTimeout),
+        (ErrorSource::Upstream, _) => Ok(ErrorCode::UpstreamUnavailable),
+        (
+            ErrorSource::Downstream,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+        ) => Err(0),
+        (ErrorSource::Downstream, _) => Err(400),
+        _ => Err(500),
+    }
+}
+
 pub struct SigProxy {
+    connector: pingora::connectors::http::Connector,
     gate: Arc<dyn Gate>,
     observer: Arc<dyn RequestObserver>,
     peer: HttpPeer,
@@ -88,13 +122,18 @@ impl SigProxy {
         peer.options.idle_timeout = Some(settings.idle_timeout);
         let id = &settings.identity;
         let strip = StripSet::new(
-            [id.client_id.as_str(), id.key_id.as_str(), id.auth_method.as_str()]
-                .into_iter()
-                .chain(id.strip_inbound.iter().map(String::as_str)),
+            [
+                id.client_id.as_str(),
+                id.key_id.as_str(),
+                id.auth_method.as_str(),
+            ]
+            .into_iter()
+            .chain(id.strip_inbound.iter().map(String::as_str)),
         );
         let auth_method_header = HeaderName::from_bytes(id.auth_method.as_bytes())
             .map_err(|e| format!("identity.auth_method_header: {e}"))?;
         Ok(Self {
+            connector: pingora::connectors::http::Connector::new(None),
             gate,
             observer,
             peer,
@@ -146,8 +185,58 @@ impl SigProxy {
         ctx.detail = Some(r.error.detail.to_string());
         let resp = respond::reject_response(&r, &ctx.request_id)?;
         ctx.note = r.note;
+        // Pingora closes a connection answered before its request body was read; drain a
+        // bounded body first so the client keeps its connection after a 401.
+        let keep_alive = keep_alive
+            && body::drain_bounded(session, self.settings.max_body_bytes)
+                .await
+                .is_ok_and(|drained| drained);
         respond::send(session, resp, keep_alive).await?;
         Ok(true)
+    }
+
+    /// Identity, forwarding and framing edits for the upstream request (both paths).
+    fn prepare_upstream(&self, up: &mut RequestHeader, ctx: &mut ReqCtx) -> pingora::Result<()> {
+        self.strip.strip(up);
+        headers::set_forwarded(
+            up,
+            ctx.peer.map(|p| p.ip()),
+            &self.settings.trusted_proxies,
+            self.settings.listener_scheme,
+        );
+        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+            up.insert(HeaderName::from_static(respond::REQUEST_ID), v);
+        }
+        if let Some(pass) = &ctx.pass {
+            for (k, v) in &pass.identity {
+                up.insert(k.clone(), v.clone());
+            }
+            up.insert(
+                self.auth_method_header.clone(),
+                HeaderValue::from_static(pass.auth_method.as_str()),
+            );
+        }
+        if let Some(b) = &ctx.body {
+            // Buffered bodies go upstream with an exact length, whatever the client's framing.
+            up.remove_header(&http::header::TRANSFER_ENCODING);
+            up.insert_header(http::header::CONTENT_LENGTH, b.len().to_string())?;
+        }
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Verified body Pingora cannot replay (chunked, > 64 KiB): forward it ourselves.
+    async fn forward_buffered(
+        &self,
+        session: &mut Session,
+        ctx: &mut ReqCtx,
+    ) -> pingora::Result<bool> {
+        let mut up = session.req_header().clone();
+        forward::strip_hop_by_hop(&mut up);
+        self.prepare_upstream(&mut up, ctx)?;
+        let body = ctx.body.clone().unwrap_or_default();
+        ctx.hand_forwarded = true;
+        forward::forward(&self.connector, &self.peer, session, ctx, up, body).await
     }
 
     /// Apply a verdict; `Ok(true)` means a response was sent and the request ends here.
@@ -193,11 +282,16 @@ impl ProxyHttp for SigProxy {
             body: None,
             upstream_sent: None,
             upstream_latency: None,
+            hand_forwarded: false,
             _inflight: self.inflight.enter(),
         }
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut ReqCtx) -> pingora::Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut ReqCtx,
+    ) -> pingora::Result<bool> {
         ctx.request_id = headers::request_id(&session.req_header().headers);
         ctx.peer = session.client_addr().and_then(|a| a.as_inet()).copied();
         ctx.client_ip = headers::client_ip(
@@ -207,7 +301,10 @@ impl ProxyHttp for SigProxy {
         );
         let scheme = self.scheme(session, ctx);
 
-        let head = self.gate.check_head(&self.view(session, ctx, &scheme)).await;
+        let head = self
+            .gate
+            .check_head(&self.view(session, ctx, &scheme))
+            .await;
         let verdict = match head {
             HeadVerdict::Decided(v) => v,
             HeadVerdict::NeedBody => {
@@ -220,24 +317,13 @@ impl ProxyHttp for SigProxy {
                     // Not draining megabytes we will refuse anyway: answer and close.
                     return self.reject(session, ctx, too_large, false).await;
                 }
-                let bytes = if session.as_downstream_mut().is_body_empty() {
-                    Bytes::new()
+                let (bytes, replayable) = if session.as_downstream_mut().is_body_empty() {
+                    (Bytes::new(), true)
                 } else {
                     match body::read_all(session, max).await {
-                        Ok(b) => b,
+                        Ok(b) => (b.bytes, b.replayable),
                         Err(BodyError::TooLarge) => {
                             return self.reject(session, ctx, too_large, false).await;
-                        }
-                        Err(BodyError::Unforwardable) => {
-                            ctx.detail = Some("chunked body over 64 KiB needs Content-Length".into());
-                            let resp = respond::build(
-                                411,
-                                "LENGTH_REQUIRED",
-                                "Signed chunked bodies over 64 KiB need Content-Length",
-                                &ctx.request_id,
-                            )?;
-                            respond::send(session, resp, true).await?;
-                            return Ok(true);
                         }
                         Err(BodyError::Downstream(e)) => return Err(e),
                     }
@@ -246,8 +332,16 @@ impl ProxyHttp for SigProxy {
                     .gate
                     .check_body(&self.view(session, ctx, &scheme), &bytes)
                     .await;
-                if !bytes.is_empty() {
+                if let Verdict::Pass(p) = v {
+                    if bytes.is_empty() {
+                        return self.apply(session, ctx, Verdict::Pass(p)).await;
+                    }
+                    ctx.pass = Some(p);
                     ctx.body = Some(bytes);
+                    if !replayable {
+                        return self.forward_buffered(session, ctx).await;
+                    }
+                    return Ok(false);
                 }
                 v
             }
@@ -289,35 +383,8 @@ impl ProxyHttp for SigProxy {
         up: &mut RequestHeader,
         ctx: &mut ReqCtx,
     ) -> pingora::Result<()> {
-        self.strip.strip(up);
-        headers::set_forwarded(
-            up,
-            ctx.peer.map(|p| p.ip()),
-            &self.settings.trusted_proxies,
-            self.settings.listener_scheme,
-        );
-        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-            up.insert(HeaderName::from_static(respond::REQUEST_ID), v);
-        }
-        if let Some(pass) = &ctx.pass {
-            for (k, v) in &pass.identity {
-                up.insert(k.clone(), v.clone());
-            }
-            if pass.auth_method != AuthMethod::None || !pass.identity.is_empty() {
-                up.insert(
-                    self.auth_method_header.clone(),
-                    HeaderValue::from_static(pass.auth_method.as_str()),
-                );
-            }
-        }
-        if let Some(b) = &ctx.body {
-            // Buffered bodies go upstream with an exact length, whatever the client's framing.
-            up.remove_header(&http::header::TRANSFER_ENCODING);
-            up.insert_header(http::header::CONTENT_LENGTH, b.len().to_string())?;
-        }
         let _ = session;
-        ctx.upstream_sent = Some(Instant::now());
-        Ok(())
+        self.prepare_upstream(up, ctx)
     }
 
     async fn upstream_response_filter(
@@ -348,20 +415,7 @@ impl ProxyHttp for SigProxy {
         e: &pingora::Error,
         ctx: &mut ReqCtx,
     ) -> FailToProxy {
-        use pingora::ErrorSource;
-        let code = match (e.esource(), e.etype()) {
-            (_, ErrorType::HTTPStatus(c)) => Err(*c),
-            (ErrorSource::Upstream, ErrorType::ConnectTimedout)
-            | (ErrorSource::Upstream, ErrorType::ReadTimedout)
-            | (ErrorSource::Upstream, ErrorType::WriteTimedout) => Ok(ErrorCode::UpstreamTimeout),
-            (ErrorSource::Upstream, _) => Ok(ErrorCode::UpstreamUnavailable),
-            (
-                ErrorSource::Downstream,
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-            ) => Err(0),
-            (ErrorSource::Downstream, _) => Err(400),
-            _ => Err(500),
-        };
+        let code = classify(e);
         ctx.detail = Some(e.to_string());
         if ctx.request_id.is_empty() {
             ctx.request_id = headers::new_request_id();
@@ -376,7 +430,12 @@ impl ProxyHttp for SigProxy {
                     ctx.code = Some(c);
                     respond::error_response(&Error::new(c, e.to_string()), &ctx.request_id)
                 }
-                Err(s) => respond::build(s, "PROXY_ERROR", "Request could not be proxied", &ctx.request_id),
+                Err(s) => respond::build(
+                    s,
+                    "PROXY_ERROR",
+                    "Request could not be proxied",
+                    &ctx.request_id,
+                ),
             };
             if let Ok(resp) = resp {
                 let _ = respond::send(session, resp, false).await;
@@ -413,6 +472,7 @@ impl ProxyHttp for SigProxy {
             latency: ctx.start.elapsed(),
             upstream_latency: ctx.upstream_latency,
             buffered_body_bytes: ctx.body.as_ref().map_or(0, |b| b.len()),
+            hand_forwarded: ctx.hand_forwarded,
             note: ctx
                 .note
                 .as_ref()

@@ -140,6 +140,7 @@ impl ProxySettings {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -147,7 +148,11 @@ mod tests {
     fn upstream_forms() {
         assert_eq!(
             Upstream::parse("127.0.0.1:8081").unwrap(),
-            Upstream { host: "127.0.0.1".into(), port: 8081, tls: false }
+            Upstream {
+                host: "127.0.0.1".into(),
+                port: 8081,
+                tls: false
+            }
         );
         let u = Upstream::parse("https://api.example.com:443/").unwrap();
         assert!(u.tls);
