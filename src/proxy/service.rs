@@ -219,6 +219,7 @@ impl SigProxy {
         if let Some(b) = &ctx.body {
             // Buffered bodies go upstream with an exact length, whatever the client's framing.
             up.remove_header(&http::header::TRANSFER_ENCODING);
+            up.remove_header(&http::header::EXPECT);
             up.insert_header(http::header::CONTENT_LENGTH, b.len().to_string())?;
         }
         ctx.upstream_sent = Some(Instant::now());
@@ -254,6 +255,12 @@ impl SigProxy {
             Verdict::Reject(r) => self.reject(session, ctx, r, true).await,
         }
     }
+}
+
+fn expects_continue(req: &RequestHeader) -> bool {
+    req.headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 fn has_body(req: &RequestHeader) -> bool {
@@ -320,6 +327,18 @@ impl ProxyHttp for SigProxy {
                 let (bytes, replayable) = if session.as_downstream_mut().is_body_empty() {
                     (Bytes::new(), true)
                 } else {
+                    // A client waiting on `Expect: 100-continue` sends nothing until told to;
+                    // the upstream never sees the Expect (removed in prepare_upstream).
+                    if expects_continue(session.req_header()) {
+                        session
+                            .as_downstream_mut()
+                            .write_continue_response()
+                            .await?;
+                    }
+                    // Bound each read so a trickling client cannot hold the task forever.
+                    session
+                        .as_downstream_mut()
+                        .set_read_timeout(Some(self.settings.read_timeout));
                     match body::read_all(session, max).await {
                         Ok(b) => (b.bytes, b.replayable),
                         Err(BodyError::TooLarge) => {

@@ -85,6 +85,11 @@ impl Conn {
         }
     }
 
+    /// Write raw bytes (hostile input, or a body sent after `100 Continue`).
+    pub fn write_raw(&mut self, b: &[u8]) {
+        let _ = self.w.write_all(b);
+    }
+
     /// Read one response (Content-Length, chunked, or until close).
     pub fn read(&mut self) -> Option<Response> {
         let mut line = String::new();
@@ -112,6 +117,13 @@ impl Conn {
                 .map(|(_, v)| v.clone())
         };
         let mut body = Vec::new();
+        if (100..200).contains(&status) {
+            return Some(Response {
+                status,
+                headers,
+                body,
+            });
+        }
         if let Some(cl) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
             body.resize(cl, 0);
             self.r.read_exact(&mut body).ok()?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
+use sigproxy::admin::AdminState;
 use sigproxy::error::{Error, ErrorCode};
 use sigproxy::proxy::{
     AuthMethod, Gate, GatewayHandle, HeadVerdict, Pass, ProxySettings, Reject, RequestObserver,
@@ -107,6 +108,23 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// Wait for the server thread to end by itself; how long it took, or `None` past `max`.
+    pub fn wait_exit(&mut self, max: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        let t = self.thread.take()?;
+        while !t.is_finished() {
+            if t0.elapsed() > max {
+                self.thread = Some(t);
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = t.join();
+        Some(t0.elapsed())
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -137,9 +155,13 @@ impl TestDefaults for ProxySettings {
 }
 
 pub fn start(settings: ProxySettings) -> Running {
+    start_with_admin(settings, None)
+}
+
+pub fn start_with_admin(settings: ProxySettings, admin: Option<AdminState>) -> Running {
     let addr: SocketAddr = settings.listen.parse().unwrap();
     let log = Arc::new(Recorder::default());
-    let (gw, handle) = sigproxy::proxy::build(settings, Arc::new(TestGate), log.clone(), None)
+    let (gw, handle) = sigproxy::proxy::build(settings, Arc::new(TestGate), log.clone(), admin)
         .expect("build gateway");
     let thread = std::thread::spawn(move || gw.run());
     let deadline = Instant::now() + Duration::from_secs(10);
