@@ -10,8 +10,8 @@ use pingora::protocols::http::client::HttpSession as ClientSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::Peer;
 
+use super::ctx::ReqCtx;
 use super::respond;
-use super::service::ReqCtx;
 use crate::error::{Error, ErrorCode};
 
 /// Hop-by-hop fields never forwarded (RFC 9110 §7.6.1), plus the body framing we replace.
@@ -67,7 +67,7 @@ pub async fn forward(
     match res {
         Ok(()) => Ok(true),
         Err(e) => {
-            let code = super::service::classify(&e).unwrap_or(ErrorCode::UpstreamUnavailable);
+            let code = super::ctx::classify(&e).unwrap_or(ErrorCode::UpstreamUnavailable);
             ctx.set_failure(code, e.to_string());
             if session.response_written().is_none() {
                 let resp =

@@ -2,7 +2,9 @@
 //! buffering for verification, header hygiene and error responses. The verification decision is
 //! not here: it plugs in through [`gate::Gate`].
 
+mod admit;
 pub mod body;
+pub mod ctx;
 pub mod forward;
 pub mod gate;
 pub mod headers;

@@ -13,9 +13,10 @@ use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownS
 use pingora::services::listening::Service;
 use tokio::sync::watch;
 
+use super::ctx::InFlight;
 use super::gate::Gate;
 use super::record::RequestObserver;
-use super::service::{InFlight, SigProxy};
+use super::service::SigProxy;
 use super::settings::ProxySettings;
 use crate::admin::{AdminApp, AdminState};
 
