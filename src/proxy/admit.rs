@@ -101,11 +101,12 @@ impl SigProxy {
         scheme: &'a str,
     ) -> RequestView<'a> {
         let req = session.req_header();
+        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
         let authority = req
-            .headers
-            .get(http::header::HOST)
-            .map(|v| v.as_bytes())
-            .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()));
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or_else(|| req.headers.get(http::header::HOST).map(|v| v.as_bytes()));
         RequestView {
             method: &req.method,
             target: req.raw_path(),

@@ -89,6 +89,21 @@ fn prepare_runtime_dir(dir: &Path) -> Result<(), String> {
     .map_err(|e| format!("pid file in {}: {e}", dir.display()))
 }
 
+/// A directory we derived is ours alone: remove it. An explicit one may be shared with the
+/// process taking over (upgrade): remove only our own pid file.
+fn cleanup_runtime_dir(settings: &ProxySettings, dir: &Path) {
+    if settings.runtime_dir.is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
+    let pid_file = dir.join("sigproxy.pid");
+    let ours = std::fs::read_to_string(&pid_file)
+        .is_ok_and(|s| s.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(pid_file);
+    }
+}
+
 /// Build the server: proxy service on `settings.listen`, admin service when `admin` is given.
 pub fn build(
     settings: ProxySettings,
@@ -111,7 +126,11 @@ pub fn build(
         ..ServerConf::default()
     };
 
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade: settings.upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let inflight = InFlight::default();
@@ -157,8 +176,8 @@ impl Gateway {
         if settings.exit_when_drained {
             let phases = server.watch_execution_phase();
             let h = handle.clone();
-            let grace = Duration::from_secs(settings.shutdown_grace_seconds);
-            std::thread::spawn(move || exit_when_drained(phases, h, grace));
+            let s = settings.clone();
+            std::thread::spawn(move || exit_when_drained(phases, h, s));
         }
         let signal = Signals {
             rx,
@@ -167,7 +186,7 @@ impl Gateway {
         server.run(RunArgs {
             shutdown_signal: Box::new(signal),
         });
-        let _ = std::fs::remove_dir_all(&handle.runtime_dir);
+        cleanup_runtime_dir(&settings, &handle.runtime_dir);
     }
 }
 
@@ -175,8 +194,9 @@ impl Gateway {
 fn exit_when_drained(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     h: GatewayHandle,
-    grace: Duration,
+    settings: ProxySettings,
 ) {
+    let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     loop {
         match phases.blocking_recv() {
             Ok(ExecutionPhase::ShutdownGracePeriod) => break,
@@ -189,7 +209,7 @@ fn exit_when_drained(
     while h.in_flight() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::fs::remove_dir_all(&h.runtime_dir);
+    cleanup_runtime_dir(&settings, &h.runtime_dir);
     std::process::exit(0);
 }
 

@@ -88,8 +88,12 @@ pub struct ProxySettings {
     /// Install SIGTERM/SIGINT/SIGQUIT handlers (the binary); tests stop through the handle.
     pub handle_signals: bool,
     /// Where the pid file and upgrade socket go; `None`: `$XDG_RUNTIME_DIR` or the temp dir,
-    /// in a directory unique to this listen port and process.
+    /// in a directory unique to this listen port and process. Set it explicitly (the same for
+    /// old and new process) to use `upgrade`.
     pub runtime_dir: Option<PathBuf>,
+    /// Take the listening sockets over from a running instance (Pingora's `--upgrade`): that
+    /// instance hands them over on SIGQUIT through the upgrade socket in `runtime_dir`.
+    pub upgrade: bool,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
@@ -116,6 +120,7 @@ impl ProxySettings {
             exit_when_drained: false,
             handle_signals: false,
             runtime_dir: None,
+            upgrade: false,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
