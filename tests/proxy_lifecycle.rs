@@ -164,3 +164,43 @@ fn hostile_bytes_do_not_take_the_proxy_down() {
         200
     );
 }
+
+#[test]
+fn listeners_are_handed_to_an_upgrading_instance() {
+    let up = Upstream::start(Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(up.addr);
+    s.runtime_dir = Some(dir.path().to_path_buf());
+    let mut old = start(s.clone());
+    assert_eq!(
+        request(old.addr, "GET", "/old", &[], Body::None).status,
+        200
+    );
+    // The new instance blocks in bootstrap until it receives the sockets.
+    let mut s2 = s.clone();
+    s2.upgrade = true;
+    let new = std::thread::spawn(move || start(s2));
+    std::thread::sleep(Duration::from_millis(300));
+    old.handle.hand_over();
+    let new = new.join().unwrap();
+    assert_eq!(new.addr, old.addr);
+    let t0 = Instant::now();
+    let mut ok = 0;
+    while t0.elapsed() < Duration::from_secs(2) {
+        if request(new.addr, "GET", "/during", &[], Body::None).status == 200 {
+            ok += 1;
+        }
+    }
+    assert!(ok > 0);
+    assert!(
+        old.wait_exit(Duration::from_secs(10)).is_some(),
+        "old instance did not exit"
+    );
+    assert_eq!(
+        request(new.addr, "GET", "/after", &[], Body::None).status,
+        200
+    );
+    // An explicit runtime dir is shared with the successor, so it is never removed. (Both
+    // instances share one pid here, so the pid file itself proves nothing in-process.)
+    assert!(dir.path().is_dir(), "shared runtime dir was removed");
+}

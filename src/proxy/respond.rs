@@ -40,7 +40,7 @@ pub fn reject_response(
     Ok(resp)
 }
 
-/// Headers and body for any status/code pair (also used for non-SPEC statuses such as 411).
+/// Headers and body for any status/code pair (also for the non-SPEC 400/500 of `fail_to_proxy`).
 pub fn build(
     status: u16,
     code: &str,

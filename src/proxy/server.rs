@@ -24,6 +24,7 @@ use crate::admin::{AdminApp, AdminState};
 enum Stop {
     Graceful,
     Now,
+    Upgrade,
 }
 
 /// Stops a running gateway from another thread.
@@ -38,6 +39,11 @@ impl GatewayHandle {
     /// Like SIGTERM: stop accepting, let in-flight requests finish within the grace period.
     pub fn stop_graceful(&self) {
         let _ = self.tx.send(Some(Stop::Graceful));
+    }
+    /// Like SIGQUIT: hand the listening sockets to a process started with `upgrade`, then stop
+    /// gracefully.
+    pub fn hand_over(&self) {
+        let _ = self.tx.send(Some(Stop::Upgrade));
     }
     /// Like SIGINT: stop now.
     pub fn stop_now(&self) {
@@ -244,6 +250,7 @@ impl ShutdownSignalWatch for Signals {
         match stop {
             Stop::Graceful => ShutdownSignal::GracefulTerminate,
             Stop::Now => ShutdownSignal::FastShutdown,
+            Stop::Upgrade => ShutdownSignal::GracefulUpgrade,
         }
     }
 }
