@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod ratelimit;
+pub mod replay;
 pub mod signature;
