@@ -1,7 +1,9 @@
 //! sigproxy: an RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519), on Pingora.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod error;
+pub mod keys;
 pub mod ratelimit;
 pub mod replay;
 pub mod signature;
