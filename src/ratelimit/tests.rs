@@ -60,10 +60,17 @@ fn never_more_than_per_minute_failures_in_any_sixty_seconds() {
         }
         for (i, &t) in failures.iter().enumerate() {
             let in_window = failures[i..].iter().take_while(|&&u| u < t + 60).count();
-            assert!(in_window <= 3, "{in_window} failures in the minute from {t}");
+            assert!(
+                in_window <= 3,
+                "{in_window} failures in the minute from {t}"
+            );
         }
         // ...yet it is not locked out for good: about 3 per 65 s.
-        assert!(failures.len() >= 24, "only {} failures allowed", failures.len());
+        assert!(
+            failures.len() >= 24,
+            "only {} failures allowed",
+            failures.len()
+        );
     }
 }
 

@@ -48,7 +48,7 @@ impl From<StoreError> for Error {
 /// lookup and the insert; Redis does it with `SET key 1 NX PX ttl`).
 ///
 /// Async because the shared store is a network round trip. `async_trait` boxes the future, which
-/// costs the memory store one small allocation per signed request (~20 ns, see `benches/replay.rs`)
+/// costs the memory store one small allocation per signed request (~35 ns, see `benches/replay.rs`)
 /// against ~50 µs for the Ed25519 verify it follows; in exchange the gateway holds one
 /// `Arc<dyn NonceStore>` chosen at start-up and awaits it, with no second code path. Callers that are
 /// not async (the offline `verify`, tests) use `MemoryStore::check_and_remember_sync`.
