@@ -6,4 +6,6 @@ pub mod cli;
 pub mod error;
 pub mod keys;
 pub mod proxy;
+pub mod ratelimit;
+pub mod replay;
 pub mod signature;
