@@ -1,0 +1,1 @@
+//! Tests of the whole loader: error positions, defaults, overrides, key files.
