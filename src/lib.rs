@@ -1,6 +1,8 @@
 //! sigproxy: an RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519), on Pingora.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod error;
+pub mod keys;
 pub mod signature;
 pub mod policy;
