@@ -4,5 +4,5 @@
 pub mod cli;
 pub mod error;
 pub mod keys;
-pub mod signature;
 pub mod policy;
+pub mod signature;

@@ -39,7 +39,10 @@ pub enum StickyOn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallerMatcher {
     /// Exact value match; the name is lowercased.
-    Header { name: HeaderName, value: String },
+    Header {
+        name: HeaderName,
+        value: String,
+    },
     Ip(IpNet),
     /// A verified client id, or an unsigned caller's legacy identity.
     Client(String),
@@ -59,15 +62,21 @@ const KEYS: &[&str] = &["percent", "sticky_on", "always_require", "never_require
 
 pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> CanaryPolicy {
     let mut c = CanaryPolicy::default();
-    let Some(m) = MapReader::new(d, node, path, KEYS) else { return c };
+    let Some(m) = MapReader::new(d, node, path, KEYS) else {
+        return c;
+    };
     if let Some((n, p)) = m.get("percent") {
-        c.percent = integer(d, n, &p, 0, 100).and_then(|v| u8::try_from(v).ok()).unwrap_or(0);
+        c.percent = integer(d, n, &p, 0, 100)
+            .and_then(|v| u8::try_from(v).ok())
+            .unwrap_or(0);
     }
     if let Some((n, p)) = m.get("sticky_on") {
         let parsed = strings(d, n, &p, parse_sticky);
-        if parsed.is_empty() {
+        if matches!(&n.value, super::yaml::Value::Seq(items) if items.is_empty())
+            || n.value == super::yaml::Value::Null
+        {
             d.err(n.pos, &p, "name at least one of \"header:NAME\" or \"ip\"");
-        } else {
+        } else if !parsed.is_empty() {
             c.sticky_on = parsed;
         }
     }
@@ -95,7 +104,8 @@ fn strings<T>(d: &mut Diag, n: &Node, path: &str, f: fn(&str) -> Result<T, Strin
 }
 
 pub(crate) fn header_name(s: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("{s:?} is not a valid HTTP header name"))
+    HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("{s:?} is not a valid HTTP header name"))
 }
 
 fn parse_sticky(s: &str) -> Result<StickyOn, String> {
@@ -120,11 +130,16 @@ fn parse_matcher(s: &str) -> Result<CallerMatcher, String> {
             let (name, value) = rest
                 .split_once('=')
                 .ok_or_else(|| format!("{s:?}: expected \"header:name=value\""))?;
-            Ok(CallerMatcher::Header { name: header_name(name)?, value: value.to_string() })
+            Ok(CallerMatcher::Header {
+                name: header_name(name)?,
+                value: value.to_string(),
+            })
         }
         Some(("ip", cidr)) => parse_cidr(cidr).map(CallerMatcher::Ip),
         Some(("client", id)) if !id.is_empty() => Ok(CallerMatcher::Client(id.to_string())),
-        _ => Err(format!("{s:?}: expected \"header:name=value\", \"ip:CIDR\" or \"client:ID\"")),
+        _ => Err(format!(
+            "{s:?}: expected \"header:name=value\", \"ip:CIDR\" or \"client:ID\""
+        )),
     }
 }
 
@@ -136,12 +151,30 @@ mod tests {
     fn matchers_parse_into_types() {
         assert_eq!(
             parse_matcher("header:X-Client-Id=partner-a"),
-            Ok(CallerMatcher::Header { name: HeaderName::from_static("x-client-id"), value: "partner-a".into() })
+            Ok(CallerMatcher::Header {
+                name: HeaderName::from_static("x-client-id"),
+                value: "partner-a".into()
+            })
         );
-        assert_eq!(parse_matcher("ip:10.1.0.0/16"), Ok(CallerMatcher::Ip("10.1.0.0/16".parse().unwrap())));
-        assert_eq!(parse_matcher("ip:10.1.2.3"), Ok(CallerMatcher::Ip("10.1.2.3/32".parse().unwrap())));
-        assert_eq!(parse_matcher("client:web"), Ok(CallerMatcher::Client("web".into())));
-        for bad in ["header:x", "ip:10.0.0.0/99", "client:", "who:x", "header:bad name=1"] {
+        assert_eq!(
+            parse_matcher("ip:10.1.0.0/16"),
+            Ok(CallerMatcher::Ip("10.1.0.0/16".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_matcher("ip:10.1.2.3"),
+            Ok(CallerMatcher::Ip("10.1.2.3/32".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_matcher("client:web"),
+            Ok(CallerMatcher::Client("web".into()))
+        );
+        for bad in [
+            "header:x",
+            "ip:10.0.0.0/99",
+            "client:",
+            "who:x",
+            "header:bad name=1",
+        ] {
             assert!(parse_matcher(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_sticky("ip"), Ok(StickyOn::Ip));

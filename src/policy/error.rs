@@ -18,8 +18,16 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "(root)" } else { &self.path };
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, path, self.message)
+        let path = if self.path.is_empty() {
+            "(root)"
+        } else {
+            &self.path
+        };
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.col, path, self.message
+        )
     }
 }
 
@@ -63,7 +71,10 @@ pub(crate) struct Diag {
 
 impl Diag {
     pub fn new(file: &str) -> Self {
-        Diag { file: file.to_string(), errors: Vec::new() }
+        Diag {
+            file: file.to_string(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn err(&mut self, pos: Pos, path: &str, message: impl Into<String>) {

@@ -78,6 +78,15 @@ pub enum OnStoreError {
     Allow,
 }
 
+impl OnStoreError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::Reject => "reject",
+            OnStoreError::Allow => "allow",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplayPolicy {
     pub backend: ReplayBackend,
@@ -98,7 +107,12 @@ impl Default for PolicyFile {
             mode: Mode::Hybrid,
             dry_run: false,
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            upstream: Upstream { tls: false, host: "127.0.0.1".into(), port: 8081, sni: String::new() },
+            upstream: Upstream {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 8081,
+                sni: String::new(),
+            },
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             threads: 0,
             shutdown_grace_seconds: 10,
@@ -110,21 +124,41 @@ impl Default for PolicyFile {
             canary: CanaryPolicy::default(),
             identity: IdentityPolicy::default(),
             trusted_proxies: Vec::new(),
-            replay: ReplayPolicy { backend: ReplayBackend::Memory, max_entries: 1_000_000, on_store_error: OnStoreError::Reject },
+            replay: ReplayPolicy {
+                backend: ReplayBackend::Memory,
+                max_entries: 1_000_000,
+                on_store_error: OnStoreError::Reject,
+            },
             failure_rate_limit: FailureRateLimit::default(),
         }
     }
 }
 
 const TOP: &[&str] = &[
-    "mode", "dry_run", "listen", "upstream", "admin_listen", "threads", "shutdown_grace_seconds", "signature",
-    "keys", "key_files", "key_directory", "routes", "canary", "identity", "trusted_proxies", "replay",
+    "mode",
+    "dry_run",
+    "listen",
+    "upstream",
+    "admin_listen",
+    "threads",
+    "shutdown_grace_seconds",
+    "signature",
+    "keys",
+    "key_files",
+    "key_directory",
+    "routes",
+    "canary",
+    "identity",
+    "trusted_proxies",
+    "replay",
     "failure_rate_limit",
 ];
 
 pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     let mut f = PolicyFile::default();
-    let Some(m) = MapReader::new(d, root, "", TOP) else { return f };
+    let Some(m) = MapReader::new(d, root, "", TOP) else {
+        return f;
+    };
     if let Some((n, p)) = m.get("mode") {
         f.mode = super::parse_mode(d, n, &p).unwrap_or(f.mode);
     }
@@ -140,11 +174,20 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     f.listen = addr(d, "listen", f.listen);
     f.admin_listen = addr(d, "admin_listen", f.admin_listen);
     if f.listen == f.admin_listen && f.listen.port() != 0 {
-        let pos = m.get("admin_listen").or(m.get("listen")).map_or(m.pos, |(n, _)| n.pos);
-        d.err(pos, "admin_listen", format!("admin_listen and listen are the same address {}", f.listen));
+        let pos = m
+            .get("admin_listen")
+            .or(m.get("listen"))
+            .map_or(m.pos, |(n, _)| n.pos);
+        d.err(
+            pos,
+            "admin_listen",
+            format!("admin_listen and listen are the same address {}", f.listen),
+        );
     }
     if let Some((n, p)) = m.get("upstream") {
-        if let Some(u) = string(d, n, &p).and_then(|s| s.parse::<Upstream>().map_err(|e| d.err(n.pos, &p, e)).ok()) {
+        if let Some(u) = string(d, n, &p)
+            .and_then(|s| s.parse::<Upstream>().map_err(|e| d.err(n.pos, &p, e)).ok())
+        {
             f.upstream = u;
         }
     }
@@ -158,7 +201,7 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
         f.signature = signature::parse(d, n, &p);
     }
     if let Some((n, p)) = m.get("keys") {
-        f.keys = key_entries::parse_list(d, n, &p);
+        f.keys = key_entries::parse_list(d, n, &p, &crate::keys::KeySource::Inline);
     }
     if let Some((n, p)) = m.get("key_files") {
         for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
@@ -196,7 +239,8 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     if let Some((n, p)) = m.get("failure_rate_limit") {
         if let Some(r) = MapReader::new(d, n, &p, &["per_minute"]) {
             if let Some((n, p)) = r.get("per_minute") {
-                f.failure_rate_limit.per_minute = integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
+                f.failure_rate_limit.per_minute =
+                    integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
             }
         }
     }
@@ -216,7 +260,11 @@ fn parse_key_directory(d: &mut Diag, n: &Node, path: &str) -> Option<KeyDirector
             if http_url(s) {
                 Some(s.to_string())
             } else {
-                d.err(n.pos, &p, format!("{s:?} is not an http:// or https:// URL"));
+                d.err(
+                    n.pos,
+                    &p,
+                    format!("{s:?} is not an http:// or https:// URL"),
+                );
                 None
             }
         }),
@@ -229,14 +277,24 @@ fn parse_key_directory(d: &mut Diag, n: &Node, path: &str) -> Option<KeyDirector
         Some((n, p)) => integer(d, n, &p, 1, 86_400)?,
         None => 300,
     };
-    Some(KeyDirectory { url: url?, refresh_seconds })
+    Some(KeyDirectory {
+        url: url?,
+        refresh_seconds,
+    })
 }
 
 fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
     let mut id = IdentityPolicy::default();
-    const KEYS: &[&str] =
-        &["client_id_header", "key_id_header", "auth_method_header", "strip_inbound", "forward_signature_headers"];
-    let Some(m) = MapReader::new(d, n, path, KEYS) else { return id };
+    const KEYS: &[&str] = &[
+        "client_id_header",
+        "key_id_header",
+        "auth_method_header",
+        "strip_inbound",
+        "forward_signature_headers",
+    ];
+    let Some(m) = MapReader::new(d, n, path, KEYS) else {
+        return id;
+    };
     let header = |d: &mut Diag, n: &Node, p: &str| {
         string(d, n, p).and_then(|s| header_name(s).map_err(|e| d.err(n.pos, p, e)).ok())
     };
@@ -251,7 +309,11 @@ fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
             }
         }
     }
-    let names = [&id.client_id_header, &id.key_id_header, &id.auth_method_header];
+    let names = [
+        &id.client_id_header,
+        &id.key_id_header,
+        &id.auth_method_header,
+    ];
     if names[0] == names[1] || names[1] == names[2] || names[0] == names[2] {
         d.err(m.pos, path, "client_id_header, key_id_header and auth_method_header must be three different headers");
     }
@@ -269,7 +331,12 @@ fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
 }
 
 fn parse_replay(d: &mut Diag, n: &Node, path: &str, mut r: ReplayPolicy) -> ReplayPolicy {
-    let Some(m) = MapReader::new(d, n, path, &["store", "max_entries", "redis_url", "on_store_error"]) else {
+    let Some(m) = MapReader::new(
+        d,
+        n,
+        path,
+        &["store", "max_entries", "redis_url", "on_store_error"],
+    ) else {
         return r;
     };
     #[derive(Clone, Copy, PartialEq)]
@@ -278,14 +345,23 @@ fn parse_replay(d: &mut Diag, n: &Node, path: &str, mut r: ReplayPolicy) -> Repl
         Redis,
     }
     let store = match m.get("store") {
-        Some((n, p)) => choice(d, n, &p, &[("memory", Store::Memory), ("redis", Store::Redis)]),
+        Some((n, p)) => choice(
+            d,
+            n,
+            &p,
+            &[("memory", Store::Memory), ("redis", Store::Redis)],
+        ),
         None => Some(Store::Memory),
     };
     let url = m.get("redis_url").and_then(|(n, p)| {
         opt_string(d, n, &p).filter(|u| {
             let ok = u.starts_with("redis://") || u.starts_with("rediss://");
             if !ok {
-                d.err(n.pos, &p, format!("{u:?} is not a redis:// or rediss:// URL"));
+                d.err(
+                    n.pos,
+                    &p,
+                    format!("{u:?} is not a redis:// or rediss:// URL"),
+                );
             }
             ok
         })
@@ -295,7 +371,11 @@ fn parse_replay(d: &mut Diag, n: &Node, path: &str, mut r: ReplayPolicy) -> Repl
             Some(url) => r.backend = ReplayBackend::Redis { url },
             None if m.get_some("redis_url").is_none() => {
                 let pos = m.get("store").map_or(m.pos, |(n, _)| n.pos);
-                d.err(pos, &format!("{path}.redis_url"), "store: redis needs redis_url (redis://host:port/db)");
+                d.err(
+                    pos,
+                    &format!("{path}.redis_url"),
+                    "store: redis needs redis_url (redis://host:port/db)",
+                );
             }
             None => {}
         }
@@ -304,8 +384,16 @@ fn parse_replay(d: &mut Diag, n: &Node, path: &str, mut r: ReplayPolicy) -> Repl
         r.max_entries = integer(d, n, &p, 1, 1 << 32).map_or(r.max_entries, |v| v as usize);
     }
     if let Some((n, p)) = m.get("on_store_error") {
-        r.on_store_error =
-            choice(d, n, &p, &[("reject", OnStoreError::Reject), ("allow", OnStoreError::Allow)]).unwrap_or(r.on_store_error);
+        r.on_store_error = choice(
+            d,
+            n,
+            &p,
+            &[
+                ("reject", OnStoreError::Reject),
+                ("allow", OnStoreError::Allow),
+            ],
+        )
+        .unwrap_or(r.on_store_error);
     }
     r
 }

@@ -18,20 +18,23 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub use crate::keys::{KeySource, KeyStatus};
 pub use canary::{CallerMatcher, CanaryPolicy, StickyOn};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{
-    FailureRateLimit, IdentityPolicy, KeyDirectory, OnStoreError, PolicyFile, ReplayBackend, ReplayPolicy,
+    FailureRateLimit, IdentityPolicy, KeyDirectory, OnStoreError, PolicyFile, ReplayBackend,
+    ReplayPolicy,
 };
 pub use key_entries::KeyEntry;
 pub use network::Upstream;
 pub use overrides::{
-    EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides, from_dir as overrides_from_dir,
-    from_env as overrides_from_env, parse_bool_value, parse_mode_value, parse_percent_value,
+    EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides,
+    from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
+    parse_mode_value, parse_percent_value,
 };
 pub use routes::{Route, RouteRef};
 pub use signature::SignaturePolicy;
-pub use types::{KeyStatus, Mode, Requirement, Scheme};
+pub use types::{Mode, Requirement, Scheme};
 pub use yaml::Pos;
 
 use error::Diag;
@@ -57,7 +60,18 @@ impl Policy {
     /// Route lookup on the file as written (no overrides). Per request, prefer
     /// `EffectivePolicy::route_for`.
     pub fn route_for(&self, method: &Method, path: &str) -> RouteRef<'_> {
-        routes::lookup(&self.file.routes, self.file.mode, self.file.dry_run, method, path)
+        routes::lookup(
+            &self.file.routes,
+            self.file.mode,
+            self.file.dry_run,
+            method,
+            path,
+        )
+    }
+
+    /// Every key as a record for `crate::keys::KeySet::new` (ids are already unique).
+    pub fn key_records(&self) -> Vec<crate::keys::KeyRecord> {
+        self.keys.iter().map(KeyEntry::record).collect()
     }
 
     /// The policy with `overrides` applied (SPEC §3 table). Pure.
@@ -70,7 +84,13 @@ impl Policy {
 pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: name.clone(), line: 1, col: 1, path: String::new(), message: format!("cannot read: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: 1,
+            col: 1,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
     })?;
     parse_bytes(&bytes, &name)
 }
@@ -91,8 +111,16 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            d.err(Pos { line, col: 1 }, "", "the policy file is not valid UTF-8");
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            d.err(
+                Pos { line, col: 1 },
+                "",
+                "the policy file is not valid UTF-8",
+            );
             return Err(ConfigErrors(d.errors));
         }
     };
@@ -101,17 +129,33 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
             d.err(pos, "", format!("YAML syntax error: {msg}"));
             return Err(ConfigErrors(d.errors));
         }
-        Ok(root) => root.unwrap_or(yaml::Node { pos: Pos { line: 1, col: 1 }, value: yaml::Value::Null }),
+        Ok(root) => root.unwrap_or(yaml::Node {
+            pos: Pos { line: 1, col: 1 },
+            value: yaml::Value::Null,
+        }),
     };
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
     let (keys, key_file_paths) = gather_keys(&file, &root, base, file_name, &mut errors);
-    errors.sort_by(|a, b| (a.file != file_name, &a.file, a.line, a.col).cmp(&(b.file != file_name, &b.file, b.line, b.col)));
+    errors.sort_by(|a, b| {
+        (a.file != file_name, &a.file, a.line, a.col).cmp(&(
+            b.file != file_name,
+            &b.file,
+            b.line,
+            b.col,
+        ))
+    });
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    Ok(Policy { file, keys, key_file_paths, path: PathBuf::from(file_name), sha256 })
+    Ok(Policy {
+        file,
+        keys,
+        key_file_paths,
+        path: PathBuf::from(file_name),
+        sha256,
+    })
 }
 
 /// Inline keys plus key files; key ids unique across all of them.
@@ -125,7 +169,9 @@ fn gather_keys(
     let mut keys = file.keys.clone();
     let mut paths = Vec::new();
     let patterns = match &root.value {
-        yaml::Value::Map(m) => m.iter().find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
+        yaml::Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
         _ => None,
     };
     let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
@@ -151,11 +197,17 @@ fn gather_keys(
         let name = path.display().to_string();
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let (found, errs) = key_entries::parse_key_file(&text, &name);
+                let (found, errs) = key_entries::parse_key_file(&text, path);
                 keys.extend(found);
                 errors.extend(errs);
             }
-            Err(e) => errors.push(ConfigError { file: name, line: 1, col: 1, path: String::new(), message: format!("cannot read key file: {e}") }),
+            Err(e) => errors.push(ConfigError {
+                file: name,
+                line: 1,
+                col: 1,
+                path: String::new(),
+                message: format!("cannot read key file: {e}"),
+            }),
         }
     }
     let mut unique: Vec<KeyEntry> = Vec::with_capacity(keys.len());
@@ -166,7 +218,10 @@ fn gather_keys(
                 line: k.pos.line,
                 col: k.pos.col,
                 path: "keys".into(),
-                message: format!("duplicate key_id {:?} (first defined at {}:{}:{})", k.key_id, first.file, first.pos.line, first.pos.col),
+                message: format!(
+                    "duplicate key_id {:?} (first defined at {}:{}:{})",
+                    k.key_id, first.file, first.pos.line, first.pos.col
+                ),
             });
         } else {
             unique.push(k);
@@ -179,8 +234,16 @@ fn gather_keys(
 /// (YAML 1.2), but `mode: false` is refused rather than guessed, with a hint.
 pub(crate) fn parse_mode(d: &mut Diag, n: &yaml::Node, path: &str) -> Option<Mode> {
     if let yaml::Value::Bool(b) = n.value {
-        let hint = if b { "" } else { "; to turn checking off write `off` (YAML 1.2 keeps it a string)" };
-        d.err(n.pos, path, format!("expected one of off | hybrid | required, got boolean {b}{hint}"));
+        let hint = if b {
+            ""
+        } else {
+            "; to turn checking off write `off` (YAML 1.2 keeps it a string)"
+        };
+        d.err(
+            n.pos,
+            path,
+            format!("expected one of off | hybrid | required, got boolean {b}{hint}"),
+        );
         return None;
     }
     reader::choice(d, n, path, &Mode::NAMES)

@@ -2,10 +2,10 @@
 //! them in the environment or as files beside the policy, and the pure function that applies
 //! them to a policy (`Policy::effective`). Watching for changes is the reload code's job.
 
+use super::Policy;
 use super::error::{ConfigError, ConfigErrors};
 use super::routes::{self, Route, RouteRef};
 use super::types::Mode;
-use super::Policy;
 use http::Method;
 use std::path::{Path, PathBuf};
 
@@ -52,7 +52,9 @@ pub fn parse_bool_value(s: &str) -> Result<bool, String> {
 pub fn parse_percent_value(s: &str) -> Result<u8, String> {
     match s.trim().parse::<u8>() {
         Ok(p) if p <= 100 => Ok(p),
-        _ => Err(format!("{s:?} is not a percentage: expected a whole number 0..100")),
+        _ => Err(format!(
+            "{s:?} is not a percentage: expected a whole number 0..100"
+        )),
     }
 }
 
@@ -67,12 +69,16 @@ impl Overrides {
             "SIGNATURE_AUTH_MODE" | "auth_mode" => {
                 let m = parse_mode_value(value)?;
                 if self.mode.is_some_and(|old| old != m) {
-                    return Err("SIGNATURE_AUTH_MODE and auth_mode are both set, to different modes".into());
+                    return Err(
+                        "SIGNATURE_AUTH_MODE and auth_mode are both set, to different modes".into(),
+                    );
                 }
                 self.mode = Some(m);
             }
             "SIGNATURE_AUTH_REQUIRED" => self.required = Some(parse_bool_value(value)?),
-            "SIGNATURE_AUTH_CANARY_PERCENT" => self.canary_percent = Some(parse_percent_value(value)?),
+            "SIGNATURE_AUTH_CANARY_PERCENT" => {
+                self.canary_percent = Some(parse_percent_value(value)?)
+            }
             "SIGNATURE_AUTH_DRY_RUN" => self.dry_run = Some(parse_bool_value(value)?),
             _ => return Ok(false),
         }
@@ -110,27 +116,45 @@ pub struct FoundOverrides {
     pub settings: Vec<OverrideSetting>,
 }
 
-fn collect(found: impl IntoIterator<Item = (String, String, OverrideOrigin)>) -> Result<FoundOverrides, ConfigErrors> {
+fn collect(
+    found: impl IntoIterator<Item = (String, String, OverrideOrigin)>,
+) -> Result<FoundOverrides, ConfigErrors> {
     let mut out = FoundOverrides::default();
     let mut errors = Vec::new();
     for (name, value, origin) in found {
         match out.overrides.set(&name, &value) {
-            Ok(true) => out.settings.push(OverrideSetting { name, value: value.trim().to_string(), origin }),
+            Ok(true) => out.settings.push(OverrideSetting {
+                name,
+                value: value.trim().to_string(),
+                origin,
+            }),
             Ok(false) => {}
             Err(message) => {
                 let file = match &origin {
                     OverrideOrigin::Env => "(environment)".to_string(),
                     OverrideOrigin::File(p) => p.display().to_string(),
                 };
-                errors.push(ConfigError { file, line: 1, col: 1, path: name, message });
+                errors.push(ConfigError {
+                    file,
+                    line: 1,
+                    col: 1,
+                    path: name,
+                    message,
+                });
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// Overrides among `vars` (pass `std::env::vars()`); other variables are ignored.
-pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<FoundOverrides, ConfigErrors> {
+pub fn from_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<FoundOverrides, ConfigErrors> {
     let mut found: Vec<_> = vars
         .into_iter()
         .filter(|(k, _)| OVERRIDE_NAMES.contains(&k.as_str()))
@@ -148,7 +172,11 @@ pub fn from_dir(dir: &Path) -> Result<FoundOverrides, ConfigErrors> {
     for name in OVERRIDE_NAMES {
         let path = dir.join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => found.push((name.to_string(), String::from_utf8_lossy(&bytes).into_owned(), OverrideOrigin::File(path))),
+            Ok(bytes) => found.push((
+                name.to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+                OverrideOrigin::File(path),
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => errors.push(ConfigError {
                 file: path.display().to_string(),

@@ -7,7 +7,11 @@ use super::yaml::{Node, Pos, Value};
 
 /// `parent.key`, or `key` at the root.
 pub(crate) fn child(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 pub(crate) fn index(path: &str, i: usize) -> String {
@@ -31,14 +35,21 @@ impl<'a> MapReader<'a> {
             Value::Map(map) => {
                 for (k, v) in map {
                     let Value::Str(key) = &k.value else {
-                        d.err(k.pos, path, format!("keys must be strings, got {}", k.kind()));
+                        d.err(
+                            k.pos,
+                            path,
+                            format!("keys must be strings, got {}", k.kind()),
+                        );
                         continue;
                     };
                     let key_path = child(path, key);
                     if !known.contains(&key.as_str()) {
                         let msg = match suggest(key, known) {
                             Some(s) => format!("unknown key `{key}`; did you mean `{s}`?"),
-                            None => format!("unknown key `{key}`; known keys here: {}", known.join(", ")),
+                            None => format!(
+                                "unknown key `{key}`; known keys here: {}",
+                                known.join(", ")
+                            ),
                         };
                         d.err(k.pos, &key_path, msg);
                     } else if entries.iter().any(|(e, _)| e == key) {
@@ -49,15 +60,26 @@ impl<'a> MapReader<'a> {
                 }
             }
             _ => {
-                d.err(node.pos, path, format!("expected a mapping, got {}", node.kind()));
+                d.err(
+                    node.pos,
+                    path,
+                    format!("expected a mapping, got {}", node.kind()),
+                );
                 return None;
             }
         }
-        Some(MapReader { pos: node.pos, path: path.to_string(), entries })
+        Some(MapReader {
+            pos: node.pos,
+            path: path.to_string(),
+            entries,
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<(&'a Node, String)> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v, child(&self.path, key)))
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v, child(&self.path, key)))
     }
 
     /// Like `get`, but an explicit `null` counts as absent.
@@ -96,10 +118,16 @@ pub(crate) fn string<'a>(d: &mut Diag, n: &'a Node, path: &str) -> Option<&'a st
         Value::Str(s) => Some(s),
         _ => {
             let hint = match n.value {
-                Value::Int(_) | Value::Float(_) | Value::Bool(_) => " (quote it to make it a string)",
+                Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                    " (quote it to make it a string)"
+                }
                 _ => "",
             };
-            d.err(n.pos, path, format!("expected a string, got {}{hint}", n.kind()));
+            d.err(
+                n.pos,
+                path,
+                format!("expected a string, got {}{hint}", n.kind()),
+            );
             None
         }
     }
@@ -117,11 +145,22 @@ pub(crate) fn boolean(d: &mut Diag, n: &Node, path: &str) -> Option<bool> {
     match &n.value {
         Value::Bool(b) => Some(*b),
         Value::Str(s) if matches!(s.as_str(), "yes" | "no" | "on" | "off" | "y" | "n") => {
-            d.err(n.pos, path, format!("expected true or false, got {:?} (YAML 1.2 has only true and false)", s));
+            d.err(
+                n.pos,
+                path,
+                format!(
+                    "expected true or false, got {:?} (YAML 1.2 has only true and false)",
+                    s
+                ),
+            );
             None
         }
         _ => {
-            d.err(n.pos, path, format!("expected true or false, got {}", n.kind()));
+            d.err(
+                n.pos,
+                path,
+                format!("expected true or false, got {}", n.kind()),
+            );
             None
         }
     }
@@ -131,12 +170,18 @@ pub(crate) fn boolean(d: &mut Diag, n: &Node, path: &str) -> Option<bool> {
 pub(crate) fn integer(d: &mut Diag, n: &Node, path: &str, min: u64, max: u64) -> Option<u64> {
     let v = match &n.value {
         Value::Int(i) => *i,
-        Value::Str(s) if n.value != Value::Null && s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => {
+        Value::Str(s)
+            if n.value != Value::Null && s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() =>
+        {
             d.err(n.pos, path, format!("{s} is out of range {min}..={max}"));
             return None;
         }
         _ => {
-            d.err(n.pos, path, format!("expected an integer in {min}..={max}, got {}", n.kind()));
+            d.err(
+                n.pos,
+                path,
+                format!("expected an integer in {min}..={max}, got {}", n.kind()),
+            );
             return None;
         }
     };
@@ -161,11 +206,20 @@ pub(crate) fn list<'a>(d: &mut Diag, n: &'a Node, path: &str) -> Option<&'a [Nod
 }
 
 /// A string that must be one of `choices` (exact, lowercase).
-pub(crate) fn choice<T: Copy>(d: &mut Diag, n: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
+pub(crate) fn choice<T: Copy>(
+    d: &mut Diag,
+    n: &Node,
+    path: &str,
+    choices: &[(&str, T)],
+) -> Option<T> {
     let names: Vec<&str> = choices.iter().map(|(s, _)| *s).collect();
     let one_of = names.join(" | ");
     let Value::Str(s) = &n.value else {
-        d.err(n.pos, path, format!("expected one of {one_of}, got {}", n.kind()));
+        d.err(
+            n.pos,
+            path,
+            format!("expected one of {one_of}, got {}", n.kind()),
+        );
         return None;
     };
     if let Some((_, v)) = choices.iter().find(|(c, _)| c == s) {
@@ -175,7 +229,11 @@ pub(crate) fn choice<T: Copy>(d: &mut Diag, n: &Node, path: &str, choices: &[(&s
         Some(k) => format!("; did you mean `{k}`?"),
         None => String::new(),
     };
-    d.err(n.pos, path, format!("unknown value {s:?}: expected one of {one_of}{hint}"));
+    d.err(
+        n.pos,
+        path,
+        format!("unknown value {s:?}: expected one of {one_of}{hint}"),
+    );
     None
 }
 

@@ -50,7 +50,10 @@ pub(crate) fn lookup<'a>(
 ) -> RouteRef<'a> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let find = |p: &str| {
-        let hit = routes.iter().enumerate().find(|(_, r)| r.matches(method, p));
+        let hit = routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(method, p));
         match hit {
             Some((i, r)) => RouteRef {
                 index: Some(i),
@@ -58,7 +61,12 @@ pub(crate) fn lookup<'a>(
                 mode: r.mode,
                 dry_run: r.dry_run.unwrap_or(default_dry_run),
             },
-            None => RouteRef { index: None, route: None, mode: default_mode, dry_run: default_dry_run },
+            None => RouteRef {
+                index: None,
+                route: None,
+                mode: default_mode,
+                dry_run: default_dry_run,
+            },
         }
     };
     let raw = find(path);
@@ -67,7 +75,11 @@ pub(crate) fn lookup<'a>(
     }
     let norm = find(&normalize(path));
     // Stricter wins; on a tie prefer the one that does not dry-run.
-    if (norm.mode, !norm.dry_run) > (raw.mode, !raw.dry_run) { norm } else { raw }
+    if (norm.mode, !norm.dry_run) > (raw.mode, !raw.dry_run) {
+        norm
+    } else {
+        raw
+    }
 }
 
 /// True for the common path that needs no normalization (checked without allocating).
@@ -113,20 +125,30 @@ fn normalize(path: &str) -> String {
 }
 
 const KEYS: &[&str] = &["path_prefix", "methods", "mode", "dry_run"];
-const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> Vec<Route> {
     let mut out = Vec::new();
-    let Some(items) = list(d, node, path) else { return out };
+    let Some(items) = list(d, node, path) else {
+        return out;
+    };
     for (i, item) in items.iter().enumerate() {
         let rp = index(path, i);
-        let Some(m) = MapReader::new(d, item, &rp, KEYS) else { continue };
+        let Some(m) = MapReader::new(d, item, &rp, KEYS) else {
+            continue;
+        };
         let prefix = match m.get("path_prefix") {
             Some((n, p)) => string(d, n, &p).and_then(|s| {
                 if s.starts_with('/') {
                     Some(s.to_string())
                 } else {
-                    d.err(n.pos, &p, format!("path_prefix must start with `/`, got {s:?}"));
+                    d.err(
+                        n.pos,
+                        &p,
+                        format!("path_prefix must start with `/`, got {s:?}"),
+                    );
                     None
                 }
             }),
@@ -142,10 +164,18 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> Vec<Route> {
                 None
             }
         };
-        let methods = m.get_some("methods").and_then(|(n, p)| parse_methods(d, n, &p));
+        let methods = m
+            .get_some("methods")
+            .and_then(|(n, p)| parse_methods(d, n, &p));
         let dry_run = m.get_some("dry_run").and_then(|(n, p)| boolean(d, n, &p));
         if let (Some(path_prefix), Some(mode)) = (prefix, mode) {
-            out.push(Route { path_prefix, methods, mode, dry_run, pos: item.pos });
+            out.push(Route {
+                path_prefix,
+                methods,
+                mode,
+                dry_run,
+                pos: item.pos,
+            });
         }
     }
     out
@@ -154,17 +184,30 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> Vec<Route> {
 fn parse_methods(d: &mut Diag, n: &Node, path: &str) -> Option<Vec<Method>> {
     let items = list(d, n, path)?;
     if items.is_empty() {
-        d.err(n.pos, path, "an empty methods list matches nothing; omit `methods` to match every method");
+        d.err(
+            n.pos,
+            path,
+            "an empty methods list matches nothing; omit `methods` to match every method",
+        );
         return None;
     }
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ip = index(path, i);
-        let Some(s) = string(d, item, &ip) else { continue };
+        let Some(s) = string(d, item, &ip) else {
+            continue;
+        };
         if METHODS.contains(&s) {
             out.extend(Method::from_bytes(s.as_bytes()).ok());
         } else if METHODS.contains(&s.to_ascii_uppercase().as_str()) {
-            d.err(item.pos, &ip, format!("methods are case-sensitive: write {:?}", s.to_ascii_uppercase()));
+            d.err(
+                item.pos,
+                &ip,
+                format!(
+                    "methods are case-sensitive: write {:?}",
+                    s.to_ascii_uppercase()
+                ),
+            );
         } else {
             let _ = choice(d, item, &ip, &METHODS.map(|m| (m, ())));
         }
@@ -179,7 +222,11 @@ mod tests {
     fn route(prefix: &str, methods: Option<&[&str]>, mode: Mode) -> Route {
         Route {
             path_prefix: prefix.into(),
-            methods: methods.map(|ms| ms.iter().map(|m| Method::from_bytes(m.as_bytes()).unwrap()).collect()),
+            methods: methods.map(|ms| {
+                ms.iter()
+                    .map(|m| Method::from_bytes(m.as_bytes()).unwrap())
+                    .collect()
+            }),
             mode,
             dry_run: None,
             pos: Pos::default(),

@@ -57,11 +57,21 @@ const KEYS: &[&str] = &[
 ];
 
 /// Request-side derived components of RFC 9421 §2.2 that make sense to require by name.
-const DERIVED: &[&str] = &["@method", "@target-uri", "@authority", "@scheme", "@request-target", "@path", "@query"];
+const DERIVED: &[&str] = &[
+    "@method",
+    "@target-uri",
+    "@authority",
+    "@scheme",
+    "@request-target",
+    "@path",
+    "@query",
+];
 
 pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
     let mut s = SignaturePolicy::default();
-    let Some(m) = MapReader::new(d, node, path, KEYS) else { return s };
+    let Some(m) = MapReader::new(d, node, path, KEYS) else {
+        return s;
+    };
     const DAY: u64 = 86_400;
     if let Some((n, p)) = m.get("max_age_seconds") {
         s.max_age_seconds = integer(d, n, &p, 1, 7 * DAY).unwrap_or(s.max_age_seconds);
@@ -83,9 +93,13 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let ip = index(&p, i);
-                let Some(c) = string(d, item, &ip) else { continue };
+                let Some(c) = string(d, item, &ip) else {
+                    continue;
+                };
                 match check_component(c) {
-                    Ok(()) if out.contains(&c.to_string()) => d.err(item.pos, &ip, format!("{c} is listed twice")),
+                    Ok(()) if out.contains(&c.to_string()) => {
+                        d.err(item.pos, &ip, format!("{c} is listed twice"))
+                    }
                     Ok(()) => out.push(c.to_string()),
                     Err(e) => d.err(item.pos, &ip, e),
                 }
@@ -106,21 +120,26 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
         s.tag = opt_string(d, n, &p).filter(|t| {
             let ok = t.bytes().all(|b| (0x20..0x7f).contains(&b));
             if !ok {
-                d.err(n.pos, &p, "a tag is a structured-field string: printable ASCII only");
+                d.err(
+                    n.pos,
+                    &p,
+                    "a tag is a structured-field string: printable ASCII only",
+                );
             }
             ok
         });
     }
     if let Some((n, p)) = m.get("public_authority") {
-        s.public_authority = opt_string(d, n, &p).and_then(|a| {
-            match a.parse::<http::uri::Authority>() {
-                Ok(auth) if !a.contains('@') && !auth.host().is_empty() => Some(a.to_ascii_lowercase()),
+        s.public_authority =
+            opt_string(d, n, &p).and_then(|a| match a.parse::<http::uri::Authority>() {
+                Ok(auth) if !a.contains('@') && !auth.host().is_empty() => {
+                    Some(a.to_ascii_lowercase())
+                }
                 _ => {
                     d.err(n.pos, &p, format!("{a:?} is not a host[:port] authority"));
                     None
                 }
-            }
-        });
+            });
     }
     if let Some((n, p)) = m.get_some("public_scheme") {
         s.public_scheme = choice(d, n, &p, &Scheme::NAMES);
@@ -142,13 +161,20 @@ fn check_component(c: &str) -> Result<(), String> {
         });
     }
     if c.contains(';') || c.contains('"') {
-        return Err(format!("{c:?}: component parameters are not supported here; write the bare name"));
+        return Err(format!(
+            "{c:?}: component parameters are not supported here; write the bare name"
+        ));
     }
     if c.is_empty() || !c.bytes().all(is_tchar) {
-        return Err(format!("{c:?} is neither a derived component (@…) nor an HTTP field name"));
+        return Err(format!(
+            "{c:?} is neither a derived component (@…) nor an HTTP field name"
+        ));
     }
     if c.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(format!("field names in component identifiers are lowercase: write {:?}", c.to_ascii_lowercase()));
+        return Err(format!(
+            "field names in component identifiers are lowercase: write {:?}",
+            c.to_ascii_lowercase()
+        ));
     }
     Ok(())
 }
@@ -170,10 +196,27 @@ mod tests {
 
     #[test]
     fn components_accept_request_ones_and_reject_the_rest() {
-        for ok in ["@method", "@target-uri", "@authority", "@path", "@query", "content-type", "content-digest"] {
+        for ok in [
+            "@method",
+            "@target-uri",
+            "@authority",
+            "@path",
+            "@query",
+            "content-type",
+            "content-digest",
+        ] {
             assert_eq!(check_component(ok), Ok(()), "{ok}");
         }
-        for bad in ["@status", "@query-param", "@signature-params", "@nope", "Content-Type", "a b", "", "x;sf"] {
+        for bad in [
+            "@status",
+            "@query-param",
+            "@signature-params",
+            "@nope",
+            "Content-Type",
+            "a b",
+            "",
+            "x;sf",
+        ] {
             assert!(check_component(bad).is_err(), "{bad}");
         }
     }

@@ -16,8 +16,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const NAMES: [(&'static str, Mode); 3] =
-        [("off", Mode::Off), ("hybrid", Mode::Hybrid), ("required", Mode::Required)];
+    pub const NAMES: [(&'static str, Mode); 3] = [
+        ("off", Mode::Off),
+        ("hybrid", Mode::Hybrid),
+        ("required", Mode::Required),
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,30 +72,6 @@ impl fmt::Display for Requirement {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyStatus {
-    Active,
-    Revoked,
-}
-
-impl KeyStatus {
-    pub const NAMES: [(&'static str, KeyStatus); 2] =
-        [("active", KeyStatus::Active), ("revoked", KeyStatus::Revoked)];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Revoked => "revoked",
-        }
-    }
-}
-
-impl fmt::Display for KeyStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// `signature.public_scheme`: the scheme clients signed when TLS ends before the sidecar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -101,7 +80,8 @@ pub enum Scheme {
 }
 
 impl Scheme {
-    pub const NAMES: [(&'static str, Scheme); 2] = [("http", Scheme::Http), ("https", Scheme::Https)];
+    pub const NAMES: [(&'static str, Scheme); 2] =
+        [("http", Scheme::Http), ("https", Scheme::Https)];
 
     pub fn as_str(self) -> &'static str {
         match self {

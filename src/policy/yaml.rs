@@ -16,7 +16,10 @@ pub struct Pos {
 impl Pos {
     fn of(span: &Span) -> Self {
         // saphyr lines are 1-based, columns 0-based.
-        Pos { line: span.start.line(), col: span.start.col() + 1 }
+        Pos {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        }
     }
 }
 
@@ -69,7 +72,13 @@ pub fn parse_document(text: &str) -> Result<Option<Node>, (Pos, String)> {
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             let m = e.marker();
-            (Pos { line: m.line(), col: m.col() + 1 }, e.info().to_string())
+            (
+                Pos {
+                    line: m.line(),
+                    col: m.col() + 1,
+                },
+                e.info().to_string(),
+            )
         })?;
         let pos = Pos::of(&span);
         let finished: Option<(Node, usize)> = match ev {
@@ -95,7 +104,8 @@ pub fn parse_document(text: &str) -> Result<Option<Node>, (Pos, String)> {
             Event::MappingEnd | Event::SequenceEnd => stack.pop().map(|(n, _, a)| (n, a)),
             Event::Scalar(text, style, anchor, tag) => {
                 let verbatim = tag.as_ref().is_some_and(|t| {
-                    (t.is_yaml_core_schema() && t.suffix == "str") || (t.handle == "!" && t.suffix.is_empty())
+                    (t.is_yaml_core_schema() && t.suffix == "str")
+                        || (t.handle == "!" && t.suffix.is_empty())
                 });
                 let value = if style == ScalarStyle::Plain && !verbatim {
                     resolve_plain(&text)
@@ -119,7 +129,9 @@ pub fn parse_document(text: &str) -> Result<Option<Node>, (Pos, String)> {
             }
             _ => None,
         };
-        let Some((node, anchor)) = finished else { continue };
+        let Some((node, anchor)) = finished else {
+            continue;
+        };
         if anchor > 0 {
             anchors.insert(anchor, node.clone());
         }
@@ -152,7 +164,9 @@ fn resolve_plain(s: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -160,7 +174,10 @@ fn resolve_plain(s: &str) -> Value {
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         // Out of i64 range: keep it as a string; the reader reports it as out of range.
-        return s.parse().map(Value::Int).unwrap_or_else(|_| Value::Str(s.into()));
+        return s
+            .parse()
+            .map(Value::Int)
+            .unwrap_or_else(|_| Value::Str(s.into()));
     }
     if let Some(oct) = s.strip_prefix("0o") {
         if let Ok(v) = i64::from_str_radix(oct, 8) {
@@ -212,7 +229,8 @@ mod tests {
 
     #[test]
     fn yaml_1_2_keeps_off_yes_no_as_strings() {
-        let n = doc("a: off\nb: yes\nc: no\nd: false\ne: 'true'\nf: 0o17\ng: 1.5\nh: ~\ni: !!str 12\n");
+        let n =
+            doc("a: off\nb: yes\nc: no\nd: false\ne: 'true'\nf: 0o17\ng: 1.5\nh: ~\ni: !!str 12\n");
         let Value::Map(m) = n.value else { panic!() };
         let vals: Vec<_> = m.into_iter().map(|(_, v)| v.value).collect();
         assert_eq!(
@@ -235,7 +253,9 @@ mod tests {
     fn positions_are_one_based() {
         let n = doc("top:\n  key: \"v\"\n");
         let Value::Map(m) = n.value else { panic!() };
-        let Value::Map(inner) = &m[0].1.value else { panic!() };
+        let Value::Map(inner) = &m[0].1.value else {
+            panic!()
+        };
         assert_eq!(inner[0].0.pos, Pos { line: 2, col: 3 });
         assert_eq!(inner[0].1.pos, Pos { line: 2, col: 8 });
     }
@@ -247,7 +267,11 @@ mod tests {
         assert!(parse_document("---\na: 1\n---\nb: 2\n").is_err());
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..6 {
-            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
             bomb.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         assert!(parse_document(&bomb).is_err());
