@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod cli;
+pub mod decision;
 pub mod error;
 pub mod keys;
+pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
 pub mod replay;
