@@ -42,35 +42,8 @@ impl fmt::Display for Mode {
     }
 }
 
-/// For `signature.nonce` and `signature.body_digest`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Requirement {
-    Required,
-    Optional,
-    Off,
-}
-
-impl Requirement {
-    pub const NAMES: [(&'static str, Requirement); 3] = [
-        ("required", Requirement::Required),
-        ("optional", Requirement::Optional),
-        ("off", Requirement::Off),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Requirement::Required => "required",
-            Requirement::Optional => "optional",
-            Requirement::Off => "off",
-        }
-    }
-}
-
-impl fmt::Display for Requirement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// For `signature.nonce` and `signature.body_digest`: the verifier's own type.
+pub use crate::signature::Requirement;
 
 /// `signature.public_scheme`: the scheme clients signed when TLS ends before the sidecar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
