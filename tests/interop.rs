@@ -249,7 +249,7 @@ fn sign_cases() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             "http://api.example.com/api/orders?dry_run=1",
         ),
         (
-            "post-target-uri",
+            "post-sha512-target-uri",
             vec![
                 "-X",
                 "POST",
@@ -257,8 +257,10 @@ fn sign_cases() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
                 "Content-Type: application/json; charset=utf-8",
                 "-d",
                 r#"{"status":"shipped"}"#,
+                "--digest",
+                "sha-512",
                 "--components",
-                "@method,@target-uri,@authority,content-type,content-digest",
+                "@method @target-uri @authority content-type content-digest",
             ],
             "http://api.example.com:8443/api/orders/42",
         ),
