@@ -1,0 +1,123 @@
+//! The cost of sigproxy's verify path against the bare Ed25519 verify it cannot avoid, measured
+//! in the same run: parse Signature-Input/Signature, derive components, build the base, look the
+//! key up, check policy, verify — versus `verify_strict` on the already-built base.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ed25519_dalek::{Signature, SigningKey};
+use sigproxy::keys::{KeyRecord, KeySet, KeySource, KeyStatus};
+use sigproxy::signature::sign::{SignSpec, sign};
+use sigproxy::signature::{Component, RequestView, VerifyOptions, verify};
+
+const NOW: i64 = 1_700_000_000;
+
+fn typical_request(key: &SigningKey) -> Vec<(String, Vec<u8>)> {
+    let mut fields: Vec<(String, Vec<u8>)> = vec![
+        ("Host".into(), b"api.datafold.com".to_vec()),
+        ("User-Agent".into(), b"datafold-client/2.3".to_vec()),
+        ("Accept".into(), b"application/json".to_vec()),
+        ("Content-Type".into(), b"application/json".to_vec()),
+        ("Content-Length".into(), b"18".to_vec()),
+        (
+            "Content-Digest".into(),
+            b"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:".to_vec(),
+        ),
+        (
+            "Authorization".into(),
+            b"Bearer legacy-token-abcdef".to_vec(),
+        ),
+    ];
+    let comps: Vec<Component> = [
+        "@method",
+        "@authority",
+        "@path",
+        "@query",
+        "content-type",
+        "content-digest",
+    ]
+    .iter()
+    .map(|c| Component::parse_spec(c).unwrap())
+    .collect();
+    let spec = SignSpec {
+        label: "sig1",
+        components: &comps,
+        key_id: "web-frontend-v1",
+        created: NOW,
+        expires: Some(NOW + 300),
+        nonce: Some("d2VsbC1oZWxsby10aGVyZQ"),
+        tag: Some("datafold"),
+        include_alg: true,
+    };
+    let view = RequestView {
+        method: "POST",
+        target: "/api/v1/items?limit=10",
+        scheme: "https",
+        authority: Some("api.datafold.com"),
+        fields: &fields,
+    };
+    let h = sign(&view, &spec, key).unwrap();
+    fields.push(("Signature-Input".into(), h.signature_input.into_bytes()));
+    fields.push(("Signature".into(), h.signature.into_bytes()));
+    fields
+}
+
+fn bench(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[42u8; 32]);
+    let mut records: Vec<KeyRecord> = (0..1000)
+        .map(|i| {
+            let k = SigningKey::from_bytes(&[(i % 251) as u8; 32]);
+            KeyRecord {
+                key_id: format!("client-{i}-v1"),
+                client_id: format!("client-{i}"),
+                status: KeyStatus::Active,
+                key: k.verifying_key(),
+                source: KeySource::Inline,
+            }
+        })
+        .collect();
+    records.push(KeyRecord {
+        key_id: "web-frontend-v1".into(),
+        client_id: "web-frontend".into(),
+        status: KeyStatus::Active,
+        key: key.verifying_key(),
+        source: KeySource::Inline,
+    });
+    let keys = KeySet::new(records).unwrap();
+    let fields = typical_request(&key);
+    let view = RequestView {
+        method: "POST",
+        target: "/api/v1/items?limit=10",
+        scheme: "https",
+        authority: Some("api.datafold.com"),
+        fields: &fields,
+    };
+    let opts = VerifyOptions::default();
+    let verified = verify(&view, true, &opts, &keys, NOW).unwrap();
+    let base = verified.signature_base.clone();
+    let sig_b64 = String::from_utf8(fields.last().unwrap().1.clone()).unwrap();
+    let sig_bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        sig_b64.trim_start_matches("sig1=:").trim_end_matches(':'),
+    )
+    .unwrap();
+    let sig = Signature::from_slice(&sig_bytes).unwrap();
+    let vk = key.verifying_key();
+
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("bare_ed25519_verify_strict", |b| {
+        b.iter(|| {
+            vk.verify_strict(black_box(base.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
+    });
+    g.bench_function("full_verify_path", |b| {
+        b.iter(|| verify(black_box(&view), true, &opts, &keys, NOW).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,58 @@
+//! The `sigproxy` command line (SPEC §2): one binary, clap subcommands. Each subcommand lives in
+//! its own module and returns the process exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod check_config;
+pub mod keygen;
+pub mod request_file;
+pub mod sign;
+pub mod verify;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sigproxy",
+    version,
+    about = "RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate an Ed25519 key pair and print the `keys:` entry to paste into the policy.
+    Keygen(keygen::KeygenArgs),
+    /// Sign a request: print the headers, a curl line, or send it.
+    Sign(sign::SignArgs),
+    /// Verify one raw HTTP/1.1 request offline and print one JSON verdict.
+    Verify(verify::VerifyArgs),
+}
+
+/// Exit codes shared by the offline tools (SPEC §2).
+pub const EXIT_INVALID: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Keygen(a) => keygen::run(&a),
+        Command::Sign(a) => sign::run(&a),
+        Command::Verify(a) => verify::run(&a),
+    }
+}
+
+/// Reads a small text file (a key, a request), naming the file in the error.
+pub fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

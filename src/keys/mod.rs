@@ -1,0 +1,34 @@
+//! Ed25519 key material and key records: parsing base64 / PEM / JWK text, encoding for keygen,
+//! and the `KeySet` the verifier resolves `keyid`s in. It does not read config files or fetch
+//! remote key directories; those build `KeyRecord`s and hand them to `KeySet::new`.
+
+mod encode;
+mod jwk;
+mod parse;
+mod set;
+
+pub use encode::{generate, private_base64, public_base64, public_pem};
+pub use jwk::public_jwk;
+pub use parse::{parse_private_key, parse_public_key};
+pub use set::{KeyRecord, KeySet, KeySource, KeyStatus};
+
+use std::fmt;
+
+/// Why key text could not be used; the Display names the problem in terms an operator can act on
+/// ("not 32 bytes after base64 decoding (got 31)").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyError(String);
+
+impl KeyError {
+    pub(crate) fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need on a fresh Debian machine
+# with the Rust toolchain — system packages, the Python and npm signers used for interop — then
+# runs formatting and lint checks and every test. Safe to run again; it installs only what is
+# missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# System packages: cmake (Pingora builds zlib-ng), python3-venv (interop signers),
+# redis-server (shared replay store tests), nodejs/npm (interop signers).
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  log "apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ -x tests/interop/setup.sh ]; then
+  log "interop signers (PyPI + npm http-message-signatures)"
+  bash tests/interop/setup.sh
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+log "cargo build (binary used by the black-box tests)"
+cargo build --locked --bins
+
+log "cargo test"
+cargo test --all-targets --locked --no-fail-fast
+
+if [ -f fuzz/Cargo.toml ]; then
+  log "fuzz targets compile"
+  cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
+fi
