@@ -204,8 +204,18 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
     })
 }
 
-fn setup_from_policy(_path: &std::path::Path) -> Result<Setup, String> {
-    Err("--config is not wired yet".into())
+/// The policy's `signature:` rules and every key it loads (inline and key_files).
+fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
+    let policy = crate::policy::load(path).map_err(|e| e.to_string())?;
+    let options = crate::runtime::verify_options(&policy)?;
+    let keys = crate::keys::KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
+    let sig = &policy.file.signature;
+    Ok(Setup {
+        keys: Box::new(keys),
+        options,
+        scheme: sig.public_scheme.map(|s| s.as_str().to_owned()),
+        authority: sig.public_authority.clone(),
+    })
 }
 
 fn usage(msg: &str) -> ExitCode {
