@@ -21,13 +21,26 @@ fn typical_request(key: &SigningKey) -> Vec<(String, Vec<u8>)> {
         ("Accept".into(), b"application/json".to_vec()),
         ("Content-Type".into(), b"application/json".to_vec()),
         ("Content-Length".into(), b"18".to_vec()),
-        ("Content-Digest".into(), b"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:".to_vec()),
-        ("Authorization".into(), b"Bearer legacy-token-abcdef".to_vec()),
+        (
+            "Content-Digest".into(),
+            b"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:".to_vec(),
+        ),
+        (
+            "Authorization".into(),
+            b"Bearer legacy-token-abcdef".to_vec(),
+        ),
     ];
-    let comps: Vec<Component> = ["@method", "@authority", "@path", "@query", "content-type", "content-digest"]
-        .iter()
-        .map(|c| Component::parse_spec(c).unwrap())
-        .collect();
+    let comps: Vec<Component> = [
+        "@method",
+        "@authority",
+        "@path",
+        "@query",
+        "content-type",
+        "content-digest",
+    ]
+    .iter()
+    .map(|c| Component::parse_spec(c).unwrap())
+    .collect();
     let spec = SignSpec {
         label: "sig1",
         components: &comps,
@@ -38,7 +51,13 @@ fn typical_request(key: &SigningKey) -> Vec<(String, Vec<u8>)> {
         tag: Some("datafold"),
         include_alg: true,
     };
-    let view = RequestView { method: "POST", target: "/api/v1/items?limit=10", scheme: "https", authority: Some("api.datafold.com"), fields: &fields };
+    let view = RequestView {
+        method: "POST",
+        target: "/api/v1/items?limit=10",
+        scheme: "https",
+        authority: Some("api.datafold.com"),
+        fields: &fields,
+    };
     let h = sign(&view, &spec, key).unwrap();
     fields.push(("Signature-Input".into(), h.signature_input.into_bytes()));
     fields.push(("Signature".into(), h.signature.into_bytes()));
@@ -50,7 +69,13 @@ fn bench(c: &mut Criterion) {
     let mut records: Vec<KeyRecord> = (0..1000)
         .map(|i| {
             let k = SigningKey::from_bytes(&[(i % 251) as u8; 32]);
-            KeyRecord { key_id: format!("client-{i}-v1"), client_id: format!("client-{i}"), status: KeyStatus::Active, key: k.verifying_key(), source: KeySource::Inline }
+            KeyRecord {
+                key_id: format!("client-{i}-v1"),
+                client_id: format!("client-{i}"),
+                status: KeyStatus::Active,
+                key: k.verifying_key(),
+                source: KeySource::Inline,
+            }
         })
         .collect();
     records.push(KeyRecord {
@@ -62,18 +87,35 @@ fn bench(c: &mut Criterion) {
     });
     let keys = KeySet::new(records).unwrap();
     let fields = typical_request(&key);
-    let view = RequestView { method: "POST", target: "/api/v1/items?limit=10", scheme: "https", authority: Some("api.datafold.com"), fields: &fields };
+    let view = RequestView {
+        method: "POST",
+        target: "/api/v1/items?limit=10",
+        scheme: "https",
+        authority: Some("api.datafold.com"),
+        fields: &fields,
+    };
     let opts = VerifyOptions::default();
     let verified = verify(&view, true, &opts, &keys, NOW).unwrap();
     let base = verified.signature_base.clone();
     let sig_b64 = String::from_utf8(fields.last().unwrap().1.clone()).unwrap();
-    let sig_bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sig_b64.trim_start_matches("sig1=:").trim_end_matches(':')).unwrap();
+    let sig_bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        sig_b64.trim_start_matches("sig1=:").trim_end_matches(':'),
+    )
+    .unwrap();
     let sig = Signature::from_slice(&sig_bytes).unwrap();
     let vk = key.verifying_key();
 
     let mut g = c.benchmark_group("verify");
-    g.bench_function("bare_ed25519_verify_strict", |b| b.iter(|| vk.verify_strict(black_box(base.as_bytes()), black_box(&sig)).unwrap()));
-    g.bench_function("full_verify_path", |b| b.iter(|| verify(black_box(&view), true, &opts, &keys, NOW).unwrap()));
+    g.bench_function("bare_ed25519_verify_strict", |b| {
+        b.iter(|| {
+            vk.verify_strict(black_box(base.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
+    });
+    g.bench_function("full_verify_path", |b| {
+        b.iter(|| verify(black_box(&view), true, &opts, &keys, NOW).unwrap())
+    });
     g.finish();
 }
 

@@ -1,8 +1,13 @@
 //! sigproxy: an RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519), on Pingora.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
+pub mod decision;
 pub mod error;
 pub mod keys;
 pub mod policy;
+pub mod proxy;
+pub mod ratelimit;
+pub mod replay;
 pub mod signature;

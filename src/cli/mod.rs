@@ -13,7 +13,11 @@ pub mod sign;
 pub mod verify;
 
 #[derive(Parser, Debug)]
-#[command(name = "sigproxy", version, about = "RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519)")]
+#[command(
+    name = "sigproxy",
+    version,
+    about = "RFC 9421 HTTP Message Signature verifying reverse proxy (Ed25519)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

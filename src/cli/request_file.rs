@@ -30,15 +30,23 @@ fn err<T>(m: impl Into<String>) -> Result<T, ParseError> {
 impl RawRequest {
     pub fn parse(data: &[u8]) -> Result<Self, ParseError> {
         let mut lines = LineReader { data, pos: 0 };
-        let request_line = lines.next_line().ok_or_else(|| ParseError("empty request".into()))?;
-        let request_line = std::str::from_utf8(request_line).map_err(|_| ParseError("request line is not UTF-8".into()))?;
+        let request_line = lines
+            .next_line()
+            .ok_or_else(|| ParseError("empty request".into()))?;
+        let request_line = std::str::from_utf8(request_line)
+            .map_err(|_| ParseError("request line is not UTF-8".into()))?;
         let mut parts = request_line.split(' ');
-        let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return err(format!("request line {request_line:?} is not METHOD TARGET VERSION"));
+            return err(format!(
+                "request line {request_line:?} is not METHOD TARGET VERSION"
+            ));
         };
         if method.is_empty() || target.is_empty() || !version.starts_with("HTTP/") {
-            return err(format!("request line {request_line:?} is not METHOD TARGET VERSION"));
+            return err(format!(
+                "request line {request_line:?} is not METHOD TARGET VERSION"
+            ));
         }
         let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
         loop {
@@ -50,36 +58,65 @@ impl RawRequest {
             }
             if matches!(line[0], b' ' | b'\t') {
                 // obs-fold: keep the fold so canonicalisation replaces it, as the RFC says.
-                let Some(last) = fields.last_mut() else { return err("the first field line starts with whitespace") };
+                let Some(last) = fields.last_mut() else {
+                    return err("the first field line starts with whitespace");
+                };
                 last.1.extend_from_slice(b"\r\n");
                 last.1.extend_from_slice(line);
                 continue;
             }
             let Some(colon) = line.iter().position(|b| *b == b':') else {
-                return err(format!("field line {:?} has no colon", String::from_utf8_lossy(line)));
+                return err(format!(
+                    "field line {:?} has no colon",
+                    String::from_utf8_lossy(line)
+                ));
             };
-            let name = std::str::from_utf8(&line[..colon]).ok().filter(|n| is_token(n));
+            let name = std::str::from_utf8(&line[..colon])
+                .ok()
+                .filter(|n| is_token(n));
             let Some(name) = name else {
-                return err(format!("field name {:?} is not a token", String::from_utf8_lossy(&line[..colon])));
+                return err(format!(
+                    "field name {:?} is not a token",
+                    String::from_utf8_lossy(&line[..colon])
+                ));
             };
-            fields.push((name.to_owned(), crate::signature::fields::trim_ows(&line[colon + 1..]).to_vec()));
+            fields.push((
+                name.to_owned(),
+                crate::signature::fields::trim_ows(&line[colon + 1..]).to_vec(),
+            ));
         }
         let rest = &data[lines.pos..];
         let body = frame_body(&fields, rest)?;
-        Ok(Self { method: method.into(), target: target.into(), version: version.into(), fields, body })
+        Ok(Self {
+            method: method.into(),
+            target: target.into(),
+            version: version.into(),
+            fields,
+            body,
+        })
     }
 
     pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn frame_body(fields: &[(String, Vec<u8>)], rest: &[u8]) -> Result<Vec<u8>, ParseError> {
-    let get = |n: &str| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_slice());
+    let get = |n: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_slice())
+    };
     if let Some(te) = get("transfer-encoding") {
         if !te.to_ascii_lowercase().ends_with(b"chunked") {
             return err("only chunked transfer coding is supported");
@@ -91,9 +128,17 @@ fn frame_body(fields: &[(String, Vec<u8>)], rest: &[u8]) -> Result<Vec<u8>, Pars
             let n: usize = std::str::from_utf8(cl)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| ParseError(format!("Content-Length {:?} is not a number", String::from_utf8_lossy(cl))))?;
+                .ok_or_else(|| {
+                    ParseError(format!(
+                        "Content-Length {:?} is not a number",
+                        String::from_utf8_lossy(cl)
+                    ))
+                })?;
             if rest.len() < n {
-                return err(format!("Content-Length is {n} but the file has {} body bytes", rest.len()));
+                return err(format!(
+                    "Content-Length is {n} but the file has {} body bytes",
+                    rest.len()
+                ));
             }
             Ok(rest[..n].to_vec())
         }
@@ -106,7 +151,9 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, ParseError> {
     let mut body = Vec::new();
     loop {
         let mut lr = LineReader { data, pos: 0 };
-        let size_line = lr.next_line().ok_or_else(|| ParseError("chunked body ends early".into()))?;
+        let size_line = lr
+            .next_line()
+            .ok_or_else(|| ParseError("chunked body ends early".into()))?;
         let size_hex = size_line.split(|b| *b == b';').next().unwrap_or_default();
         let size = std::str::from_utf8(size_hex)
             .ok()
@@ -121,7 +168,10 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, ParseError> {
         }
         body.extend_from_slice(&data[..size]);
         data = &data[size..];
-        data = data.strip_prefix(b"\r\n").or_else(|| data.strip_prefix(b"\n")).ok_or_else(|| ParseError("chunk not followed by CRLF".into()))?;
+        data = data
+            .strip_prefix(b"\r\n")
+            .or_else(|| data.strip_prefix(b"\n"))
+            .ok_or_else(|| ParseError("chunk not followed by CRLF".into()))?;
     }
 }
 
@@ -148,7 +198,16 @@ mod tests {
     #[test]
     fn parses_crlf_and_lf() {
         for sep in ["\r\n", "\n"] {
-            let raw = ["POST /foo?a=b HTTP/1.1", "Host: example.com", "Content-Length: 4", "X-Fold: a", "  b", "", "body"].join(sep);
+            let raw = [
+                "POST /foo?a=b HTTP/1.1",
+                "Host: example.com",
+                "Content-Length: 4",
+                "X-Fold: a",
+                "  b",
+                "",
+                "body",
+            ]
+            .join(sep);
             let r = RawRequest::parse(raw.as_bytes()).unwrap();
             assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/foo?a=b"));
             assert_eq!(r.field("host"), Some(&b"example.com"[..]));
@@ -170,7 +229,10 @@ mod tests {
             (b"GET /\r\n\r\n", "METHOD TARGET VERSION"),
             (b"GET / HTTP/1.1\r\nHost example\r\n\r\n", "no colon"),
             (b"GET / HTTP/1.1\r\nHost: x\r\n", "empty line"),
-            (b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc", "Content-Length is 9"),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc",
+                "Content-Length is 9",
+            ),
         ] {
             let e = RawRequest::parse(raw).unwrap_err();
             assert!(e.0.contains(want), "{e}");

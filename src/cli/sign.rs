@@ -106,7 +106,13 @@ pub fn run(args: &SignArgs) -> ExitCode {
 }
 
 pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
-    let Some(Target::Absolute { scheme, authority, path, query }) = Target::parse(&args.url) else {
+    let Some(Target::Absolute {
+        scheme,
+        authority,
+        path,
+        query,
+    }) = Target::parse(&args.url)
+    else {
         return Err(format!("{:?} is not an absolute http(s) URL", args.url));
     };
     let scheme = scheme.to_ascii_lowercase();
@@ -121,16 +127,23 @@ pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
     let key = crate::keys::parse_private_key(&String::from_utf8_lossy(&key_text))
         .map_err(|e| format!("private key {}: {e}", args.key.display()))?;
     let (body, body_file) = match args.data.as_deref() {
-        Some(d) if d.starts_with('@') => (read_file(&PathBuf::from(&d[1..]), "body file")?, Some(d[1..].to_owned())),
+        Some(d) if d.starts_with('@') => (
+            read_file(&PathBuf::from(&d[1..]), "body file")?,
+            Some(d[1..].to_owned()),
+        ),
         Some(d) => (d.as_bytes().to_vec(), None),
         None => (Vec::new(), None),
     };
     let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
     for h in &args.headers {
-        let (n, v) = h.split_once(':').ok_or_else(|| format!("header {h:?} is not `Name: value`"))?;
+        let (n, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("header {h:?} is not `Name: value`"))?;
         fields.push((n.trim().to_owned(), v.trim().as_bytes().to_vec()));
     }
-    let has = |fields: &[(String, Vec<u8>)], n: &str| fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    let has = |fields: &[(String, Vec<u8>)], n: &str| {
+        fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(n))
+    };
     if !has(&fields, "host") {
         fields.insert(0, ("Host".into(), authority.as_bytes().to_vec()));
     }
@@ -166,19 +179,42 @@ pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
         tag: args.tag.as_deref(),
         include_alg: !args.no_alg,
     };
-    let host = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-    let view = RequestView { method: &args.method, target: &target, scheme: &scheme, authority: host.as_deref(), fields: &fields };
+    let host = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    let view = RequestView {
+        method: &args.method,
+        target: &target,
+        scheme: &scheme,
+        authority: host.as_deref(),
+        fields: &fields,
+    };
     let signed = sign(&view, &spec, &key).map_err(|e| e.detail.into_owned())?;
-    fields.push(("Signature-Input".into(), signed.signature_input.clone().into_bytes()));
+    fields.push((
+        "Signature-Input".into(),
+        signed.signature_input.clone().into_bytes(),
+    ));
     fields.push(("Signature".into(), signed.signature.clone().into_bytes()));
     added.push(("Signature-Input".to_owned(), signed.signature_input));
     added.push(("Signature".to_owned(), signed.signature));
-    Ok(Prepared { scheme, authority: authority.to_owned(), method: args.method.clone(), target, fields, body, body_file, added })
+    Ok(Prepared {
+        scheme,
+        authority: authority.to_owned(),
+        method: args.method.clone(),
+        target,
+        fields,
+        body,
+        body_file,
+        added,
+    })
 }
 
 fn components(args: &SignArgs, fields: &[(String, Vec<u8>)]) -> Result<Vec<Component>, String> {
     let specs: Vec<String> = if args.components.is_empty() {
-        let mut d: Vec<String> = ["@method", "@authority", "@path", "@query"].map(String::from).to_vec();
+        let mut d: Vec<String> = ["@method", "@authority", "@path", "@query"]
+            .map(String::from)
+            .to_vec();
         for f in ["content-digest", "content-type"] {
             if fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(f)) {
                 d.push(f.into());
@@ -186,9 +222,15 @@ fn components(args: &SignArgs, fields: &[(String, Vec<u8>)]) -> Result<Vec<Compo
         }
         d
     } else {
-        args.components.iter().flat_map(|c| c.split_whitespace().map(String::from)).collect()
+        args.components
+            .iter()
+            .flat_map(|c| c.split_whitespace().map(String::from))
+            .collect()
     };
-    specs.iter().map(|s| Component::parse_spec(s).map_err(|e| e.detail.into_owned())).collect()
+    specs
+        .iter()
+        .map(|s| Component::parse_spec(s).map_err(|e| e.detail.into_owned()))
+        .collect()
 }
 
 fn random_nonce() -> Result<String, String> {
@@ -217,17 +259,32 @@ impl Prepared {
 
     fn curl(&self) -> String {
         let url = format!("{}://{}{}", self.scheme, self.authority, self.target);
-        let mut s = format!("curl -sS -i -X {} {}", shell_quote(&self.method), shell_quote(&url));
+        let mut s = format!(
+            "curl -sS -i -X {} {}",
+            shell_quote(&self.method),
+            shell_quote(&url)
+        );
         for (k, v) in &self.fields {
-            if k.eq_ignore_ascii_case("content-length") || (k.eq_ignore_ascii_case("host") && String::from_utf8_lossy(v) == self.authority) {
+            if k.eq_ignore_ascii_case("content-length")
+                || (k.eq_ignore_ascii_case("host") && String::from_utf8_lossy(v) == self.authority)
+            {
                 continue;
             }
             s.push_str(" \\\n  -H ");
-            s.push_str(&shell_quote(&format!("{k}: {}", String::from_utf8_lossy(v))));
+            s.push_str(&shell_quote(&format!(
+                "{k}: {}",
+                String::from_utf8_lossy(v)
+            )));
         }
         match (&self.body_file, self.body.is_empty()) {
-            (Some(f), _) => s.push_str(&format!(" \\\n  --data-binary {}", shell_quote(&format!("@{f}")))),
-            (None, false) => s.push_str(&format!(" \\\n  --data-binary {}", shell_quote(&String::from_utf8_lossy(&self.body)))),
+            (Some(f), _) => s.push_str(&format!(
+                " \\\n  --data-binary {}",
+                shell_quote(&format!("@{f}"))
+            )),
+            (None, false) => s.push_str(&format!(
+                " \\\n  --data-binary {}",
+                shell_quote(&String::from_utf8_lossy(&self.body))
+            )),
             (None, true) => {}
         }
         s
@@ -259,13 +316,22 @@ fn output(args: &SignArgs, p: &Prepared) -> ExitCode {
 
 fn send(p: &Prepared, timeout: Duration) -> ExitCode {
     if p.scheme != "http" {
-        eprintln!("sigproxy sign: --send speaks plain http only; use --curl for {}", p.scheme);
+        eprintln!(
+            "sigproxy sign: --send speaks plain http only; use --curl for {}",
+            p.scheme
+        );
         return ExitCode::from(EXIT_USAGE);
     }
-    let addr = if p.authority.contains(':') && !p.authority.ends_with(']') { p.authority.clone() } else { format!("{}:80", p.authority) };
+    let addr = if p.authority.contains(':') && !p.authority.ends_with(']') {
+        p.authority.clone()
+    } else {
+        format!("{}:80", p.authority)
+    };
     let result = (|| -> std::io::Result<Vec<u8>> {
         let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&addr)?.collect();
-        let first = addrs.first().ok_or_else(|| std::io::Error::other("no address"))?;
+        let first = addrs
+            .first()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
         let mut s = TcpStream::connect_timeout(first, timeout)?;
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;
@@ -278,8 +344,15 @@ fn send(p: &Prepared, timeout: Duration) -> ExitCode {
         Ok(resp) => {
             let text = String::from_utf8_lossy(&resp);
             println!("{}", text.replace("\r\n", "\n").trim_end());
-            let ok = text.split(' ').nth(1).is_some_and(|code| code.starts_with('2'));
-            if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID) }
+            let ok = text
+                .split(' ')
+                .nth(1)
+                .is_some_and(|code| code.starts_with('2'));
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_INVALID)
+            }
         }
         Err(e) => {
             eprintln!("sigproxy sign: sending to {addr}: {e}");

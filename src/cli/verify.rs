@@ -11,7 +11,7 @@ use super::request_file::RawRequest;
 use super::{EXIT_INVALID, EXIT_USAGE, read_file, unix_now};
 use crate::error::{Error, ErrorCode};
 use crate::signature::{
-    self, KeyResolver, RequestView, Requirement, ResolvedKey, VerifyOptions, Verified, digest,
+    self, KeyResolver, RequestView, Requirement, ResolvedKey, Verified, VerifyOptions, digest,
 };
 
 #[derive(clap::Args, Debug)]
@@ -50,7 +50,11 @@ struct OneKey {
 
 impl KeyResolver for OneKey {
     fn resolve(&self, key_id: &str) -> Option<ResolvedKey<'_>> {
-        (key_id == self.key_id).then_some(ResolvedKey { key: &self.key, client_id: &self.client_id, revoked: false })
+        (key_id == self.key_id).then_some(ResolvedKey {
+            key: &self.key,
+            client_id: &self.client_id,
+            revoked: false,
+        })
     }
 }
 
@@ -67,15 +71,29 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
-    let raw = match read_file(&args.request, "request").and_then(|d| RawRequest::parse(&d).map_err(|e| format!("request {}: {e}", args.request.display()))) {
+    let raw = match read_file(&args.request, "request").and_then(|d| {
+        RawRequest::parse(&d).map_err(|e| format!("request {}: {e}", args.request.display()))
+    }) {
         Ok(r) => r,
         Err(e) => return usage(&e),
     };
     let now = args.now.unwrap_or_else(unix_now);
-    let scheme = args.scheme.clone().or(setup.scheme.clone()).unwrap_or_else(|| "https".into());
-    let host = raw.field("host").map(|h| String::from_utf8_lossy(h).into_owned());
+    let scheme = args
+        .scheme
+        .clone()
+        .or(setup.scheme.clone())
+        .unwrap_or_else(|| "https".into());
+    let host = raw
+        .field("host")
+        .map(|h| String::from_utf8_lossy(h).into_owned());
     let authority = args.authority.clone().or(setup.authority.clone()).or(host);
-    let view = RequestView { method: &raw.method, target: &raw.target, scheme: &scheme, authority: authority.as_deref(), fields: &raw.fields };
+    let view = RequestView {
+        method: &raw.method,
+        target: &raw.target,
+        scheme: &scheme,
+        authority: authority.as_deref(),
+        fields: &raw.fields,
+    };
     let has_body = !raw.body.is_empty();
     let outcome = signature::verify(&view, has_body, &setup.options, setup.keys.as_ref(), now)
         .and_then(|v| check_body(&raw, v));
@@ -90,8 +108,13 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
             "signature_base": v.signature_base,
         }),
         Err(e) => {
-            let entry = signature::parse_signatures(&raw.fields).ok().flatten().and_then(|es| es.into_iter().next());
-            let base = entry.as_ref().and_then(|en| signature::signature_base(&view, &en.components, &en.params_value).ok());
+            let entry = signature::parse_signatures(&raw.fields)
+                .ok()
+                .flatten()
+                .and_then(|es| es.into_iter().next());
+            let base = entry.as_ref().and_then(|en| {
+                signature::signature_base(&view, &en.components, &en.params_value).ok()
+            });
             json!({
                 "valid": false,
                 "code": e.code.as_str(),
@@ -104,7 +127,11 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         }
     };
     println!("{verdict}");
-    if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID) }
+    if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    }
 }
 
 /// A covered Content-Digest only means something once the body is hashed and compared.
@@ -120,7 +147,10 @@ fn check_body(raw: &RawRequest, v: Verified) -> Result<Verified, Error> {
         .collect::<Vec<_>>()
         .join(", ");
     if value.is_empty() {
-        return Err(Error::new(ErrorCode::DigestMismatch, "content-digest is covered but absent"));
+        return Err(Error::new(
+            ErrorCode::DigestMismatch,
+            "content-digest is covered but absent",
+        ));
     }
     let mut checker = digest::parse(&value)?.checker();
     checker.update(&raw.body);
@@ -136,7 +166,8 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
         return Err("give --config FILE, or --public-key FILE with --key-id ID".into());
     };
     let text = read_file(pk, "public key")?;
-    let key = crate::keys::parse_public_key(&String::from_utf8_lossy(&text)).map_err(|e| format!("public key {}: {e}", pk.display()))?;
+    let key = crate::keys::parse_public_key(&String::from_utf8_lossy(&text))
+        .map_err(|e| format!("public key {}: {e}", pk.display()))?;
     // Without a policy, check what RFC 9421 checks: the signature, its times, its digest when it
     // covers one. Nonce and required components are the policy's business.
     let options = VerifyOptions {
@@ -146,7 +177,11 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
         ..VerifyOptions::default()
     };
     Ok(Setup {
-        keys: Box::new(OneKey { key_id: key_id.clone(), client_id: args.client_id.clone().unwrap_or_else(|| key_id.clone()), key }),
+        keys: Box::new(OneKey {
+            key_id: key_id.clone(),
+            client_id: args.client_id.clone().unwrap_or_else(|| key_id.clone()),
+            key,
+        }),
         options,
         scheme: None,
         authority: None,

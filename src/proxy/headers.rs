@@ -1,0 +1,306 @@
+//! Header hygiene on the way upstream: strip forged identity headers in any spelling, keep a
+//! `Connection:` header from nominating them, X-Request-Id, and X-Forwarded-* trust. Pure
+//! functions over `http` types; the decision of *what* identity to set is not made here.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+/// Edits go through this so Pingora's `RequestHeader` keeps its header-case map in step with
+/// its `HeaderMap` (mutating the map directly makes Pingora panic when it serializes).
+pub trait HeaderEdit {
+    fn map(&self) -> &HeaderMap;
+    fn remove(&mut self, name: &HeaderName);
+    fn insert(&mut self, name: HeaderName, value: HeaderValue);
+}
+
+impl HeaderEdit for HeaderMap {
+    fn map(&self) -> &HeaderMap {
+        self
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        HeaderMap::remove(self, name);
+    }
+    fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        HeaderMap::insert(self, name, value);
+    }
+}
+
+impl HeaderEdit for pingora::http::RequestHeader {
+    fn map(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        self.remove_header(name);
+    }
+    fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        // Only fails for invalid names/values, which typed arguments rule out.
+        let _ = self.insert_header(name, value);
+    }
+}
+
+/// Lowercase, `_` → `-`: the spelling-insensitive key used to match header names.
+pub fn normalize(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => b.to_ascii_lowercase() as char,
+        })
+        .collect()
+}
+
+/// Names (normalized) that must never arrive from a client.
+#[derive(Clone, Debug)]
+pub struct StripSet {
+    names: Vec<String>,
+}
+
+impl StripSet {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut names: Vec<String> = names.into_iter().map(normalize).collect();
+        names.sort();
+        names.dedup();
+        Self { names }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        let n = normalize(name);
+        self.names.contains(&n)
+    }
+
+    /// Remove every header whose normalized name is in the set, and every `Connection` token
+    /// naming one (so no hop, ours or the next, drops the identity we set afterwards).
+    pub fn strip(&self, headers: &mut impl HeaderEdit) {
+        let doomed: Vec<HeaderName> = headers
+            .map()
+            .keys()
+            .filter(|k| self.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for k in doomed {
+            headers.remove(&k);
+        }
+        self.scrub_connection(headers);
+    }
+
+    fn scrub_connection(&self, headers: &mut impl HeaderEdit) {
+        let values: Vec<HeaderValue> = headers
+            .map()
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .cloned()
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        let mut kept: Vec<String> = Vec::new();
+        for v in &values {
+            for tok in v.as_bytes().split(|b| *b == b',') {
+                let tok = String::from_utf8_lossy(tok).trim().to_string();
+                if !tok.is_empty() && !self.contains(&tok) {
+                    kept.push(tok);
+                }
+            }
+        }
+        headers.remove(&http::header::CONNECTION);
+        if !kept.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+                headers.insert(http::header::CONNECTION, v);
+            }
+        }
+    }
+}
+
+/// Keep a client's X-Request-Id when it is short printable ASCII, else make a 128-bit hex one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    if let Some(v) = headers.get(super::respond::REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+            return String::from_utf8_lossy(b).into_owned();
+        }
+    }
+    new_request_id()
+}
+
+pub fn new_request_id() -> String {
+    let mut buf = [0u8; 16];
+    if getrandom::fill(&mut buf).is_err() {
+        // No OS randomness: fall back to time + counter, still unique per process.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0) as u64;
+        buf[..8].copy_from_slice(&t.to_be_bytes());
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        buf[8..].copy_from_slice(&n.to_be_bytes());
+    }
+    hex::encode(buf)
+}
+
+pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
+    peer.is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)))
+}
+
+/// The client address: the right-most untrusted hop of X-Forwarded-For when the peer is a
+/// trusted proxy, else the peer itself.
+pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted: &[IpNet]) -> Option<IpAddr> {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        for part in v.as_bytes().split(|b| *b == b',') {
+            if let Ok(ip) = String::from_utf8_lossy(part).trim().parse::<IpAddr>() {
+                hops.push(ip);
+            }
+        }
+    }
+    for ip in hops.iter().rev() {
+        if !trusted.iter().any(|n| n.contains(ip)) {
+            return Some(*ip);
+        }
+    }
+    hops.first().copied().or(peer)
+}
+
+/// The scheme the client used: a trusted proxy's X-Forwarded-Proto, else ours.
+pub fn scheme<'a>(
+    headers: &'a HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &[IpNet],
+    ours: &'a str,
+) -> &'a str {
+    if is_trusted(peer, trusted) {
+        if let Some(p) = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
+            let p = p.trim();
+            if p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http") {
+                return p;
+            }
+        }
+    }
+    ours
+}
+
+/// Rewrite X-Forwarded-For/-Proto/-Host for the upstream: extended when the peer is trusted,
+/// replaced otherwise.
+pub fn set_forwarded(
+    headers: &mut impl HeaderEdit,
+    peer: Option<IpAddr>,
+    trusted: &[IpNet],
+    ours: &str,
+) {
+    let peer_s = peer.map(|p| p.to_string()).unwrap_or_default();
+    if is_trusted(peer, trusted) {
+        let prior: Vec<String> = headers
+            .map()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let mut chain = prior.join(", ");
+        if !peer_s.is_empty() {
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            chain.push_str(&peer_s);
+        }
+        set(headers, "x-forwarded-for", &chain);
+        if headers.map().get("x-forwarded-proto").is_none() {
+            set(headers, "x-forwarded-proto", ours);
+        }
+    } else {
+        headers.remove(&HeaderName::from_static("x-forwarded-host"));
+        set(headers, "x-forwarded-for", &peer_s);
+        set(headers, "x-forwarded-proto", ours);
+    }
+}
+
+fn set(headers: &mut impl HeaderEdit, name: &'static str, value: &str) {
+    let name = HeaderName::from_static(name);
+    headers.remove(&name);
+    if value.is_empty() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn strips_every_spelling_and_connection_tokens() {
+        let s = StripSet::new(["X-DataFold-Client-Id", "X-DataFold-Key-Id"]);
+        let mut h = map(&[
+            ("x-datafold-client-id", "a"),
+            ("x_datafold_client_id", "b"),
+            ("X_DataFold_Key_ID", "c"),
+            (
+                "connection",
+                "keep-alive, X-DataFold-Client-Id, x_datafold_key_id",
+            ),
+            ("other", "1"),
+        ]);
+        s.strip(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h.get("connection").unwrap(), "keep-alive");
+        assert_eq!(h.get("other").unwrap(), "1");
+    }
+
+    #[test]
+    fn request_id_kept_or_generated() {
+        assert_eq!(request_id(&map(&[("x-request-id", "abc-1")])), "abc-1");
+        let g = request_id(&map(&[("x-request-id", "")]));
+        assert_eq!(g.len(), 32);
+        assert!(g.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn forwarded_only_from_trusted() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let stranger = Some("192.0.2.9".parse().unwrap());
+        assert_eq!(client_ip(&h, stranger, &trusted), stranger);
+        assert_eq!(scheme(&h, stranger, &trusted, "http"), "http");
+        set_forwarded(&mut h, stranger, &trusted, "http");
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.9");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let proxy = Some("10.1.1.1".parse().unwrap());
+        assert_eq!(
+            client_ip(&h, proxy, &trusted),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(scheme(&h, proxy, &trusted, "http"), "https");
+        set_forwarded(&mut h, proxy, &trusted, "http");
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "1.2.3.4, 10.1.1.1");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
+    }
+}
