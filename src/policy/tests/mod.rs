@@ -293,8 +293,14 @@ fn policy_can_be_shared_across_threads_and_bad_bytes_are_errors() {
     shareable::<Policy>();
     shareable::<EffectivePolicy>();
     let e = parse_bytes(b"mode: off\nlisten: \"\xff\"\n", "p.yaml").unwrap_err();
-    assert_eq!(e.to_string(), "p.yaml:2:1: (root): the policy file is not valid UTF-8");
+    assert_eq!(
+        e.to_string(),
+        "p.yaml:2:1: (root): the policy file is not valid UTF-8"
+    );
     let e = errs("mode: off\n\tdry_run: true\n");
     // saphyr places this one at the scalar before the tab; the message still says what is wrong.
-    assert!(e[0].contains("YAML syntax error") && e[0].contains("tab"), "{e:?}");
+    assert!(
+        e[0].contains("YAML syntax error") && e[0].contains("tab"),
+        "{e:?}"
+    );
 }
