@@ -171,7 +171,7 @@ pub fn from_dir(dir: &Path) -> Result<FoundOverrides, ConfigErrors> {
     let mut errors = Vec::new();
     for name in OVERRIDE_NAMES {
         let path = dir.join(name);
-        match std::fs::read(&path) {
+        match super::read_limited(&path) {
             Ok(bytes) => found.push((
                 name.to_string(),
                 String::from_utf8_lossy(&bytes).into_owned(),
