@@ -100,19 +100,49 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
     let observer = Arc::new(Observer::new(metrics.clone()));
     let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin))
         .map_err(|e| format!("cannot start: {e}"))?;
-    ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %file.listen,
         upstream = %file.upstream.address(),
         admin = %file.admin_listen,
         policy = %config.display(),
-        "sigproxy serving"
+        "sigproxy starting"
     );
-    if let Some(f) = on_ready {
-        f(&live);
-    }
+    // Pingora binds inside `run`: ready (and the demo's lines) only once the listener answers.
+    let listen = file.listen;
+    let snapshot = live.clone();
+    std::thread::spawn(move || {
+        if wait_listening(listen, std::time::Duration::from_secs(30)) {
+            ready.store(true, Ordering::Release);
+            tracing::info!(listen = %listen, "sigproxy ready");
+            if let Some(f) = on_ready {
+                f(&snapshot);
+            }
+        } else {
+            tracing::error!(listen = %listen, "listener did not come up within 30 s");
+        }
+    });
     gateway.run();
     Ok(())
+}
+
+fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> bool {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
 }
 
 fn publish_gauges(m: &Metrics, live: &Live) {
