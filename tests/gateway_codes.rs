@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::client::{Body, Conn, request};
 use common::sidecar::{
-    ACTIVE, REVOKED, Sidecar, assert_rejected, reached, replace, run_cases, unix_now,
+    ACTIVE, Case, REVOKED, Sidecar, assert_rejected, reached, replace, run_cases, unix_now,
 };
 use common::upstream::Upstream;
 
@@ -42,7 +42,7 @@ fn every_spec_code_through_the_binary() {
         r
     };
     let now = unix_now();
-    let mut cases: Vec<(&'static str, Box<dyn FnOnce() + Send + '_>)> = Vec::new();
+    let mut cases: Vec<Case<'_>> = Vec::new();
     cases.push((
         "valid",
         Box::new(move || {
@@ -213,6 +213,42 @@ fn every_spec_code_through_the_binary() {
         }),
     ));
     run_cases(cases);
+    // Every failure was counted by reason; the replays by client.
+    let m = String::from_utf8(sc.admin_get("/metrics").body).unwrap();
+    let has = |frag: &[&str]| m.lines().any(|l| frag.iter().all(|f| l.contains(f)));
+    for code in [
+        "SIGNATURE_MALFORMED",
+        "KEY_NOT_FOUND",
+        "KEY_REVOKED",
+        "KEY_ID_MISMATCH",
+        "TIMESTAMP_OUT_OF_WINDOW",
+        "TIMESTAMP_TOO_OLD",
+        "NONCE_MISSING",
+        "NONCE_REPLAYED",
+        "COMPONENTS_MISSING",
+        "DIGEST_MISSING",
+        "DIGEST_MISMATCH",
+        "SIGNATURE_INVALID",
+    ] {
+        assert!(
+            has(&["datafold_invalid_signatures_total{", code]),
+            "{code} not counted:\n{m}"
+        );
+    }
+    for code in ["SIGNATURE_MISSING", "BODY_TOO_LARGE", "OK"] {
+        assert!(
+            has(&["datafold_requests_total{", code]),
+            "{code} not counted:\n{m}"
+        );
+    }
+    assert!(
+        has(&[
+            "datafold_replay_attempts_total{",
+            "client_id=\"client-one\"",
+            " 2"
+        ]),
+        "replays not counted:\n{m}"
+    );
     // A keep-alive connection still works after one of each kind of rejection.
     let mut c = Conn::open(sc.addr);
     let r = c.request("GET", "/req/ka", &[], Body::None);

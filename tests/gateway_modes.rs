@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::client::{Body, Conn, Response, request};
 use common::sidecar::{
-    ACTIVE, ACTIVE_CLIENT, Sidecar, add_headers, assert_rejected, reached, replace, run_cases,
+    ACTIVE, ACTIVE_CLIENT, Case, Sidecar, add_headers, assert_rejected, reached, replace, run_cases,
 };
 use common::upstream::{Recorded, Upstream};
 
@@ -86,7 +86,7 @@ fn modes_identity_audit_admin_and_hostile_input() {
     let up = Upstream::start(Duration::ZERO);
     let mut sidecar = Sidecar::start(up.addr, POLICY);
     let (sc, up) = (&sidecar, &up);
-    let mut cases: Vec<(&'static str, Box<dyn FnOnce() + Send + '_>)> = Vec::new();
+    let mut cases: Vec<Case<'_>> = Vec::new();
     cases.push((
         "off",
         Box::new(move || {
@@ -415,7 +415,7 @@ fn admin_after_traffic(sc: &Sidecar) {
     assert_eq!(s["keys"]["revoked"], 1);
     assert_eq!(s["replay"]["store"], "memory");
     assert!(s["replay"]["entries"].as_u64().unwrap() >= 5, "{s}");
-    assert_eq!(s["policy"]["generation"].as_u64().is_some(), true, "{s}");
+    assert!(s["policy"]["generation"].as_u64().is_some(), "{s}");
     assert_eq!(
         s["policy"]["sha256"].as_str().map(str::len),
         Some(64),

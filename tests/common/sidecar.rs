@@ -330,8 +330,11 @@ pub fn assert_rejected(r: &Response, status: u16, code: &str) {
     }
 }
 
+/// A named test case run by `run_cases`.
+pub type Case<'a> = (&'static str, Box<dyn FnOnce() + Send + 'a>);
+
 /// Run named cases in parallel threads; report every failing name at the end.
-pub fn run_cases(cases: Vec<(&'static str, Box<dyn FnOnce() + Send + '_>)>) {
+pub fn run_cases(cases: Vec<Case<'_>>) {
     let failed: Vec<&str> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .into_iter()
