@@ -257,12 +257,12 @@ fn modes_identity_audit_admin_and_hostile_input() {
                 "mode",
                 "dry_run",
                 "latency_ms",
+                "code",
             ] {
                 assert!(a.get(f).is_some(), "audit line lacks {f}: {a}");
             }
-            // `code` is left out when there is none (tracing drops a None field); a failure
-            // line carries it (see the dry_run case).
-            assert!(a.get("code").is_none_or(|c| c.is_null()), "{a}");
+            // Every line carries `code`: "OK" for a pass, the SPEC §4 code otherwise.
+            assert_eq!(a["code"], "OK", "{a}");
             assert_eq!(a["event_type"], "signature_auth_success");
             assert_eq!(a["client_id"], ACTIVE_CLIENT);
             assert_eq!(a["key_id"], ACTIVE);
