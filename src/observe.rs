@@ -55,8 +55,16 @@ impl RequestObserver for Observer {
             m.replay_store_errors.with_label_values(&["rejected"]).inc();
         }
         if note.event != Event::Exempt {
-            let route = if note.route.is_empty() { "default" } else { &note.route };
-            m.migration_sample(route, note.event == Event::SignatureAuthSuccess, Instant::now());
+            let route = if note.route.is_empty() {
+                "default"
+            } else {
+                &note.route
+            };
+            m.migration_sample(
+                route,
+                note.event == Event::SignatureAuthSuccess,
+                Instant::now(),
+            );
         }
         if let Some(h) = &note.canary_halt {
             m.canary_halts.inc();

@@ -223,7 +223,10 @@ mod tests {
             assert!(parse_matcher(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_sticky("ip"), Ok(StickyOn::Ip));
-        assert_eq!(parse_sticky("header:X-Caller"), Ok(StickyOn::Header(HeaderName::from_static("x-caller"))));
+        assert_eq!(
+            parse_sticky("header:X-Caller"),
+            Ok(StickyOn::Header(HeaderName::from_static("x-caller")))
+        );
         assert!(parse_sticky("cookie:x").is_err());
     }
 
@@ -255,9 +258,18 @@ mod tests {
         let (h, e) = halt("auto_halt: {max_reject_percent: 0, window_seconds: 60}\n");
         assert_eq!(h, None);
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e.iter().any(|m| m.contains("min_requests` is required")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("canary.auto_halt.max_reject_percent: 0 is out of range")), "{e:?}");
-        let (_, e) = halt("auto_halt: {max_reject_percent: 5, window_seconds: 60, min_requests: 1, window: 3}\n");
+        assert!(
+            e.iter().any(|m| m.contains("min_requests` is required")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("canary.auto_halt.max_reject_percent: 0 is out of range")),
+            "{e:?}"
+        );
+        let (_, e) = halt(
+            "auto_halt: {max_reject_percent: 5, window_seconds: 60, min_requests: 1, window: 3}\n",
+        );
         assert!(e[0].contains("unknown key `window`"), "{e:?}");
     }
 }

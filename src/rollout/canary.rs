@@ -193,10 +193,7 @@ mod tests {
         let mut h = Sha256::new();
         h.update(b"authorization\0Bearer token-1");
         let d = h.finalize();
-        assert_eq!(
-            b,
-            u64::from_be_bytes(d[..8].try_into().unwrap()) % BUCKETS
-        );
+        assert_eq!(b, u64::from_be_bytes(d[..8].try_into().unwrap()) % BUCKETS);
     }
 
     #[test]

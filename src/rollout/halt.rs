@@ -96,10 +96,7 @@ impl CanaryHalt {
         while g.window.front().is_some_and(|b| b.0 < oldest) {
             g.window.pop_front();
         }
-        let (total, bad) = g
-            .window
-            .iter()
-            .fold((0, 0), |a, b| (a.0 + b.1, a.1 + b.2));
+        let (total, bad) = g.window.iter().fold((0, 0), |a, b| (a.0 + b.1, a.1 + b.2));
         // bad/total > max% without floating point.
         if total >= rule.min_requests && bad * 100 > total * u64::from(rule.max_reject_percent) {
             let info = HaltInfo {
@@ -161,7 +158,10 @@ mod tests {
         }
         assert_eq!(h.effective_percent(&a, 25), 25);
         let info = h.record(&a, &RULE, 25, 100, true).expect("halt");
-        assert_eq!((info.rejected, info.total, info.percent_before), (10, 10, 25));
+        assert_eq!(
+            (info.rejected, info.total, info.percent_before),
+            (10, 10, 25)
+        );
         assert_eq!(h.effective_percent(&a, 25), 0);
         assert_eq!(h.status(&a), Some(info));
         // Further requests do not trip it again.

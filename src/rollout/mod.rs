@@ -6,5 +6,5 @@ pub mod canary;
 pub mod halt;
 pub mod watch;
 
-pub use canary::{CanaryReason, CanaryVerdict, Caller};
+pub use canary::{Caller, CanaryReason, CanaryVerdict};
 pub use halt::{CanaryHalt, HaltInfo, PolicyKey};

@@ -55,11 +55,7 @@ pub type OnReload = Box<dyn Fn(&Runtime, Trigger, &ReloadEvent) + Send>;
 
 /// Starts the watcher thread (and the `SIGHUP` listener on Unix). The `SIGHUP` handler is
 /// installed before this returns, so a `SIGHUP` after it can no longer kill the process.
-pub fn spawn(
-    runtime: Arc<Runtime>,
-    clock: fn() -> i64,
-    on_reload: OnReload,
-) -> Result<(), String> {
+pub fn spawn(runtime: Arc<Runtime>, clock: fn() -> i64, on_reload: OnReload) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<()>();
     listen_sighup(tx)?;
     std::thread::Builder::new()
