@@ -1,6 +1,8 @@
 //! The Redis nonce store against a real `redis-server`: atomicity across two stores ("replicas"),
 //! expiry, outage and recovery without rebuilding the store, and what a round trip costs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod scale_common;
 
 use std::sync::Arc;
