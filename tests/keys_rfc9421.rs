@@ -1,4 +1,5 @@
 //! RFC 9421 B.1.4 `test-key-ed25519` in every accepted text form (tests/fixtures/keys).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,5 @@
 //! RFC 9530 / RFC 9421 printed Content-Digest values (tests/fixtures/rfc9530) against their bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
