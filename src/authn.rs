@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
 use crate::error::{Error, ErrorCode};
+use crate::keys::KeyDirectory;
 use crate::policy::{Mode, OnStoreError};
 use crate::proxy::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
@@ -53,11 +54,18 @@ pub struct Authenticator {
     replay: Arc<dyn NonceStore>,
     limiter: FailureLimiter,
     clock: fn() -> i64,
+    /// `key_directory`, asked for a (coalesced, rate-limited) refetch on an unknown keyid.
+    directory: Option<KeyDirectory>,
 }
 
 impl Authenticator {
     pub fn new(runtime: Arc<Runtime>, replay: Arc<dyn NonceStore>, limiter: FailureLimiter, clock: fn() -> i64) -> Self {
-        Self { runtime, replay, limiter, clock }
+        Self { runtime, replay, limiter, clock, directory: None }
+    }
+
+    pub fn with_directory(mut self, directory: Option<KeyDirectory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     fn ip_key(req: &RequestView<'_>) -> Option<IpAddr> {
@@ -207,7 +215,7 @@ impl Gate for Authenticator {
     async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict {
         let started = Instant::now();
         let now = (self.clock)();
-        let live = self.runtime.snapshot();
+        let mut live = self.runtime.snapshot();
         let route = live.effective.route_for(req.method, route_path(req.target));
         let (mode, dry_run) = (route.mode, route.dry_run);
         let signed = req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
@@ -231,7 +239,17 @@ impl Gate for Authenticator {
                 }
             }
         }
-        match self.verify_head(&live, req, now) {
+        let mut verified = self.verify_head(&live, req, now);
+        if let (Err(e), Some(dir)) = (&verified, &self.directory)
+            && e.code == ErrorCode::KeyNotFound
+            && dir.refetch_for_unknown_keyid().await
+        {
+            // The directory just published new keys (and swapped the snapshot): a key registered
+            // a moment ago works on its first request.
+            live = self.runtime.snapshot();
+            verified = self.verify_head(&live, req, now);
+        }
+        match verified {
             Ok(v) if v.covers_digest => {
                 HeadVerdict::NeedBody(Some(Box::new(Pending { live, verified: v, mode, dry_run, started }) as Note))
             }

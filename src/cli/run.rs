@@ -16,7 +16,8 @@ use crate::observe::Observer;
 use crate::policy::{self, OverrideOrigin, ReplayBackend};
 use crate::proxy::{self, IdentityHeaders, ProxySettings, Upstream};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
-use crate::replay::{MemoryStore, NonceStore};
+use crate::keys::{DirectoryConfig, KeyDirectory};
+use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
 use crate::runtime::{Live, Runtime};
 
 #[derive(clap::Args, Debug)]
@@ -60,9 +61,15 @@ pub fn serve(config: &Path, on_ready: Option<Box<dyn FnOnce(&Live) + Send>>) -> 
     let file = &live.policy.file;
     let replay: Arc<dyn NonceStore> = match &file.replay.backend {
         ReplayBackend::Memory => Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?),
-        ReplayBackend::Redis { .. } => {
-            return Err(format!("{}: replay.store: redis is not available in this build", config.display()));
-        }
+        // Connects lazily, inside the proxy's runtime: a Redis still coming up delays nothing but
+        // the signed requests that need it (503 until it answers).
+        ReplayBackend::Redis { url } => Arc::new(
+            RedisStore::new(&RedisStoreConfig::new(url.clone())).map_err(|e| format!("{}: {e}", config.display()))?,
+        ),
+    };
+    let directory = match &file.key_directory {
+        Some(kd) => Some(start_key_directory(kd, &runtime).map_err(|e| format!("{}: {e}", config.display()))?),
+        None => None,
     };
     let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
@@ -77,10 +84,18 @@ pub fn serve(config: &Path, on_ready: Option<Box<dyn FnOnce(&Live) + Send>>) -> 
         status: {
             let runtime = runtime.clone();
             let replay = replay.clone();
-            Arc::new(move || status(&runtime, replay.as_ref()))
+            let directory = directory.clone();
+            Arc::new(move || {
+                let mut s = status(&runtime, replay.as_ref());
+                if let Some(d) = &directory {
+                    s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
+                }
+                s
+            })
         },
     };
-    let gate = Arc::new(Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now));
+    let gate =
+        Arc::new(Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now).with_directory(directory));
     let observer = Arc::new(Observer::new(metrics.clone()));
     let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin)).map_err(|e| format!("cannot start: {e}"))?;
     ready.store(true, Ordering::Release);
@@ -96,6 +111,39 @@ pub fn serve(config: &Path, on_ready: Option<Box<dyn FnOnce(&Live) + Send>>) -> 
     }
     gateway.run();
     Ok(())
+}
+
+/// Builds the key directory, fetches it once (bounded by its timeout; a failure is logged and the
+/// gateway starts without directory keys, retrying every `refresh_seconds` and on unknown keyids),
+/// and keeps refreshing it on a thread of its own, independent of the proxy's runtimes.
+fn start_key_directory(kd: &policy::KeyDirectory, runtime: &Arc<Runtime>) -> Result<KeyDirectory, String> {
+    let target = runtime.clone();
+    let dir = KeyDirectory::new(DirectoryConfig::new(kd.url.clone(), kd.refresh_seconds), move |records| {
+        target.set_directory_keys(records)
+    })?;
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let background = dir.clone();
+    std::thread::Builder::new()
+        .name("key-directory".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let _ = first_tx.send(Err("key directory: cannot start its runtime".to_owned()));
+                return;
+            };
+            rt.block_on(async move {
+                let _ = first_tx.send(background.refresh().await);
+                let _ = background.spawn_refresher().await;
+            });
+        })
+        .map_err(|e| format!("key directory thread: {e}"))?;
+    match first_rx.recv() {
+        Ok(Ok(_)) => tracing::info!(url = %kd.url, keys = dir.records().len(), "key directory loaded"),
+        Ok(Err(e)) => {
+            tracing::error!(url = %kd.url, error = %e, "key directory: first fetch failed; starting without its keys")
+        }
+        Err(_) => tracing::error!(url = %kd.url, "key directory: first fetch did not report"),
+    }
+    Ok(dir)
 }
 
 fn publish_gauges(m: &Metrics, live: &Live) {

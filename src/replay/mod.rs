@@ -1,16 +1,14 @@
 //! Nonce stores behind one small trait: "has this (keyid, nonce) been seen within its lifetime?",
-//! answered and remembered in one atomic step. The in-memory store and the shared Redis store live here,
-//! and `OnStoreError` applies `on_store_error` to either. This module does not verify signatures, read policy or keep time:
+//! answered and remembered in one atomic step. The in-memory store and the shared Redis store live here.
+//! This module does not verify signatures, read policy or keep time:
 //! the caller passes `now` and the ttl, and calls only after the signature verified, so an attacker
 //! who cannot sign cannot burn a legitimate caller's nonce.
 
 mod fingerprint;
 mod memory;
-mod on_error;
 mod redis;
 
 pub use memory::MemoryStore;
-pub use on_error::{OnStoreError, StoreErrorMetrics};
 pub use redis::{KEY_NAMESPACE, RedisStore, RedisStoreConfig};
 
 use std::borrow::Cow;
