@@ -69,7 +69,11 @@ fn a_nonce_used_at_one_replica_is_refused_at_the_other() {
     let signed = sign_get("/api/orders", &key(), KID, "nonce-two");
     assert_eq!(b.get("/api/orders", &signed).status, 200);
     assert_eq!(code(&a.get("/api/orders", &signed)), "NONCE_REPLAYED");
-    assert_eq!(recorded(&up), 2, "exactly the two accepted requests reached the backend");
+    assert_eq!(
+        recorded(&up),
+        2,
+        "exactly the two accepted requests reached the backend"
+    );
     assert_eq!(a.status()["replay"]["store"], "redis");
 }
 
@@ -96,12 +100,18 @@ fn the_same_signed_request_sent_to_both_at_once_passes_once() {
                     headers.extend(signed.iter().map(String::as_str));
                     let mut conn = scale_common::client::Conn::open(addr);
                     barrier.wait();
-                    let r = conn.request("GET", "/api/race", &headers, scale_common::client::Body::None);
+                    let r = conn.request(
+                        "GET",
+                        "/api/race",
+                        &headers,
+                        scale_common::client::Body::None,
+                    );
                     (r.status, code(&r))
                 })
             })
             .collect();
-        let mut results: Vec<(u16, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut results: Vec<(u16, String)> =
+            handles.into_iter().map(|h| h.join().unwrap()).collect();
         results.sort();
         assert_eq!(
             results,
@@ -119,25 +129,47 @@ fn redis_down_answers_503_and_service_resumes_when_it_is_back() {
     let mut redis = RedisServer::start();
     let up = Upstream::start(Duration::ZERO);
     let mut p = Sigproxy::start(up.addr, &redis_policy(&redis));
-    assert_eq!(p.get("/api/x", &sign_get("/api/x", &key(), KID, "before")).status, 200);
+    assert_eq!(
+        p.get("/api/x", &sign_get("/api/x", &key(), KID, "before"))
+            .status,
+        200
+    );
 
     redis.stop();
     for i in 0..5 {
         let t = Instant::now();
-        let r = p.get("/api/x", &sign_get("/api/x", &key(), KID, &format!("down-{i}")));
-        assert_eq!((r.status, code(&r).as_str()), (503, "REPLAY_STORE_UNAVAILABLE"), "{r:?}");
-        assert!(t.elapsed() < Duration::from_secs(2), "503 took {:?}", t.elapsed());
+        let r = p.get(
+            "/api/x",
+            &sign_get("/api/x", &key(), KID, &format!("down-{i}")),
+        );
+        assert_eq!(
+            (r.status, code(&r).as_str()),
+            (503, "REPLAY_STORE_UNAVAILABLE"),
+            "{r:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "503 took {:?}",
+            t.elapsed()
+        );
     }
     assert!(p.alive());
     assert_eq!(p.admin_get("/healthz").status, 200);
-    assert_eq!(recorded(&up), 1, "nothing reached the backend while the store was down");
+    assert_eq!(
+        recorded(&up),
+        1,
+        "nothing reached the backend while the store was down"
+    );
 
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut n = 0;
     let status = loop {
         n += 1;
-        let r = p.get("/api/x", &sign_get("/api/x", &key(), KID, &format!("after-{n}")));
+        let r = p.get(
+            "/api/x",
+            &sign_get("/api/x", &key(), KID, &format!("after-{n}")),
+        );
         if r.status == 200 || Instant::now() > deadline {
             break r.status;
         }
@@ -190,7 +222,12 @@ fn redis_round_trip_latency() {
             let signed = sign_get("/api/lat", &key(), KID, &format!("lat-{which}-{i}"));
             let headers: Vec<&str> = signed.iter().map(String::as_str).collect();
             let t = Instant::now();
-            let r = conn.request("GET", "/api/lat", &headers, scale_common::client::Body::None);
+            let r = conn.request(
+                "GET",
+                "/api/lat",
+                &headers,
+                scale_common::client::Body::None,
+            );
             times[which].push(t.elapsed());
             assert_eq!(r.status, 200, "{r:?}");
         }
@@ -200,5 +237,7 @@ fn redis_round_trip_latency() {
         format!("median {:?} p99 {:?}", t[n / 2], t[n * 99 / 100])
     };
     let (m, r) = (summary(&mut times[0]), summary(&mut times[1]));
-    println!("signed GET through sigproxy, {n} requests each, keep-alive: memory store {m}; redis store {r}");
+    println!(
+        "signed GET through sigproxy, {n} requests each, keep-alive: memory store {m}; redis store {r}"
+    );
 }

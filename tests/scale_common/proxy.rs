@@ -66,7 +66,11 @@ impl Sigproxy {
             if std::net::TcpStream::connect(p.addr).is_ok() && p.ready() {
                 return p;
             }
-            assert!(Instant::now() < deadline, "sigproxy not ready in 30 s: {}", p.logs());
+            assert!(
+                Instant::now() < deadline,
+                "sigproxy not ready in 30 s: {}",
+                p.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -78,7 +82,11 @@ impl Sigproxy {
             let cut = s.len().saturating_sub(4000);
             s.get(cut..).unwrap_or_default().to_owned()
         };
-        format!("--- stdout\n{}\n--- stderr\n{}", read("stdout.log"), read("stderr.log"))
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            read("stdout.log"),
+            read("stderr.log")
+        )
     }
 
     pub fn log_path(&self) -> PathBuf {
