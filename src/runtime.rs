@@ -44,11 +44,23 @@ impl Live {
         let verify = verify_options(&policy)?;
         let accept_signature = accept_signature(&verify);
         let effective = policy.effective(&overrides.overrides);
-        Ok(Self { policy, overrides, effective, keys, verify, accept_signature, generation, loaded_at: now })
+        Ok(Self {
+            policy,
+            overrides,
+            effective,
+            keys,
+            verify,
+            accept_signature,
+            generation,
+            loaded_at: now,
+        })
     }
 
     pub fn active_keys(&self) -> usize {
-        self.keys.iter().filter(|k| k.status == KeyStatus::Active).count()
+        self.keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .count()
     }
 }
 
@@ -58,7 +70,10 @@ pub fn verify_options(p: &Policy) -> Result<VerifyOptions, String> {
     let required_components = s
         .required_components
         .iter()
-        .map(|c| Component::parse_spec(c).map_err(|e| format!("signature.required_components: {}", e.detail)))
+        .map(|c| {
+            Component::parse_spec(c)
+                .map_err(|e| format!("signature.required_components: {}", e.detail))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(VerifyOptions {
         max_age_seconds: s.max_age_seconds,
@@ -73,11 +88,19 @@ pub fn verify_options(p: &Policy) -> Result<VerifyOptions, String> {
 
 /// RFC 9421 §5.1: `sig1=("@method" "@authority" "@path" "content-digest");created;keyid;nonce;alg="ed25519"`.
 fn accept_signature(v: &VerifyOptions) -> HeaderValue {
-    let mut ids: Vec<&str> = v.required_components.iter().map(|c| c.id.as_str()).collect();
+    let mut ids: Vec<&str> = v
+        .required_components
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
     if v.body_digest == crate::signature::Requirement::Required {
         ids.push("\"content-digest\"");
     }
-    let mut s = format!("{}=({});created;keyid", v.label.as_deref().unwrap_or("sig1"), ids.join(" "));
+    let mut s = format!(
+        "{}=({});created;keyid",
+        v.label.as_deref().unwrap_or("sig1"),
+        ids.join(" ")
+    );
     if v.nonce == crate::signature::Requirement::Required {
         s.push_str(";nonce");
     }
@@ -85,7 +108,9 @@ fn accept_signature(v: &VerifyOptions) -> HeaderValue {
     if let Some(tag) = &v.tag {
         s.push_str(&format!(";tag=\"{tag}\""));
     }
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("sig1=(\"@method\" \"@authority\" \"@path\");created;keyid"))
+    HeaderValue::from_str(&s).unwrap_or_else(|_| {
+        HeaderValue::from_static("sig1=(\"@method\" \"@authority\" \"@path\");created;keyid")
+    })
 }
 
 /// The snapshot in force, how it was loaded, and the last reload error.
@@ -121,9 +146,13 @@ impl Runtime {
     /// Re-reads everything; on success swaps the snapshot in, on failure keeps the old one and
     /// remembers the error. Returns whether anything changed.
     pub fn reload(&self, now: i64) -> Result<bool, String> {
-        let directory = self.directory_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let directory = self
+            .directory_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load();
-        match load_live(&self.path, &self.env_overrides, &directory, current.generation + 1, now) {
+        let generation = current.generation + 1;
+        match load_live(&self.path, &self.env_overrides, &directory, generation, now) {
             Ok(next) => {
                 let changed = next.policy != current.policy || next.overrides != current.overrides;
                 if changed {
@@ -147,10 +176,13 @@ impl Runtime {
 
 impl Runtime {
     /// The key directory fetched new records: rebuild the snapshot with them (same policy, same
-    /// generation and load time). On a key id clash the snapshot in force stays and the error goes back to the
-    /// directory, which keeps its previous records and shows the error in `/status`.
+    /// generation and load time). On a key id clash the snapshot in force stays and the error goes
+    /// back to the directory, which keeps its previous records and shows the error in `/status`.
     pub fn set_directory_keys(&self, records: Arc<Vec<KeyRecord>>) -> Result<(), String> {
-        let mut directory = self.directory_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut directory = self
+            .directory_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load_full();
         let next = Live::build(
             current.policy.clone(),
@@ -173,10 +205,13 @@ fn load_live(
     now: i64,
 ) -> Result<Live, ConfigErrors> {
     let policy = policy::load(path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
     let overrides = FoundOverrides {
-        overrides: files.overrides.clone().merged_over(env.overrides),
+        overrides: files.overrides.merged_over(env.overrides),
         settings: env
             .settings
             .iter()

@@ -1,8 +1,6 @@
 //! RFC 9530 / RFC 9421 printed Content-Digest values (tests/fixtures/rfc9530) against their bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;

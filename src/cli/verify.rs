@@ -43,7 +43,12 @@ pub struct VerifyArgs {
     pub authority: Option<String>,
     /// Without --config: must a body be covered by content-digest (default required, as in
     /// the policy's defaults; `optional` for the RFC 9421 appendix examples).
-    #[arg(long, value_enum, default_value = "required", conflicts_with = "config")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "required",
+        conflicts_with = "config"
+    )]
     pub body_digest: BodyDigest,
 }
 
