@@ -275,7 +275,9 @@ impl Gate for Authenticator {
             req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
         if mode == Mode::Off || !signed {
             let d = decide(mode, dry_run, Outcome::Unsigned);
-            let n = note(&d, mode, dry_run, AuthMethod::None, started);
+            // Unsigned on a verifying route is a legacy caller, even when refused.
+            let method = if mode == Mode::Off { AuthMethod::None } else { AuthMethod::Legacy };
+            let n = note(&d, mode, dry_run, method, started);
             return HeadVerdict::Decided(to_verdict(&live, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {

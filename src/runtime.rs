@@ -210,16 +210,7 @@ fn load_live(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
-    let overrides = FoundOverrides {
-        overrides: files.overrides.merged_over(env.overrides),
-        settings: env
-            .settings
-            .iter()
-            .filter(|s| !files.settings.iter().any(|f| f.name == s.name))
-            .cloned()
-            .chain(files.settings.iter().cloned())
-            .collect(),
-    };
+    let overrides = FoundOverrides::layered(env, files);
     Live::build(policy, overrides, directory, generation, now).map_err(|message| {
         ConfigErrors(vec![policy::ConfigError {
             file: path.display().to_string(),

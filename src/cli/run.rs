@@ -76,16 +76,18 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", config.display()))?,
         ),
     };
+    let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+    metrics.config_reloads.with_label_values(&["success"]).inc();
     let directory = match &file.key_directory {
         Some(kd) => Some(
-            start_key_directory(kd, &runtime).map_err(|e| format!("{}: {e}", config.display()))?,
+            start_key_directory(kd, &runtime, &metrics)
+                .map_err(|e| format!("{}: {e}", config.display()))?,
         ),
         None => None,
     };
-    let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
-    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
-    publish_gauges(&metrics, &live);
-    metrics.config_reloads.with_label_values(&["success"]).inc();
+    // After the directory's first fetch: the key gauge counts its keys too.
+    publish_gauges(&metrics, &runtime.snapshot());
 
     let settings = settings(&live);
     let ready = Arc::new(AtomicBool::new(false));
@@ -143,10 +145,17 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
 fn start_key_directory(
     kd: &policy::KeyDirectory,
     runtime: &Arc<Runtime>,
+    metrics: &Arc<Metrics>,
 ) -> Result<KeyDirectory, String> {
-    let target = runtime.clone();
+    let (target, metrics) = (runtime.clone(), metrics.clone());
     let config = DirectoryConfig::new(kd.url.clone(), kd.refresh_seconds);
-    let dir = KeyDirectory::new(config, move |records| target.set_directory_keys(records))?;
+    let dir = KeyDirectory::new(config, move |records| {
+        target.set_directory_keys(records)?;
+        metrics
+            .active_keys
+            .set(target.snapshot().active_keys() as i64);
+        Ok(())
+    })?;
     let (first_tx, first_rx) = std::sync::mpsc::channel();
     let background = dir.clone();
     std::thread::Builder::new()
