@@ -72,7 +72,10 @@ fn rotation_through_the_directory() {
     );
     assert_eq!(call(&p, &up, &key(2), "dir-2"), (200, String::new()));
     let metrics = String::from_utf8(p.admin_get("/metrics").body).unwrap();
-    assert!(metrics.contains("datafold_active_keys_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("datafold_active_keys_total 2"),
+        "{metrics}"
+    );
 
     // Removed: refused once the 1 s refresh has run.
     dir.set(&jwks(&[jwk(&key(2), "dir-2", "")]), Some("\"v3\""));

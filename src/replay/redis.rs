@@ -133,11 +133,19 @@ impl RedisStore {
         let conn = self
             .conn
             .get_or_try_init(|| async {
-                // Lazy: the first request connects; this call itself does no I/O.
-                ConnectionManager::new_lazy_with_config(
+                let manager = ConnectionManager::new_lazy_with_config(
                     self.client.clone(),
                     self.manager_config.clone(),
-                )
+                )?;
+                // The first connection is a shared future that only moves while someone awaits it;
+                // requests give up after `response_timeout`, which could be shorter than a TLS
+                // handshake to a distant Redis. A task of its own drives it to the end. (Later
+                // reconnects are spawned by the manager itself.)
+                let mut driver = manager.clone();
+                tokio::spawn(async move {
+                    let _ = redis::cmd("PING").query_async::<Value>(&mut driver).await;
+                });
+                Ok::<_, redis::RedisError>(manager)
             })
             .await
             .map_err(|e| unavailable(&self.display_url, &e))?;
