@@ -276,7 +276,11 @@ impl Gate for Authenticator {
         if mode == Mode::Off || !signed {
             let d = decide(mode, dry_run, Outcome::Unsigned);
             // Unsigned on a verifying route is a legacy caller, even when refused.
-            let method = if mode == Mode::Off { AuthMethod::None } else { AuthMethod::Legacy };
+            let method = if mode == Mode::Off {
+                AuthMethod::None
+            } else {
+                AuthMethod::Legacy
+            };
             let n = note(&d, mode, dry_run, method, started);
             return HeadVerdict::Decided(to_verdict(&live, d, n));
         }

@@ -84,7 +84,7 @@ fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
         path = path,
         mode = note.mode.as_str(),
         dry_run = note.dry_run,
-        code = note.code.map(ErrorCode::as_str),
+        code = note.code.map_or("OK", ErrorCode::as_str),
         status = r.status,
         detail = note.detail.as_deref(),
         latency_ms = r.latency.as_secs_f64() * 1000.0,

@@ -85,6 +85,11 @@ impl Conn {
         }
     }
 
+    /// Another handle on the socket, for writing from a second thread.
+    pub fn writer(&self) -> TcpStream {
+        self.w.try_clone().unwrap()
+    }
+
     /// Write raw bytes (hostile input, or a body sent after `100 Continue`).
     pub fn write_raw(&mut self, b: &[u8]) {
         let _ = self.w.write_all(b);

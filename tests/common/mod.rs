@@ -4,4 +4,5 @@
 
 pub mod client;
 pub mod gateway;
+pub mod sidecar;
 pub mod upstream;
