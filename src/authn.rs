@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
 use crate::error::{Error, ErrorCode};
+use crate::keys::KeyDirectory;
 use crate::policy::{Mode, OnStoreError};
 use crate::proxy::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
@@ -68,6 +69,8 @@ pub struct Authenticator {
     replay: Arc<dyn NonceStore>,
     limiter: FailureLimiter,
     clock: fn() -> i64,
+    /// `key_directory`, asked for a (coalesced, rate-limited) refetch on an unknown keyid.
+    directory: Option<KeyDirectory>,
 }
 
 impl Authenticator {
@@ -82,6 +85,7 @@ impl Authenticator {
             replay,
             limiter,
             clock,
+            directory: None,
         }
     }
 
@@ -121,6 +125,11 @@ impl Authenticator {
         };
         let mode = if signed { mode } else { v.mode };
         (mode, enforced.then_some(v.reason), halt)
+    }
+
+    pub fn with_directory(mut self, directory: Option<KeyDirectory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     fn ip_key(req: &RequestView<'_>) -> Option<IpAddr> {
@@ -308,7 +317,7 @@ impl Gate for Authenticator {
     async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict {
         let started = Instant::now();
         let now = (self.clock)();
-        let live = self.runtime.snapshot();
+        let mut live = self.runtime.snapshot();
         let found = live.effective.route_for(req.method, route_path(req.target));
         let label = found
             .route
@@ -359,7 +368,17 @@ impl Gate for Authenticator {
                 }
             }
         }
-        match self.verify_head(&live, req, now) {
+        let mut verified = self.verify_head(&live, req, now);
+        if let (Err(e), Some(dir)) = (&verified, &self.directory)
+            && e.code == ErrorCode::KeyNotFound
+            && dir.refetch_for_unknown_keyid().await
+        {
+            // The directory just published new keys (and swapped the snapshot): a key registered
+            // a moment ago works on its first request.
+            live = self.runtime.snapshot();
+            verified = self.verify_head(&live, req, now);
+        }
+        match verified {
             Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Some(Box::new(Pending {
                 live,
                 verified: v,

@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
-use crate::keys::{KeySet, KeyStatus};
+use crate::keys::{KeyRecord, KeySet, KeyStatus};
 use crate::policy::{self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy};
 use crate::rollout::{CanaryHalt, PolicyKey};
 use crate::signature::{Component, VerifyOptions};
@@ -32,14 +32,18 @@ pub struct Live {
 }
 
 impl Live {
-    /// Derives a snapshot from a validated policy and the overrides in force.
+    /// Derives a snapshot from a validated policy, the overrides in force and the key directory's
+    /// current records (a key id in two sources is an error).
     pub fn build(
         policy: Policy,
         overrides: FoundOverrides,
+        directory: &[KeyRecord],
         generation: u64,
         now: i64,
     ) -> Result<Self, String> {
-        let keys = KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
+        let mut records = policy.key_records();
+        records.extend(directory.iter().cloned());
+        let keys = KeySet::new(records).map_err(|e| e.join("; "))?;
         let verify = verify_options(&policy)?;
         let accept_signature = accept_signature(&verify);
         let effective = policy.effective(&overrides.overrides);
@@ -126,19 +130,23 @@ pub struct Runtime {
     pub last_reload_error: Mutex<Option<String>>,
     /// The canary auto-halt state; survives reloads, cleared by a policy change.
     pub canary_halt: CanaryHalt,
+    /// The key directory's last applied records. The lock also serialises snapshot rebuilds, so a
+    /// policy reload and a directory update cannot overwrite each other's keys.
+    directory_keys: Mutex<Arc<Vec<KeyRecord>>>,
 }
 
 impl Runtime {
     /// Loads the policy, the override files beside it and the key files; every problem is an
     /// error naming file:line:col.
     pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
-        let live = load_live(path, &env, 1, now)?;
+        let live = load_live(path, &env, &[], 1, now)?;
         Ok(Self {
             live: ArcSwap::from_pointee(live),
             path: path.to_path_buf(),
             env_overrides: env,
             last_reload_error: Mutex::new(None),
             canary_halt: CanaryHalt::new(),
+            directory_keys: Mutex::new(Arc::new(Vec::new())),
         })
     }
 
@@ -155,8 +163,13 @@ impl Runtime {
     /// Re-reads everything; on success swaps the snapshot in, on failure keeps the old one and
     /// remembers the error. Returns whether anything changed.
     pub fn reload(&self, now: i64) -> Result<bool, String> {
+        let directory = self
+            .directory_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load();
-        match load_live(&self.path, &self.env_overrides, current.generation + 1, now) {
+        let generation = current.generation + 1;
+        match load_live(&self.path, &self.env_overrides, &directory, generation, now) {
             Ok(next) => {
                 let changed = next.policy != current.policy || next.overrides != current.overrides;
                 if changed {
@@ -178,9 +191,33 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The key directory fetched new records: rebuild the snapshot with them (same policy, same
+    /// generation and load time). On a key id clash the snapshot in force stays and the error goes
+    /// back to the directory, which keeps its previous records and shows the error in `/status`.
+    pub fn set_directory_keys(&self, records: Arc<Vec<KeyRecord>>) -> Result<(), String> {
+        let mut directory = self
+            .directory_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.live.load_full();
+        let next = Live::build(
+            current.policy.clone(),
+            current.overrides.clone(),
+            &records,
+            current.generation,
+            current.loaded_at,
+        )?;
+        *directory = records;
+        self.live.store(Arc::new(next));
+        Ok(())
+    }
+}
+
 fn load_live(
     path: &Path,
     env: &FoundOverrides,
+    directory: &[KeyRecord],
     generation: u64,
     now: i64,
 ) -> Result<Live, ConfigErrors> {
@@ -191,7 +228,7 @@ fn load_live(
         .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
     let overrides = FoundOverrides::layered(env, files);
-    Live::build(policy, overrides, generation, now).map_err(|message| {
+    Live::build(policy, overrides, directory, generation, now).map_err(|message| {
         ConfigErrors(vec![policy::ConfigError {
             file: path.display().to_string(),
             line: 1,

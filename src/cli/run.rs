@@ -11,12 +11,13 @@ use serde_json::json;
 use super::{EXIT_USAGE, unix_now};
 use crate::admin::AdminState;
 use crate::authn::Authenticator;
+use crate::keys::{DirectoryConfig, KeyDirectory};
 use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::policy::{self, OverrideOrigin, ReplayBackend};
 use crate::proxy::{self, IdentityHeaders, ProxySettings, Upstream};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
-use crate::replay::{MemoryStore, NonceStore};
+use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
 use crate::rollout::watch::{self, ReloadEvent, Trigger};
 use crate::runtime::{Live, Runtime};
 
@@ -69,17 +70,25 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
         ReplayBackend::Memory => {
             Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?)
         }
-        ReplayBackend::Redis { .. } => {
-            return Err(format!(
-                "{}: replay.store: redis is not available in this build",
-                config.display()
-            ));
-        }
+        // Connects lazily, inside the proxy's runtime: a Redis still coming up delays nothing but
+        // the signed requests that need it (503 until it answers).
+        ReplayBackend::Redis { url } => Arc::new(
+            RedisStore::new(&RedisStoreConfig::new(url.clone()))
+                .map_err(|e| format!("{}: {e}", config.display()))?,
+        ),
     };
     let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
-    publish_gauges(&metrics, &runtime, &live);
     metrics.config_reloads.with_label_values(&["success"]).inc();
+    let directory = match &file.key_directory {
+        Some(kd) => Some(
+            start_key_directory(kd, &runtime, &metrics)
+                .map_err(|e| format!("{}: {e}", config.display()))?,
+        ),
+        None => None,
+    };
+    // After the directory's first fetch: the key gauge counts its keys too.
+    publish_gauges(&metrics, &runtime, &runtime.snapshot());
     {
         let metrics = metrics.clone();
         watch::spawn(
@@ -97,15 +106,20 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
         status: {
             let runtime = runtime.clone();
             let replay = replay.clone();
-            Arc::new(move || status(&runtime, replay.as_ref()))
+            let directory = directory.clone();
+            Arc::new(move || {
+                let mut s = status(&runtime, replay.as_ref());
+                if let Some(d) = &directory {
+                    s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
+                }
+                s
+            })
         },
     };
-    let gate = Arc::new(Authenticator::new(
-        runtime.clone(),
-        replay.clone(),
-        limiter,
-        unix_now,
-    ));
+    let gate = Arc::new(
+        Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now)
+            .with_directory(directory),
+    );
     let observer = Arc::new(Observer::new(metrics.clone()));
     let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin))
         .map_err(|e| format!("cannot start: {e}"))?;
@@ -132,6 +146,55 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
     });
     gateway.run();
     Ok(())
+}
+
+/// Builds the key directory, fetches it once (bounded by its timeout; a failure is logged and the
+/// gateway starts without directory keys, retrying every `refresh_seconds` and on unknown keyids),
+/// and keeps refreshing it on a thread of its own, independent of the proxy's runtimes.
+fn start_key_directory(
+    kd: &policy::KeyDirectory,
+    runtime: &Arc<Runtime>,
+    metrics: &Arc<Metrics>,
+) -> Result<KeyDirectory, String> {
+    let (target, metrics) = (runtime.clone(), metrics.clone());
+    let config = DirectoryConfig::new(kd.url.clone(), kd.refresh_seconds);
+    let dir = KeyDirectory::new(config, move |records| {
+        target.set_directory_keys(records)?;
+        metrics
+            .active_keys
+            .set(target.snapshot().active_keys() as i64);
+        Ok(())
+    })?;
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let background = dir.clone();
+    std::thread::Builder::new()
+        .name("key-directory".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                let _ = first_tx.send(Err("key directory: cannot start its runtime".to_owned()));
+                return;
+            };
+            rt.block_on(async move {
+                let _ = first_tx.send(background.refresh().await);
+                let _ = background.spawn_refresher().await;
+            });
+        })
+        .map_err(|e| format!("key directory thread: {e}"))?;
+    match first_rx.recv() {
+        Ok(Ok(_)) => {
+            tracing::info!(url = %kd.url, keys = dir.records().len(), "key directory loaded")
+        }
+        Ok(Err(e)) => tracing::error!(
+            url = %kd.url,
+            error = %e,
+            "key directory: first fetch failed; starting without its keys"
+        ),
+        Err(_) => tracing::error!(url = %kd.url, "key directory: first fetch did not report"),
+    }
+    Ok(dir)
 }
 
 fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> bool {

@@ -1,12 +1,17 @@
 //! Ed25519 key material and key records: parsing base64 / PEM / JWK text, encoding for keygen,
-//! and the `KeySet` the verifier resolves `keyid`s in. It does not read config files or fetch
-//! remote key directories; those build `KeyRecord`s and hand them to `KeySet::new`.
+//! and the `KeySet` the verifier resolves `keyid`s in, and the remote JWKS key directory
+//! (`directory`). It does not read config files; loaders build `KeyRecord`s and hand them to
+//! `KeySet::new`.
 
+mod directory;
 mod encode;
+mod http_get;
 mod jwk;
+mod jwks;
 mod parse;
 mod set;
 
+pub use directory::{ApplyFn, DirectoryConfig, DirectoryStatus, FetchOutcome, KeyDirectory};
 pub use encode::{generate, private_base64, public_base64, public_pem};
 pub use jwk::public_jwk;
 pub use parse::{parse_private_key, parse_public_key};

@@ -1,13 +1,15 @@
 //! Nonce stores behind one small trait: "has this (keyid, nonce) been seen within its lifetime?",
-//! answered and remembered in one atomic step. The in-memory store lives here; a shared (Redis) store
-//! slots in behind the same trait. This module does not verify signatures, read policy or keep time:
+//! answered and remembered in one atomic step. The in-memory store and the shared Redis store live here.
+//! This module does not verify signatures, read policy or keep time:
 //! the caller passes `now` and the ttl, and calls only after the signature verified, so an attacker
 //! who cannot sign cannot burn a legitimate caller's nonce.
 
 mod fingerprint;
 mod memory;
+mod redis;
 
 pub use memory::MemoryStore;
+pub use redis::{KEY_NAMESPACE, RedisStore, RedisStoreConfig};
 
 use std::borrow::Cow;
 use std::time::Duration;

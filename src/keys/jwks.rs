@@ -1,0 +1,239 @@
+//! A JWK Set (RFC 7517 §5) of OKP/Ed25519 keys (RFC 8037) → key records for the key directory.
+//!
+//! Members read from each JWK, beyond RFC 8037's `kty`, `crv`, `x`:
+//! - `kid` (required): the RFC 9421 `keyid`.
+//! - `client_id` (sigproxy's own member, optional): the client the key belongs to, sent to the
+//!   backend in the client id header. Defaults to the `kid`.
+//! - `status` (sigproxy's own member, optional): `"active"` (default) or `"revoked"`; a revoked key
+//!   answers KEY_REVOKED rather than KEY_NOT_FOUND.
+//! - `use` (optional): when present it must be `"sig"`; `alg`, when present, `EdDSA` or `Ed25519`.
+//!
+//! A key that cannot be used (another key type, no `kid`, an invalid `x`, a private `d`) is skipped
+//! with a reason, so one bad entry does not hold back everyone else's rotation. A document that is
+//! not a JWK Set, or that names one `kid` twice, is rejected whole. It does not fetch anything.
+
+use serde_json::{Map, Value};
+
+use super::{KeyRecord, KeySource, KeyStatus, parse_public_key};
+
+/// More keys than this in one document is a misconfiguration, not a key registry.
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub records: Vec<KeyRecord>,
+    /// One line per skipped key: which one and why.
+    pub skipped: Vec<String>,
+}
+
+pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("JWKS has no \"keys\" array")?;
+    if keys.len() > MAX_KEYS {
+        return Err(format!(
+            "JWKS has {} keys, more than {MAX_KEYS}",
+            keys.len()
+        ));
+    }
+    let mut records: Vec<KeyRecord> = Vec::with_capacity(keys.len());
+    let mut skipped = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let Some(obj) = key.as_object() else {
+            skipped.push(format!("keys[{i}]: not a JSON object"));
+            continue;
+        };
+        match record(obj, url) {
+            Ok(r) => records.push(r),
+            Err(why) => skipped.push(format!("keys[{i}]{}: {why}", kid_note(obj))),
+        }
+    }
+    records.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    if let Some(dup) = records.windows(2).find(|w| w[0].key_id == w[1].key_id) {
+        return Err(format!("JWKS names kid {:?} twice", dup[0].key_id));
+    }
+    Ok(Parsed { records, skipped })
+}
+
+fn kid_note(obj: &Map<String, Value>) -> String {
+    match obj.get("kid").and_then(Value::as_str) {
+        Some(kid) => format!(" (kid {kid:?})"),
+        None => String::new(),
+    }
+}
+
+fn optional_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, String> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("{name} is not a string")),
+    }
+}
+
+fn record(obj: &Map<String, Value>, url: &str) -> Result<KeyRecord, String> {
+    let kty = optional_str(obj, "kty")?;
+    let crv = optional_str(obj, "crv")?;
+    if kty != Some("OKP") || crv != Some("Ed25519") {
+        return Err(format!(
+            "kty {} crv {} is not supported (only OKP Ed25519)",
+            kty.unwrap_or("(none)"),
+            crv.unwrap_or("(none)")
+        ));
+    }
+    let kid = optional_str(obj, "kid")?
+        .filter(|k| !k.is_empty())
+        .ok_or("no kid")?;
+    if let Some(u) = optional_str(obj, "use")?
+        && u != "sig"
+    {
+        return Err(format!("use is {u:?}, not \"sig\""));
+    }
+    let client_id = match optional_str(obj, "client_id")? {
+        Some("") => return Err("client_id is empty".into()),
+        Some(c) => c,
+        None => kid,
+    };
+    let status = match optional_str(obj, "status")? {
+        None | Some("active") => KeyStatus::Active,
+        Some("revoked") => KeyStatus::Revoked,
+        Some(other) => return Err(format!("status {other:?} is not active or revoked")),
+    };
+    let key =
+        parse_public_key(&Value::Object(obj.clone()).to_string()).map_err(|e| e.to_string())?;
+    Ok(KeyRecord {
+        key_id: kid.to_owned(),
+        client_id: client_id.to_owned(),
+        status,
+        key,
+        source: KeySource::Directory(url.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::public_jwk;
+    use ed25519_dalek::SigningKey;
+
+    const URL: &str = "http://dir/keys.jwks";
+
+    fn jwk(seed: u8, kid: &str, extra: &str) -> String {
+        let vk = SigningKey::from_bytes(&[seed; 32]).verifying_key();
+        let j = public_jwk(&vk, Some(kid));
+        format!("{}{extra}}}", &j[..j.len() - 1])
+    }
+
+    #[test]
+    fn members_map_to_records() {
+        let doc = format!(
+            r#"{{"keys":[{},{},{}]}}"#,
+            jwk(1, "b-key", ""),
+            jwk(2, "a-key", r#","client_id":"partner-a","status":"revoked""#),
+            jwk(3, "c-key", r#","status":"active","client_id":null"#),
+        );
+        let p = parse_jwks(doc.as_bytes(), URL).unwrap();
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        let got: Vec<(&str, &str, KeyStatus)> = p
+            .records
+            .iter()
+            .map(|r| (r.key_id.as_str(), r.client_id.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a-key", "partner-a", KeyStatus::Revoked),
+                ("b-key", "b-key", KeyStatus::Active),
+                ("c-key", "c-key", KeyStatus::Active),
+            ]
+        );
+        assert_eq!(
+            p.records[1].key,
+            SigningKey::from_bytes(&[1; 32]).verifying_key()
+        );
+        assert_eq!(p.records[0].source, KeySource::Directory(URL.into()));
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_with_reasons() {
+        let doc = format!(
+            r#"{{"keys":[
+                {{"kty":"RSA","kid":"rsa-1","n":"AQAB","e":"AQAB"}},
+                {{"kty":"EC","crv":"P-256","kid":"ec-1","x":"AA","y":"AA"}},
+                {{"kty":"OKP","crv":"X25519","kid":"x-1","x":"AA"}},
+                {},
+                {},
+                {},
+                {},
+                {},
+                "not an object",
+                {}
+            ]}}"#,
+            jwk(1, "", ""),
+            jwk(2, "enc", r#","use":"enc""#),
+            jwk(3, "weird-status", r#","status":"paused""#),
+            jwk(
+                4,
+                "with-d",
+                r#","d":"n4Ni-HpISpVObnQMW0wOhCKROaIKqKtW_2ZYb2p9KcU""#
+            ),
+            r#"{"kty":"OKP","crv":"Ed25519","kid":"short-x","x":"AAAA"}"#,
+            jwk(5, "good", ""),
+        );
+        let p = parse_jwks(doc.as_bytes(), URL).unwrap();
+        assert_eq!(p.records.len(), 1);
+        assert_eq!(p.records[0].key_id, "good");
+        assert_eq!(p.skipped.len(), 9, "{:#?}", p.skipped);
+        let all = p.skipped.join("\n");
+        for needle in [
+            "keys[0] (kid \"rsa-1\"): kty RSA",
+            "keys[1] (kid \"ec-1\"): kty EC crv P-256",
+            "X25519",
+            "keys[3] (kid \"\"): no kid",
+            "use is \"enc\"",
+            "status \"paused\"",
+            "private key",
+            "not 32 bytes",
+            "keys[8]: not a JSON object",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in\n{all}");
+        }
+    }
+
+    #[test]
+    fn malformed_documents_are_rejected_whole() {
+        assert!(
+            parse_jwks(b"<html>", URL)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        assert!(
+            parse_jwks(b"{\"keys\":{}}", URL)
+                .unwrap_err()
+                .contains("no \"keys\" array")
+        );
+        assert!(
+            parse_jwks(&jwk(1, "k", "").into_bytes(), URL)
+                .unwrap_err()
+                .contains("no \"keys\"")
+        );
+        let dup = format!(
+            r#"{{"keys":[{},{}]}}"#,
+            jwk(1, "same", ""),
+            jwk(2, "same", "")
+        );
+        assert!(
+            parse_jwks(dup.as_bytes(), URL)
+                .unwrap_err()
+                .contains("\"same\" twice")
+        );
+        assert!(
+            parse_jwks(b"{\"keys\":[]}", URL)
+                .unwrap()
+                .records
+                .is_empty()
+        );
+    }
+}
