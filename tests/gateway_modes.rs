@@ -388,7 +388,7 @@ fn admin_after_traffic(sc: &Sidecar) {
     assert_eq!(value("datafold_effective_mode{mode=\"required\"}"), 1.0);
     assert_eq!(value("datafold_canary_percent"), 0.0);
     assert!(value("datafold_config_reloads_total{result=\"success\"}") >= 1.0);
-    let p = value("datafold_migration_progress_percent");
+    let p = value("datafold_migration_progress_percent{route=\"all\"}");
     assert!(p > 0.0 && p < 100.0, "migration progress {p}");
     assert!(
         value("datafold_upstream_latency_seconds_count") >= 5.0,
