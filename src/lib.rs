@@ -2,10 +2,16 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authn;
 pub mod cli;
+pub mod decision;
 pub mod error;
 pub mod keys;
+pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
 pub mod replay;
+pub mod observe;
+pub mod runtime;
 pub mod signature;

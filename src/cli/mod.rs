@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check_config;
 pub mod keygen;
 pub mod request_file;
+pub mod run;
 pub mod sign;
 pub mod verify;
 
@@ -24,6 +26,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve: verify signatures in front of the upstream named in the policy.
+    Run(run::RunArgs),
+    /// Validate a policy file and print the effective policy (exit 2 on error).
+    CheckConfig(check_config::CheckConfigArgs),
     /// Generate an Ed25519 key pair and print the `keys:` entry to paste into the policy.
     Keygen(keygen::KeygenArgs),
     /// Sign a request: print the headers, a curl line, or send it.
@@ -38,6 +44,8 @@ pub const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run(a) => run::run(&a),
+        Command::CheckConfig(a) => check_config::run(&a),
         Command::Keygen(a) => keygen::run(&a),
         Command::Sign(a) => sign::run(&a),
         Command::Verify(a) => verify::run(&a),

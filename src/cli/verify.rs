@@ -34,12 +34,24 @@ pub struct VerifyArgs {
     /// Unix time to verify at (default: now).
     #[arg(long)]
     pub now: Option<i64>,
-    /// Scheme the client used (default: the policy's public_scheme, else https).
+    /// Scheme the client used (default: the policy's public_scheme, else http — what the
+    /// gateway itself sees on its plain listener).
     #[arg(long)]
     pub scheme: Option<String>,
     /// Authority the client signed (default: the policy's public_authority, else Host).
     #[arg(long)]
     pub authority: Option<String>,
+    /// Without --config: must a body be covered by content-digest (default required, as in
+    /// the policy's defaults; `optional` for the RFC 9421 appendix examples).
+    #[arg(long, value_enum, default_value = "required", conflicts_with = "config")]
+    pub body_digest: BodyDigest,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BodyDigest {
+    Required,
+    Optional,
+    Off,
 }
 
 struct OneKey {
@@ -168,12 +180,16 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
     let text = read_file(pk, "public key")?;
     let key = crate::keys::parse_public_key(&String::from_utf8_lossy(&text))
         .map_err(|e| format!("public key {}: {e}", pk.display()))?;
-    // Without a policy, check what RFC 9421 checks: the signature, its times, its digest when it
-    // covers one. Nonce and required components are the policy's business.
+    // Without a policy, check what RFC 9421 checks — the signature, its times — and that a body
+    // is covered by a matching digest. Nonce and required components are the policy's business.
     let options = VerifyOptions {
         nonce: Requirement::Optional,
         required_components: Vec::new(),
-        body_digest: Requirement::Optional,
+        body_digest: match args.body_digest {
+            BodyDigest::Required => Requirement::Required,
+            BodyDigest::Optional => Requirement::Optional,
+            BodyDigest::Off => Requirement::Off,
+        },
         ..VerifyOptions::default()
     };
     Ok(Setup {

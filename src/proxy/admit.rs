@@ -40,7 +40,7 @@ impl SigProxy {
             .await;
         let verdict = match head {
             HeadVerdict::Decided(v) => v,
-            HeadVerdict::NeedBody => {
+            HeadVerdict::NeedBody(state) => {
                 let max = self.settings.max_body_bytes;
                 let too_large = Reject::new(Error::new(
                     ErrorCode::BodyTooLarge,
@@ -75,7 +75,7 @@ impl SigProxy {
                 };
                 let v = self
                     .gate
-                    .check_body(&self.view(session, ctx, &scheme), &bytes)
+                    .check_body(&self.view(session, ctx, &scheme), &bytes, state)
                     .await;
                 if let Verdict::Pass(p) = v {
                     if bytes.is_empty() {

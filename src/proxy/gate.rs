@@ -32,23 +32,7 @@ pub struct RequestView<'a> {
     pub has_body: bool,
 }
 
-/// How the caller was authenticated; also the value of the auth-method identity header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
-    Signature,
-    Legacy,
-    None,
-}
-
-impl AuthMethod {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Signature => "signature",
-            Self::Legacy => "legacy",
-            Self::None => "none",
-        }
-    }
-}
+pub use crate::decision::AuthMethod;
 
 /// Opaque data a gate wants back in the logging phase (audit fields, outcome labels).
 pub type Note = Box<dyn Any + Send + Sync>;
@@ -92,8 +76,9 @@ pub enum HeadVerdict {
     Decided(Verdict),
     /// Read the whole body (bounded by `max_body_bytes`) and call [`Gate::check_body`] before
     /// anything is sent upstream. Return this only for requests that must have their body
-    /// checked; every other body streams through unbuffered.
-    NeedBody,
+    /// checked; every other body streams through unbuffered. The note is handed back to
+    /// `check_body` (what the head check already established, e.g. the verified signature).
+    NeedBody(Option<Note>),
 }
 
 /// The verification decision, called from Pingora's `request_filter` phase — before the
@@ -103,9 +88,9 @@ pub trait Gate: Send + Sync + 'static {
     /// Decide from the request head alone, or ask for the body.
     async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict;
 
-    /// Decide with the complete body in hand (only called after `NeedBody`). An empty slice
-    /// means the request announced no body.
-    async fn check_body(&self, req: &RequestView<'_>, body: &[u8]) -> Verdict;
+    /// Decide with the complete body in hand (only called after `NeedBody`, with its note).
+    /// An empty slice means the request announced no body.
+    async fn check_body(&self, req: &RequestView<'_>, body: &[u8], state: Option<Note>) -> Verdict;
 }
 
 /// Passes everything as `legacy` without identity: the proxy with verification switched off.
@@ -121,7 +106,7 @@ impl Gate for PassthroughGate {
         }))
     }
 
-    async fn check_body(&self, _req: &RequestView<'_>, _body: &[u8]) -> Verdict {
+    async fn check_body(&self, _req: &RequestView<'_>, _body: &[u8], _state: Option<Note>) -> Verdict {
         Verdict::Pass(Pass {
             identity: Vec::new(),
             auth_method: AuthMethod::Legacy,

@@ -12,12 +12,34 @@ use super::{ALG_ED25519, KeyResolver, RequestView, signature_base};
 use crate::error::{Error, ErrorCode};
 
 /// How strictly a property is demanded (nonce, body digest).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Requirement {
     #[default]
     Required,
     Optional,
     Off,
+}
+
+impl Requirement {
+    pub const NAMES: [(&'static str, Requirement); 3] = [
+        ("required", Requirement::Required),
+        ("optional", Requirement::Optional),
+        ("off", Requirement::Off),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requirement::Required => "required",
+            Requirement::Optional => "optional",
+            Requirement::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The `signature:` section of the policy, in the form the verifier needs.

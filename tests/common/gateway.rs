@@ -44,7 +44,7 @@ impl Gate for TestGate {
             return HeadVerdict::Decided(reject(ErrorCode::SignatureInvalid));
         }
         if req.headers.contains_key("x-test-signed") {
-            return HeadVerdict::NeedBody;
+            return HeadVerdict::NeedBody(None);
         }
         HeadVerdict::Decided(Verdict::Pass(Pass {
             identity: Vec::new(),
@@ -53,7 +53,7 @@ impl Gate for TestGate {
         }))
     }
 
-    async fn check_body(&self, _req: &RequestView<'_>, body: &[u8]) -> Verdict {
+    async fn check_body(&self, _req: &RequestView<'_>, body: &[u8], _state: Option<sigproxy::proxy::gate::Note>) -> Verdict {
         if body.windows(6).any(|w| w == b"tamper") {
             return reject(ErrorCode::DigestMismatch);
         }

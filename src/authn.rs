@@ -1,0 +1,272 @@
+//! The `Gate` sigproxy runs: route → effective mode → verify the signature → check the body
+//! against `Content-Digest` → remember the nonce → decide (SPEC §4). It reads the live policy
+//! snapshot once per request and attaches an [`AuditNote`] for the logging phase; it writes no
+//! metric and no log line itself (see `observe`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http::{HeaderName, HeaderValue};
+
+use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
+use crate::error::{Error, ErrorCode};
+use crate::policy::{Mode, OnStoreError};
+use crate::proxy::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
+use crate::ratelimit::{FailureLimiter, RateDecision};
+use crate::replay::{Freshness, NonceStore, StoreError};
+use crate::runtime::{Live, Runtime};
+use crate::signature::target::Target;
+use crate::signature::{self, Requirement, Verified, digest};
+
+/// What the logging phase needs to know about the decision.
+#[derive(Clone, Debug)]
+pub struct AuditNote {
+    pub event: Event,
+    pub method: AuthMethod,
+    pub mode: Mode,
+    pub dry_run: bool,
+    /// Dry run let through what would have been rejected.
+    pub dry_run_rejection: bool,
+    /// Known only when a signature verified (also when its nonce was then refused).
+    pub client_id: Option<String>,
+    pub key_id: Option<String>,
+    pub code: Option<ErrorCode>,
+    pub detail: Option<String>,
+    pub auth_latency: Duration,
+    /// The replay store failed and `on_store_error: allow` let the request through.
+    pub store_error_allowed: bool,
+}
+
+/// The state carried from the head check to the body check.
+struct Pending {
+    live: Arc<Live>,
+    verified: Verified,
+    mode: Mode,
+    dry_run: bool,
+    started: Instant,
+}
+
+pub struct Authenticator {
+    runtime: Arc<Runtime>,
+    replay: Arc<dyn NonceStore>,
+    limiter: FailureLimiter,
+    clock: fn() -> i64,
+}
+
+impl Authenticator {
+    pub fn new(runtime: Arc<Runtime>, replay: Arc<dyn NonceStore>, limiter: FailureLimiter, clock: fn() -> i64) -> Self {
+        Self { runtime, replay, limiter, clock }
+    }
+
+    fn ip_key(req: &RequestView<'_>) -> Option<IpAddr> {
+        req.client_ip.or(req.peer.map(|p| p.ip()))
+    }
+
+    /// Verifies the signature: everything that needs only the head.
+    fn verify_head(&self, live: &Live, req: &RequestView<'_>, now: i64) -> Result<Verified, Error> {
+        let target = std::str::from_utf8(req.target)
+            .map_err(|_| Error::new(ErrorCode::SignatureInvalid, "request target is not UTF-8"))?;
+        let sig = &live.policy.file.signature;
+        let scheme = sig.public_scheme.map_or(req.scheme, |s| s.as_str());
+        let authority = match &sig.public_authority {
+            Some(a) => Some(a.as_str()),
+            None => req.authority.and_then(|a| std::str::from_utf8(a).ok()),
+        };
+        let view = signature::RequestView { method: req.method.as_str(), target, scheme, authority, fields: req.headers };
+        signature::verify(&view, req.has_body, &live.verify, &live.keys, now)
+    }
+
+    /// After the signature (and digest) held: the nonce must be new.
+    async fn check_replay(&self, live: &Live, v: &Verified, now: i64) -> Result<bool, Error> {
+        let Some(nonce) = v.nonce.as_deref().filter(|_| live.verify.nonce != Requirement::Off) else {
+            return Ok(false);
+        };
+        let ttl = Duration::from_secs(live.verify.max_age_seconds + live.verify.clock_skew_seconds);
+        match self.replay.check_and_remember(&v.key_id, nonce, ttl, now.max(0) as u64).await {
+            Ok(Freshness::Fresh) => Ok(false),
+            Ok(Freshness::Replayed) => Err(Error::new(
+                ErrorCode::NonceReplayed,
+                format!("nonce already used with key \"{}\" within max_age + skew", v.key_id),
+            )),
+            // A full memory store fails closed whatever on_store_error says: forgetting early
+            // would let replays through.
+            Err(e @ StoreError::Full { .. }) => Err(e.into()),
+            Err(e) if live.policy.file.replay.on_store_error == OnStoreError::Allow => {
+                tracing::error!(error = %e, "replay store failed; on_store_error=allow lets the request through unchecked");
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn finish(
+        &self,
+        live: &Live,
+        req: &RequestView<'_>,
+        mode: Mode,
+        dry_run: bool,
+        verified: Result<Verified, Error>,
+        started: Instant,
+        now: i64,
+    ) -> Verdict {
+        let mut store_error_allowed = false;
+        let result = match verified {
+            Ok(v) => match self.check_replay(live, &v, now).await {
+                Ok(allowed) => {
+                    store_error_allowed = allowed;
+                    Ok(v)
+                }
+                Err(e) => Err((e, Some(v))),
+            },
+            Err(e) => Err((e, None)),
+        };
+        let outcome = match &result {
+            Ok(v) => Outcome::Valid(v),
+            Err((e, _)) => Outcome::Invalid(e),
+        };
+        let decision = decide(mode, dry_run, outcome);
+        if let (Err((e, _)), Some(ip)) = (&result, Self::ip_key(req)) {
+            if e.code.status() == 401 {
+                self.limiter.record_failure(ip, now.max(0) as u64);
+            }
+        }
+        let known = match &result {
+            Ok(v) | Err((_, Some(v))) => Some(v),
+            Err((_, None)) => None,
+        };
+        let mut note = note(&decision, mode, dry_run, AuthMethod::Signature, started);
+        note.client_id = known.map(|v| v.client_id.clone());
+        note.key_id = known.map(|v| v.key_id.clone());
+        note.store_error_allowed = store_error_allowed;
+        to_verdict(live, decision, note)
+    }
+}
+
+fn note(d: &Decision<'_>, mode: Mode, dry_run: bool, method: AuthMethod, started: Instant) -> AuditNote {
+    let detail = match &d.action {
+        Action::Reject(e) => Some(e.detail.to_string()),
+        _ => None,
+    };
+    AuditNote {
+        event: d.event,
+        method,
+        mode,
+        dry_run,
+        dry_run_rejection: d.dry_run_rejection,
+        client_id: None,
+        key_id: None,
+        code: d.code,
+        detail,
+        auth_latency: started.elapsed(),
+        store_error_allowed: false,
+    }
+}
+
+fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict {
+    match d.action {
+        Action::Pass { auth, identity } => {
+            if note.method != AuthMethod::Signature {
+                note.method = auth;
+            }
+            let mut headers = Vec::new();
+            if let Some(v) = identity {
+                let id = &live.policy.file.identity;
+                push_header(&mut headers, &id.client_id_header, &v.client_id);
+                push_header(&mut headers, &id.key_id_header, &v.key_id);
+            }
+            Verdict::Pass(Pass { identity: headers, auth_method: auth, note: Some(Box::new(note) as Note) })
+        }
+        Action::Reject(error) => {
+            let accept_signature = (error.code.status() == 401).then(|| live.accept_signature.clone());
+            let mut r = Reject::new(error);
+            r.accept_signature = accept_signature;
+            r.note = Some(Box::new(note) as Note);
+            Verdict::Reject(r)
+        }
+    }
+}
+
+fn push_header(out: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, value: &str) {
+    // Key ids and client ids come from configuration; one that is not a valid header value is
+    // left out rather than sent mangled.
+    if let Ok(v) = HeaderValue::from_str(value) {
+        out.push((name.clone(), v));
+    }
+}
+
+/// The path a route is matched on: the target's path, whatever its form.
+fn route_path(target: &[u8]) -> &str {
+    let t = std::str::from_utf8(target).unwrap_or("/");
+    Target::parse(t).and_then(|t| t.path()).unwrap_or(t)
+}
+
+#[async_trait]
+impl Gate for Authenticator {
+    async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict {
+        let started = Instant::now();
+        let now = (self.clock)();
+        let live = self.runtime.snapshot();
+        let route = live.effective.route_for(req.method, route_path(req.target));
+        let (mode, dry_run) = (route.mode, route.dry_run);
+        let signed = req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
+        if mode == Mode::Off || !signed {
+            let d = decide(mode, dry_run, Outcome::Unsigned);
+            let n = note(&d, mode, dry_run, AuthMethod::None, started);
+            return HeadVerdict::Decided(to_verdict(&live, d, n));
+        }
+        if let Some(ip) = Self::ip_key(req) {
+            if let RateDecision::Limited { retry_after_secs } = self.limiter.check(ip, now.max(0) as u64) {
+                if !dry_run {
+                    let e = Error::new(ErrorCode::RateLimited, format!("{ip} is over failure_rate_limit.per_minute"));
+                    let d = decide(Mode::Required, false, Outcome::Invalid(&e));
+                    let n = note(&d, mode, dry_run, AuthMethod::Signature, started);
+                    let mut v = to_verdict(&live, d, n);
+                    if let Verdict::Reject(r) = &mut v {
+                        r.retry_after = Some(retry_after_secs);
+                        r.accept_signature = None;
+                    }
+                    return HeadVerdict::Decided(v);
+                }
+            }
+        }
+        match self.verify_head(&live, req, now) {
+            Ok(v) if v.covers_digest => {
+                HeadVerdict::NeedBody(Some(Box::new(Pending { live, verified: v, mode, dry_run, started }) as Note))
+            }
+            result => HeadVerdict::Decided(self.finish(&live, req, mode, dry_run, result, started, now).await),
+        }
+    }
+
+    async fn check_body(&self, req: &RequestView<'_>, body: &[u8], state: Option<Note>) -> Verdict {
+        let now = (self.clock)();
+        let Some(p) = state.and_then(|s| s.downcast::<Pending>().ok()) else {
+            let live = self.runtime.snapshot();
+            let e = Error::new(ErrorCode::SignatureInvalid, "internal: body check without a verified head");
+            let d = decide(Mode::Required, false, Outcome::Invalid(&e));
+            let n = note(&d, Mode::Required, false, AuthMethod::Signature, Instant::now());
+            return to_verdict(&live, d, n);
+        };
+        let Pending { live, verified, mode, dry_run, started } = *p;
+        let checked = check_digest(req, body).map(|()| verified);
+        self.finish(&live, req, mode, dry_run, checked, started, now).await
+    }
+}
+
+/// The body against every supported digest in `Content-Digest` (several lines joined).
+fn check_digest(req: &RequestView<'_>, body: &[u8]) -> Result<(), Error> {
+    let value = req
+        .headers
+        .get_all("content-digest")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if value.is_empty() {
+        return Err(Error::new(ErrorCode::DigestMismatch, "content-digest is signed but absent"));
+    }
+    let mut checker = digest::parse(&value)?.checker();
+    checker.update(body);
+    checker.finish()
+}

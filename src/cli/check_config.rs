@@ -1,0 +1,311 @@
+//! `sigproxy check-config FILE`: validate a policy (and its key files and live overrides) and
+//! print the effective policy, or print every error as `file:line:col: path: message` and exit 2.
+//! It does not bind, connect or fetch the remote key directory.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::policy::{self, ConfigErrors, FoundOverrides, OverrideOrigin, Policy};
+
+#[derive(clap::Args, Debug)]
+pub struct CheckConfigArgs {
+    /// The policy file to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+pub fn run(args: &CheckConfigArgs) -> ExitCode {
+    match check(args, std::env::vars()) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error(s); policy not valid",
+                args.file.display(),
+                errors.len()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Load policy and overrides (environment `vars`, then files beside the policy, which win) and
+/// render the effective policy. All errors of all three are returned together.
+pub fn check(
+    args: &CheckConfigArgs,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<String, ConfigErrors> {
+    let mut errors = Vec::new();
+    let policy = policy::load(&args.file)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let env = policy::overrides_from_env(vars)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let dir = args
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let files = policy::overrides_from_dir(dir)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    match (policy, env, files) {
+        (Some(p), Some(env), Some(files)) if errors.is_empty() => {
+            let mut found = files.clone();
+            found.overrides = files.overrides.merged_over(env.overrides);
+            found.settings = env.settings.into_iter().chain(files.settings).collect();
+            Ok(render(&p, &found))
+        }
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+fn yes_no_default<T: std::fmt::Display>(v: &Option<T>, none: &str) -> String {
+    v.as_ref()
+        .map_or_else(|| none.to_string(), ToString::to_string)
+}
+
+/// The effective policy as an operator reads it. Infallible: writing to a String cannot fail.
+pub fn render(p: &Policy, found: &FoundOverrides) -> String {
+    let f = &p.file;
+    let e = p.effective(&found.overrides);
+    let mut s = String::new();
+    let _ = writeln!(s, "policy: {} (sha256 {})", p.path.display(), p.sha256);
+    let _ = writeln!(
+        s,
+        "listen: {}  admin_listen: {}  upstream: {}{}",
+        f.listen,
+        f.admin_listen,
+        f.upstream,
+        if f.upstream.tls && !f.upstream.sni.is_empty() {
+            format!(" (sni {})", f.upstream.sni)
+        } else {
+            String::new()
+        }
+    );
+    let threads = if f.threads == 0 {
+        "one per core".to_string()
+    } else {
+        f.threads.to_string()
+    };
+    let _ = writeln!(
+        s,
+        "threads: {threads}  shutdown_grace_seconds: {}",
+        f.shutdown_grace_seconds
+    );
+    if found.settings.is_empty() {
+        let _ = writeln!(s, "overrides: none");
+    } else {
+        let _ = writeln!(
+            s,
+            "overrides (files beside the policy win over the environment):"
+        );
+        for o in &found.settings {
+            let origin = match &o.origin {
+                OverrideOrigin::Env => "environment".to_string(),
+                OverrideOrigin::File(path) => format!("file {}", path.display()),
+            };
+            let _ = writeln!(s, "  {}={} ({origin})", o.name, o.value);
+        }
+    }
+    let was = |now: String, file: String| {
+        if now == file {
+            now
+        } else {
+            format!("{now} (file: {file})")
+        }
+    };
+    let _ = writeln!(
+        s,
+        "default mode: {}",
+        was(e.mode.to_string(), f.mode.to_string())
+    );
+    let _ = writeln!(
+        s,
+        "dry_run: {}",
+        was(e.dry_run.to_string(), f.dry_run.to_string())
+    );
+    let _ = writeln!(
+        s,
+        "canary: {} of callers on hybrid routes",
+        was(
+            format!("{}%", e.canary_percent),
+            format!("{}%", f.canary.percent)
+        )
+    );
+    let _ = writeln!(s, "routes (first match wins):");
+    for (i, (r, file_r)) in e.routes.iter().zip(&f.routes).enumerate() {
+        let methods = r.methods.as_ref().map_or("any method".to_string(), |ms| {
+            ms.iter()
+                .map(http::Method::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let dry = r.dry_run.unwrap_or(e.dry_run);
+        let _ = writeln!(
+            s,
+            "  [{i}] {:<20} {:<18} {}{}",
+            r.path_prefix,
+            methods,
+            was(r.mode.to_string(), file_r.mode.to_string()),
+            if dry { "  dry_run" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  [-] {:<20} {:<18} {}{}",
+        "(unmatched)",
+        "any method",
+        e.mode,
+        if e.dry_run { "  dry_run" } else { "" }
+    );
+    let g = &f.signature;
+    let _ = writeln!(
+        s,
+        "signature: max_age {}s, clock_skew {}s, nonce {}, body_digest {}, max_body_bytes {}",
+        g.max_age_seconds, g.clock_skew_seconds, g.nonce, g.body_digest, g.max_body_bytes
+    );
+    let _ = writeln!(
+        s,
+        "  required_components: {}",
+        g.required_components.join(" ")
+    );
+    let _ = writeln!(
+        s,
+        "  label: {}  tag: {}  public_authority: {}  public_scheme: {}",
+        yes_no_default(&g.label, "any"),
+        yes_no_default(&g.tag, "any"),
+        yes_no_default(&g.public_authority, "as received"),
+        g.public_scheme.map_or("as received", |x| x.as_str())
+    );
+    let id = &f.identity;
+    let strip: Vec<&str> = id
+        .strip_inbound
+        .iter()
+        .map(http::HeaderName::as_str)
+        .collect();
+    let _ = writeln!(
+        s,
+        "identity: {} {} {}; also stripped: [{}]; forward_signature_headers: {}",
+        id.client_id_header,
+        id.key_id_header,
+        id.auth_method_header,
+        strip.join(", "),
+        id.forward_signature_headers
+    );
+    let proxies: Vec<String> = f.trusted_proxies.iter().map(ToString::to_string).collect();
+    let _ = writeln!(s, "trusted_proxies: [{}]", proxies.join(", "));
+    let store = match &f.replay.backend {
+        policy::ReplayBackend::Memory => format!("memory (max {} entries)", f.replay.max_entries),
+        policy::ReplayBackend::Redis { url } => format!("redis {url}"),
+    };
+    let _ = writeln!(
+        s,
+        "replay: {store}, on_store_error {}",
+        f.replay.on_store_error.as_str()
+    );
+    let rl = f.failure_rate_limit.per_minute;
+    let _ = writeln!(
+        s,
+        "failure_rate_limit: {}",
+        if rl == 0 {
+            "off".to_string()
+        } else {
+            format!("{rl}/minute per ip")
+        }
+    );
+    let c = &f.canary;
+    let list = |v: &[policy::CallerMatcher]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "canary matchers: always_require [{}], never_require [{}]",
+        list(&c.always_require),
+        list(&c.never_require)
+    );
+    if let Some(k) = &f.key_directory {
+        let _ = writeln!(
+            s,
+            "key_directory: {} every {}s (not fetched by check-config)",
+            k.url, k.refresh_seconds
+        );
+    }
+    let active = p
+        .keys
+        .iter()
+        .filter(|k| k.status == policy::KeyStatus::Active)
+        .count();
+    let _ = writeln!(
+        s,
+        "keys: {} ({active} active, {} revoked)",
+        p.keys.len(),
+        p.keys.len() - active
+    );
+    for k in &p.keys {
+        let status = match k.status {
+            policy::KeyStatus::Active => "active",
+            policy::KeyStatus::Revoked => "revoked",
+        };
+        let _ = writeln!(
+            s,
+            "  {:<24} client {:<20} {:<8} {}:{}:{}",
+            k.key_id, k.client_id, status, k.file, k.pos.line, k.pos.col
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_effective_policy_and_collects_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(&file, "mode: required\nroutes:\n  - { path_prefix: /api/, methods: [POST], mode: required }\nkeys:\n  - { key_id: k1, client_id: web, public_key: \"JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=\" }\n").unwrap();
+        std::fs::write(dir.path().join("SIGNATURE_AUTH_REQUIRED"), "false\n").unwrap();
+        let args = CheckConfigArgs { file: file.clone() };
+        let env = [(
+            "SIGNATURE_AUTH_CANARY_PERCENT".to_string(),
+            "10".to_string(),
+        )];
+        let out = check(&args, env.clone()).unwrap();
+        assert!(
+            out.contains("default mode: hybrid (file: required)"),
+            "{out}"
+        );
+        assert!(out.contains("[0] /api/"), "{out}");
+        assert!(out.contains("hybrid (file: required)"), "{out}");
+        assert!(
+            out.contains("SIGNATURE_AUTH_REQUIRED=false (file "),
+            "{out}"
+        );
+        assert!(
+            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment)"),
+            "{out}"
+        );
+        assert!(out.contains("canary: 10% (file: 0%) of callers"), "{out}");
+        assert!(
+            out.contains("k1 ") && out.contains("client web") && out.contains("active"),
+            "{out}"
+        );
+
+        std::fs::write(&file, "mode: false\nlisten: x\n").unwrap();
+        std::fs::write(dir.path().join("SIGNATURE_AUTH_DRY_RUN"), "maybe").unwrap();
+        let e = check(&args, env).unwrap_err();
+        assert_eq!(e.len(), 3, "{e}");
+        assert_eq!(run(&args), ExitCode::from(2));
+    }
+}

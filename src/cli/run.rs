@@ -1,0 +1,182 @@
+//! `sigproxy run`: load and validate the policy (exit 2 before binding anything if it is bad),
+//! build the verifier, the replay store, metrics and the admin status, and serve until a signal.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+
+use super::{EXIT_USAGE, unix_now};
+use crate::admin::AdminState;
+use crate::authn::Authenticator;
+use crate::metrics::Metrics;
+use crate::observe::Observer;
+use crate::policy::{self, OverrideOrigin, ReplayBackend};
+use crate::proxy::{self, IdentityHeaders, ProxySettings, Upstream};
+use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
+use crate::replay::{MemoryStore, NonceStore};
+use crate::runtime::{Live, Runtime};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Policy file (default: $SIGPROXY_CONFIG, else config/policy.yaml).
+    #[arg(long, env = "SIGPROXY_CONFIG", default_value = "config/policy.yaml")]
+    pub config: PathBuf,
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    init_logging();
+    match serve(&args.config, None) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// JSON lines on stdout: the audit lines (target `audit`) and operational logs.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGPROXY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora=warn"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// Everything `run` and `demo` share: loads, builds and serves; returns only on shutdown or on
+/// a configuration error (before anything was bound). `on_ready` runs once the gateway is built.
+pub fn serve(config: &Path, on_ready: Option<Box<dyn FnOnce(&Live) + Send>>) -> Result<(), String> {
+    let env = policy::overrides_from_env(std::env::vars()).map_err(|e| e.to_string())?;
+    let runtime = Arc::new(Runtime::load(config, env, unix_now()).map_err(|e| format!("{e}\n{}: policy not valid; not starting", config.display()))?);
+    let live = runtime.snapshot();
+    let file = &live.policy.file;
+    let replay: Arc<dyn NonceStore> = match &file.replay.backend {
+        ReplayBackend::Memory => Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?),
+        ReplayBackend::Redis { .. } => {
+            return Err(format!("{}: replay.store: redis is not available in this build", config.display()));
+        }
+    };
+    let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+    publish_gauges(&metrics, &live);
+    metrics.config_reloads.with_label_values(&["success"]).inc();
+
+    let settings = settings(&live);
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = AdminState {
+        ready: ready.clone(),
+        registry: metrics.registry.clone(),
+        status: {
+            let runtime = runtime.clone();
+            let replay = replay.clone();
+            Arc::new(move || status(&runtime, replay.as_ref()))
+        },
+    };
+    let gate = Arc::new(Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now));
+    let observer = Arc::new(Observer::new(metrics.clone()));
+    let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin)).map_err(|e| format!("cannot start: {e}"))?;
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        listen = %file.listen,
+        upstream = %file.upstream.address(),
+        admin = %file.admin_listen,
+        policy = %config.display(),
+        "sigproxy serving"
+    );
+    if let Some(f) = on_ready {
+        f(&live);
+    }
+    gateway.run();
+    Ok(())
+}
+
+fn publish_gauges(m: &Metrics, live: &Live) {
+    m.active_keys.set(live.active_keys() as i64);
+    m.canary_percent.set(i64::from(live.effective.canary_percent));
+    m.set_effective_mode(live.effective.mode);
+}
+
+fn settings(live: &Live) -> ProxySettings {
+    let f = &live.policy.file;
+    let upstream = Upstream { host: f.upstream.host.clone(), port: f.upstream.port, tls: f.upstream.tls };
+    let mut s = ProxySettings::new(f.listen.to_string(), upstream);
+    s.admin_listen = Some(f.admin_listen.to_string());
+    s.threads = f.threads;
+    s.shutdown_grace_seconds = f.shutdown_grace_seconds;
+    s.exit_when_drained = true;
+    s.handle_signals = true;
+    s.max_body_bytes = usize::try_from(f.signature.max_body_bytes).unwrap_or(usize::MAX);
+    s.trusted_proxies = f.trusted_proxies.clone();
+    let mut strip: Vec<String> = f.identity.strip_inbound.iter().map(|h| h.as_str().to_owned()).collect();
+    if !f.identity.forward_signature_headers {
+        strip.extend(["signature".to_owned(), "signature-input".to_owned()]);
+    }
+    s.identity = IdentityHeaders {
+        client_id: f.identity.client_id_header.as_str().to_owned(),
+        key_id: f.identity.key_id_header.as_str().to_owned(),
+        auth_method: f.identity.auth_method_header.as_str().to_owned(),
+        strip_inbound: strip,
+    };
+    s
+}
+
+/// SPEC §5 `/status`.
+pub fn status(runtime: &Runtime, replay: &dyn NonceStore) -> serde_json::Value {
+    let live = runtime.snapshot();
+    let f = &live.policy.file;
+    let overrides: serde_json::Map<String, serde_json::Value> = live
+        .overrides
+        .settings
+        .iter()
+        .map(|s| {
+            let source = match &s.origin {
+                OverrideOrigin::Env => "environment".to_owned(),
+                OverrideOrigin::File(p) => p.display().to_string(),
+            };
+            (s.name.clone(), json!({"value": s.value, "source": source}))
+        })
+        .collect();
+    let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
+    sources.sort();
+    sources.dedup();
+    let last_error = runtime.last_reload_error.lock().ok().and_then(|e| e.clone());
+    json!({
+        "mode": f.mode.as_str(),
+        "effective_mode": live.effective.mode.as_str(),
+        "overrides": overrides,
+        "dry_run": live.effective.dry_run,
+        "canary_percent": live.effective.canary_percent,
+        "routes": live.effective.routes.iter().map(|r| json!({
+            "path_prefix": r.path_prefix,
+            "methods": r.methods.as_ref().map(|ms| ms.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),
+            "mode": r.mode.as_str(),
+            "dry_run": r.dry_run.unwrap_or(live.effective.dry_run),
+        })).collect::<Vec<_>>(),
+        "policy": {
+            "path": live.policy.path.display().to_string(),
+            "sha256": live.policy.sha256,
+            "generation": live.generation,
+            "loaded_at": live.loaded_at,
+        },
+        "last_reload_error": last_error,
+        "keys": {
+            "active": live.keys.active_count(),
+            "revoked": live.keys.revoked_count(),
+            "sources": sources,
+        },
+        "replay": {
+            "store": match f.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
+            "entries": replay.entries(),
+            "max_entries": f.replay.max_entries,
+        },
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}

@@ -1,0 +1,229 @@
+//! Prometheus metrics of SPEC §5, registered once at start in one registry. Label values stay
+//! bounded: codes and modes are enums, client ids come only from configured keys (`unknown`
+//! otherwise), auth methods and statuses are fixed sets. The hot path only increments.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::decision::AuthMethod;
+use crate::error::ErrorCode;
+use crate::policy::Mode;
+
+/// Client id label for callers that did not verify.
+pub const UNKNOWN_CLIENT: &str = "unknown";
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub auth_attempts: IntCounterVec,
+    pub auth_latency: Histogram,
+    pub invalid_signatures: IntCounterVec,
+    pub replay_attempts: IntCounterVec,
+    pub migration_progress: Gauge,
+    pub active_keys: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub canary_percent: IntGauge,
+    pub effective_mode: IntGaugeVec,
+    pub requests: IntCounterVec,
+    pub upstream_latency: Histogram,
+    pub replay_store_errors: IntCounterVec,
+    progress: Mutex<ProgressWindow>,
+}
+
+/// Attempt outcome label of `datafold_auth_attempts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptStatus {
+    Success,
+    Failure,
+    /// Dry run: would have been rejected, was let through.
+    DryRunFailure,
+    /// Not verified (legacy or exempt).
+    Skipped,
+}
+
+impl AttemptStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::DryRunFailure => "dry_run_failure",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram = |name: &str, help: &str| -> Result<Histogram, prometheus::Error> {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let auth_attempts = counter_vec(
+            "datafold_auth_attempts_total",
+            "Authentication attempts by method (signature|legacy|none), status and client id",
+            &["method", "status", "client_id"],
+        )?;
+        let auth_latency = histogram("datafold_auth_latency_seconds", "Time spent deciding a request (verify, digest, replay)")?;
+        let invalid_signatures = counter_vec("datafold_invalid_signatures_total", "Rejected signatures by reason (SPEC §4 code)", &["reason"])?;
+        let replay_attempts = counter_vec("datafold_replay_attempts_total", "Replayed nonces by client id", &["client_id"])?;
+        let migration_progress = Gauge::new(
+            "datafold_migration_progress_percent",
+            "Share of non-exempt requests that were signed and valid, last 5 minutes",
+        )?;
+        registry.register(Box::new(migration_progress.clone()))?;
+        let active_keys = IntGauge::new("datafold_active_keys_total", "Active (not revoked) keys loaded")?;
+        registry.register(Box::new(active_keys.clone()))?;
+        let config_reloads = counter_vec("datafold_config_reloads_total", "Policy loads and reloads by result", &["result"])?;
+        let canary_percent = IntGauge::new("datafold_canary_percent", "Effective canary percent")?;
+        registry.register(Box::new(canary_percent.clone()))?;
+        let effective_mode = IntGaugeVec::new(Opts::new("datafold_effective_mode", "1 for the effective default mode"), &["mode"])?;
+        registry.register(Box::new(effective_mode.clone()))?;
+        let requests = counter_vec("datafold_requests_total", "Requests by outcome code (OK or a SPEC §4 code)", &["code"])?;
+        let upstream_latency = histogram("datafold_upstream_latency_seconds", "Upstream request sent → response header received")?;
+        let replay_store_errors = counter_vec(
+            "datafold_replay_store_errors_total",
+            "Replay store failures by what was done (rejected|allowed)",
+            &["result"],
+        )?;
+        // Pre-create every bounded series so dashboards see zeros, not gaps.
+        for c in ErrorCode::ALL {
+            requests.with_label_values(&[c.as_str()]);
+        }
+        requests.with_label_values(&["OK"]);
+        for r in ["success", "failure"] {
+            config_reloads.with_label_values(&[r]);
+        }
+        for m in [Mode::Off, Mode::Hybrid, Mode::Required] {
+            effective_mode.with_label_values(&[m.as_str()]);
+        }
+        Ok(Self {
+            registry,
+            auth_attempts,
+            auth_latency,
+            invalid_signatures,
+            replay_attempts,
+            migration_progress,
+            active_keys,
+            config_reloads,
+            canary_percent,
+            effective_mode,
+            requests,
+            upstream_latency,
+            replay_store_errors,
+            progress: Mutex::new(ProgressWindow::new(Instant::now())),
+        })
+    }
+
+    pub fn set_effective_mode(&self, mode: Mode) {
+        for m in [Mode::Off, Mode::Hybrid, Mode::Required] {
+            self.effective_mode.with_label_values(&[m.as_str()]).set(i64::from(m == mode));
+        }
+    }
+
+    pub fn auth_attempt(&self, method: AuthMethod, status: AttemptStatus, client_id: &str) {
+        self.auth_attempts.with_label_values(&[method.as_str(), status.as_str(), client_id]).inc();
+    }
+
+    /// Feeds the migration gauge: `signed_valid` among non-exempt requests.
+    pub fn migration_sample(&self, signed_valid: bool, now: Instant) {
+        if let Ok(mut w) = self.progress.lock() {
+            w.record(signed_valid, now);
+            if let Some(p) = w.percent() {
+                self.migration_progress.set(p);
+            }
+        }
+    }
+
+    pub fn observe_upstream(&self, d: Duration) {
+        self.upstream_latency.observe(d.as_secs_f64());
+    }
+}
+
+/// A 5-minute rolling share, in 10-second buckets.
+struct ProgressWindow {
+    start: Instant,
+    buckets: [(u64, u64, u64); 30],
+}
+
+impl ProgressWindow {
+    fn new(start: Instant) -> Self {
+        Self { start, buckets: [(u64::MAX, 0, 0); 30] }
+    }
+
+    fn record(&mut self, good: bool, now: Instant) {
+        let slot = now.duration_since(self.start).as_secs() / 10;
+        let b = &mut self.buckets[(slot % 30) as usize];
+        if b.0 != slot {
+            *b = (slot, 0, 0);
+        }
+        b.1 += u64::from(good);
+        b.2 += 1;
+        let oldest = slot.saturating_sub(29);
+        for b in &mut self.buckets {
+            if b.0 != u64::MAX && b.0 < oldest {
+                *b = (u64::MAX, 0, 0);
+            }
+        }
+    }
+
+    fn percent(&self) -> Option<f64> {
+        let (good, all) = self.buckets.iter().filter(|b| b.0 != u64::MAX).fold((0, 0), |a, b| (a.0 + b.1, a.1 + b.2));
+        (all > 0).then(|| 100.0 * good as f64 / all as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_every_spec_metric_once() {
+        let m = Metrics::new().unwrap();
+        m.auth_attempt(AuthMethod::Signature, AttemptStatus::Success, "web");
+        m.invalid_signatures.with_label_values(&["SIGNATURE_INVALID"]).inc();
+        m.replay_attempts.with_label_values(&["web"]).inc();
+        m.observe_upstream(Duration::from_millis(3));
+        m.auth_latency.observe(0.001);
+        let names: Vec<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        for want in [
+            "datafold_auth_attempts_total",
+            "datafold_auth_latency_seconds",
+            "datafold_invalid_signatures_total",
+            "datafold_replay_attempts_total",
+            "datafold_migration_progress_percent",
+            "datafold_active_keys_total",
+            "datafold_config_reloads_total",
+            "datafold_canary_percent",
+            "datafold_effective_mode",
+            "datafold_requests_total",
+            "datafold_upstream_latency_seconds",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn migration_window_forgets_old_samples() {
+        let t0 = Instant::now();
+        let mut w = ProgressWindow::new(t0);
+        w.record(false, t0);
+        w.record(true, t0);
+        assert_eq!(w.percent(), Some(50.0));
+        w.record(true, t0 + Duration::from_secs(400));
+        assert_eq!(w.percent(), Some(100.0));
+    }
+}

@@ -1,0 +1,82 @@
+//! The logging phase: one place turns a finished request into metrics and, for every decision,
+//! one JSON audit line on stdout (SPEC §6). Never a key, never a raw credential, never a query
+//! string (it may carry tokens).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::authn::AuditNote;
+use crate::decision::Event;
+use crate::error::ErrorCode;
+use crate::metrics::{AttemptStatus, Metrics, UNKNOWN_CLIENT};
+use crate::proxy::{RequestObserver, RequestRecord};
+
+pub struct Observer {
+    metrics: Arc<Metrics>,
+}
+
+impl Observer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl RequestObserver for Observer {
+    fn on_request(&self, r: &RequestRecord<'_>) {
+        let m = &self.metrics;
+        m.requests.with_label_values(&[r.code.map_or("OK", ErrorCode::as_str)]).inc();
+        if let Some(d) = r.upstream_latency {
+            m.observe_upstream(d);
+        }
+        let Some(note) = r.note.and_then(|n| n.downcast_ref::<AuditNote>()) else { return };
+        let client = note.client_id.as_deref().unwrap_or(UNKNOWN_CLIENT);
+        let status = match note.event {
+            Event::SignatureAuthSuccess => AttemptStatus::Success,
+            Event::SignatureAuthFailure if note.dry_run_rejection => AttemptStatus::DryRunFailure,
+            Event::SignatureAuthFailure => AttemptStatus::Failure,
+            Event::LegacyPass | Event::Exempt => AttemptStatus::Skipped,
+        };
+        m.auth_attempt(note.method, status, client);
+        m.auth_latency.observe(note.auth_latency.as_secs_f64());
+        if note.event == Event::SignatureAuthFailure {
+            let reason = note.code.map_or("UNKNOWN", ErrorCode::as_str);
+            m.invalid_signatures.with_label_values(&[reason]).inc();
+            if note.code == Some(ErrorCode::NonceReplayed) {
+                m.replay_attempts.with_label_values(&[client]).inc();
+            }
+        }
+        if note.store_error_allowed {
+            m.replay_store_errors.with_label_values(&["allowed"]).inc();
+        } else if note.code == Some(ErrorCode::ReplayStoreUnavailable) {
+            m.replay_store_errors.with_label_values(&["rejected"]).inc();
+        }
+        if note.event != Event::Exempt {
+            m.migration_sample(note.event == Event::SignatureAuthSuccess, Instant::now());
+        }
+        audit(r, note);
+    }
+}
+
+fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
+    let target = String::from_utf8_lossy(r.target);
+    let path = target.split('?').next().unwrap_or("");
+    let user_agent = r.headers.get(http::header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let source_ip = r.client_ip.or(r.peer.map(|p| p.ip())).map(|ip| ip.to_string());
+    tracing::info!(
+        target: "audit",
+        event_type = note.event.as_str(),
+        request_id = r.request_id,
+        client_id = note.client_id.as_deref(),
+        key_id = note.key_id.as_deref(),
+        source_ip = source_ip.as_deref(),
+        user_agent = user_agent.as_deref(),
+        method = r.method.as_str(),
+        path = path,
+        mode = note.mode.as_str(),
+        dry_run = note.dry_run,
+        code = note.code.map(ErrorCode::as_str),
+        status = r.status,
+        detail = note.detail.as_deref(),
+        latency_ms = r.latency.as_secs_f64() * 1000.0,
+    );
+}

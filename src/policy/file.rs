@@ -1,0 +1,399 @@
+//! The policy file as written, validated and typed (`PolicyFile`), with every SPEC §3 default so
+//! an almost empty file is valid. No overrides, no key material, no I/O: see `Policy` for those.
+
+use super::canary::{self, CanaryPolicy, header_name, parse_cidr};
+use super::error::Diag;
+use super::key_entries::{self, KeyEntry};
+use super::network::{Upstream, socket_addr};
+use super::reader::{MapReader, boolean, choice, index, integer, list, opt_string, string};
+use super::routes::{self, Route};
+use super::signature::{self, SignaturePolicy};
+use super::types::Mode;
+use super::yaml::Node;
+use http::HeaderName;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFile {
+    pub mode: Mode,
+    pub dry_run: bool,
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    pub admin_listen: SocketAddr,
+    /// 0 = one per core.
+    pub threads: usize,
+    pub shutdown_grace_seconds: u64,
+    pub signature: SignaturePolicy,
+    /// Inline keys only; `Policy::keys` has every source.
+    pub keys: Vec<KeyEntry>,
+    pub key_files: Vec<String>,
+    pub key_directory: Option<KeyDirectory>,
+    pub routes: Vec<Route>,
+    pub canary: CanaryPolicy,
+    pub identity: IdentityPolicy,
+    pub trusted_proxies: Vec<IpNet>,
+    pub replay: ReplayPolicy,
+    pub failure_rate_limit: FailureRateLimit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyDirectory {
+    /// An `http://` or `https://` URL of a JWKS document.
+    pub url: String,
+    pub refresh_seconds: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityPolicy {
+    pub client_id_header: HeaderName,
+    pub key_id_header: HeaderName,
+    pub auth_method_header: HeaderName,
+    /// Extra inbound headers to drop; the three above are always dropped.
+    pub strip_inbound: Vec<HeaderName>,
+    pub forward_signature_headers: bool,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        IdentityPolicy {
+            client_id_header: HeaderName::from_static("x-datafold-client-id"),
+            key_id_header: HeaderName::from_static("x-datafold-key-id"),
+            auth_method_header: HeaderName::from_static("x-datafold-auth-method"),
+            strip_inbound: Vec::new(),
+            forward_signature_headers: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayBackend {
+    Memory,
+    Redis { url: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnStoreError {
+    Reject,
+    Allow,
+}
+
+impl OnStoreError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::Reject => "reject",
+            OnStoreError::Allow => "allow",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayPolicy {
+    pub backend: ReplayBackend,
+    /// Memory store bound; full = reject.
+    pub max_entries: usize,
+    pub on_store_error: OnStoreError,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailureRateLimit {
+    /// 0 = off.
+    pub per_minute: u32,
+}
+
+impl Default for PolicyFile {
+    fn default() -> Self {
+        PolicyFile {
+            mode: Mode::Hybrid,
+            dry_run: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            upstream: Upstream {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 8081,
+                sni: String::new(),
+            },
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            threads: 0,
+            shutdown_grace_seconds: 10,
+            signature: SignaturePolicy::default(),
+            keys: Vec::new(),
+            key_files: Vec::new(),
+            key_directory: None,
+            routes: Vec::new(),
+            canary: CanaryPolicy::default(),
+            identity: IdentityPolicy::default(),
+            trusted_proxies: Vec::new(),
+            replay: ReplayPolicy {
+                backend: ReplayBackend::Memory,
+                max_entries: 1_000_000,
+                on_store_error: OnStoreError::Reject,
+            },
+            failure_rate_limit: FailureRateLimit::default(),
+        }
+    }
+}
+
+const TOP: &[&str] = &[
+    "mode",
+    "dry_run",
+    "listen",
+    "upstream",
+    "admin_listen",
+    "threads",
+    "shutdown_grace_seconds",
+    "signature",
+    "keys",
+    "key_files",
+    "key_directory",
+    "routes",
+    "canary",
+    "identity",
+    "trusted_proxies",
+    "replay",
+    "failure_rate_limit",
+];
+
+pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
+    let mut f = PolicyFile::default();
+    let Some(m) = MapReader::new(d, root, "", TOP) else {
+        return f;
+    };
+    if let Some((n, p)) = m.get("mode") {
+        f.mode = super::parse_mode(d, n, &p).unwrap_or(f.mode);
+    }
+    if let Some((n, p)) = m.get("dry_run") {
+        f.dry_run = boolean(d, n, &p).unwrap_or(f.dry_run);
+    }
+    let addr = |d: &mut Diag, key: &str, default: SocketAddr| match m.get(key) {
+        Some((n, p)) => string(d, n, &p)
+            .and_then(|s| socket_addr(s).map_err(|e| d.err(n.pos, &p, e)).ok())
+            .unwrap_or(default),
+        None => default,
+    };
+    f.listen = addr(d, "listen", f.listen);
+    f.admin_listen = addr(d, "admin_listen", f.admin_listen);
+    if f.listen == f.admin_listen && f.listen.port() != 0 {
+        let pos = m
+            .get("admin_listen")
+            .or(m.get("listen"))
+            .map_or(m.pos, |(n, _)| n.pos);
+        d.err(
+            pos,
+            "admin_listen",
+            format!("admin_listen and listen are the same address {}", f.listen),
+        );
+    }
+    if let Some((n, p)) = m.get("upstream") {
+        if let Some(u) = string(d, n, &p)
+            .and_then(|s| s.parse::<Upstream>().map_err(|e| d.err(n.pos, &p, e)).ok())
+        {
+            f.upstream = u;
+        }
+    }
+    if let Some((n, p)) = m.get("threads") {
+        f.threads = integer(d, n, &p, 0, 1024).map_or(0, |v| v as usize);
+    }
+    if let Some((n, p)) = m.get("shutdown_grace_seconds") {
+        f.shutdown_grace_seconds = integer(d, n, &p, 0, 3600).unwrap_or(f.shutdown_grace_seconds);
+    }
+    if let Some((n, p)) = m.get("signature") {
+        f.signature = signature::parse(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("keys") {
+        f.keys = key_entries::parse_list(d, n, &p, &crate::keys::KeySource::Inline);
+    }
+    if let Some((n, p)) = m.get("key_files") {
+        for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
+            if let Some(s) = string(d, item, &index(&p, i)) {
+                f.key_files.push(s.to_string());
+            }
+        }
+    }
+    if let Some((n, p)) = m.get_some("key_directory") {
+        f.key_directory = parse_key_directory(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("routes") {
+        f.routes = routes::parse(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("canary") {
+        f.canary = canary::parse(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("identity") {
+        f.identity = parse_identity(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("trusted_proxies") {
+        for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
+            let ip = index(&p, i);
+            if let Some(s) = string(d, item, &ip) {
+                match parse_cidr(s) {
+                    Ok(net) => f.trusted_proxies.push(net),
+                    Err(e) => d.err(item.pos, &ip, e),
+                }
+            }
+        }
+    }
+    if let Some((n, p)) = m.get("replay") {
+        f.replay = parse_replay(d, n, &p, f.replay.clone());
+    }
+    if let Some((n, p)) = m.get("failure_rate_limit") {
+        if let Some(r) = MapReader::new(d, n, &p, &["per_minute"]) {
+            if let Some((n, p)) = r.get("per_minute") {
+                f.failure_rate_limit.per_minute =
+                    integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
+            }
+        }
+    }
+    f
+}
+
+fn http_url(s: &str) -> bool {
+    s.parse::<http::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+    })
+}
+
+fn parse_key_directory(d: &mut Diag, n: &Node, path: &str) -> Option<KeyDirectory> {
+    let m = MapReader::new(d, n, path, &["url", "refresh_seconds"])?;
+    let url = match m.get("url") {
+        Some((n, p)) => string(d, n, &p).and_then(|s| {
+            if http_url(s) {
+                Some(s.to_string())
+            } else {
+                d.err(
+                    n.pos,
+                    &p,
+                    format!("{s:?} is not an http:// or https:// URL"),
+                );
+                None
+            }
+        }),
+        None => {
+            d.err(m.pos, path, "missing `url`");
+            None
+        }
+    };
+    let refresh_seconds = match m.get("refresh_seconds") {
+        Some((n, p)) => integer(d, n, &p, 1, 86_400)?,
+        None => 300,
+    };
+    Some(KeyDirectory {
+        url: url?,
+        refresh_seconds,
+    })
+}
+
+fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
+    let mut id = IdentityPolicy::default();
+    const KEYS: &[&str] = &[
+        "client_id_header",
+        "key_id_header",
+        "auth_method_header",
+        "strip_inbound",
+        "forward_signature_headers",
+    ];
+    let Some(m) = MapReader::new(d, n, path, KEYS) else {
+        return id;
+    };
+    let header = |d: &mut Diag, n: &Node, p: &str| {
+        string(d, n, p).and_then(|s| header_name(s).map_err(|e| d.err(n.pos, p, e)).ok())
+    };
+    for (key, slot) in [
+        ("client_id_header", &mut id.client_id_header),
+        ("key_id_header", &mut id.key_id_header),
+        ("auth_method_header", &mut id.auth_method_header),
+    ] {
+        if let Some((n, p)) = m.get(key) {
+            if let Some(h) = header(d, n, &p) {
+                *slot = h;
+            }
+        }
+    }
+    let names = [
+        &id.client_id_header,
+        &id.key_id_header,
+        &id.auth_method_header,
+    ];
+    if names[0] == names[1] || names[1] == names[2] || names[0] == names[2] {
+        d.err(m.pos, path, "client_id_header, key_id_header and auth_method_header must be three different headers");
+    }
+    if let Some((n, p)) = m.get("strip_inbound") {
+        for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
+            if let Some(h) = header(d, item, &index(&p, i)) {
+                id.strip_inbound.push(h);
+            }
+        }
+    }
+    if let Some((n, p)) = m.get("forward_signature_headers") {
+        id.forward_signature_headers = boolean(d, n, &p).unwrap_or(true);
+    }
+    id
+}
+
+fn parse_replay(d: &mut Diag, n: &Node, path: &str, mut r: ReplayPolicy) -> ReplayPolicy {
+    let Some(m) = MapReader::new(
+        d,
+        n,
+        path,
+        &["store", "max_entries", "redis_url", "on_store_error"],
+    ) else {
+        return r;
+    };
+    #[derive(Clone, Copy, PartialEq)]
+    enum Store {
+        Memory,
+        Redis,
+    }
+    let store = match m.get("store") {
+        Some((n, p)) => choice(
+            d,
+            n,
+            &p,
+            &[("memory", Store::Memory), ("redis", Store::Redis)],
+        ),
+        None => Some(Store::Memory),
+    };
+    let url = m.get("redis_url").and_then(|(n, p)| {
+        opt_string(d, n, &p).filter(|u| {
+            let ok = u.starts_with("redis://") || u.starts_with("rediss://");
+            if !ok {
+                d.err(
+                    n.pos,
+                    &p,
+                    format!("{u:?} is not a redis:// or rediss:// URL"),
+                );
+            }
+            ok
+        })
+    });
+    if store == Some(Store::Redis) {
+        match url {
+            Some(url) => r.backend = ReplayBackend::Redis { url },
+            None if m.get_some("redis_url").is_none() => {
+                let pos = m.get("store").map_or(m.pos, |(n, _)| n.pos);
+                d.err(
+                    pos,
+                    &format!("{path}.redis_url"),
+                    "store: redis needs redis_url (redis://host:port/db)",
+                );
+            }
+            None => {}
+        }
+    }
+    if let Some((n, p)) = m.get("max_entries") {
+        r.max_entries = integer(d, n, &p, 1, 1 << 32).map_or(r.max_entries, |v| v as usize);
+    }
+    if let Some((n, p)) = m.get("on_store_error") {
+        r.on_store_error = choice(
+            d,
+            n,
+            &p,
+            &[
+                ("reject", OnStoreError::Reject),
+                ("allow", OnStoreError::Allow),
+            ],
+        )
+        .unwrap_or(r.on_store_error);
+    }
+    r
+}

@@ -1,0 +1,230 @@
+//! Key entries as the policy writes them — inline `keys:` and the files `key_files` names —
+//! with where each was written. It checks shape, ids and status; turning `public_key` text into
+//! a key is `crate::keys`' job. `key_files` globs support `*` and `?` in the last path segment.
+
+use super::error::{ConfigError, Diag};
+use super::reader::{MapReader, choice, index, list, string};
+use super::yaml::{self, Node, Pos};
+use crate::keys::{KeyRecord, KeySource, KeyStatus, parse_public_key};
+use ed25519_dalek::VerifyingKey;
+use std::path::{Path, PathBuf};
+
+/// One key as configured, its public key text already checked and parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub key_id: String,
+    /// Defaults to `key_id` when omitted.
+    pub client_id: String,
+    /// As written (base64, PEM or JWK).
+    pub public_key: String,
+    pub key: VerifyingKey,
+    pub status: KeyStatus,
+    /// Where it was written: `Inline` (the policy file) or `File(path)`.
+    pub source: KeySource,
+    /// The file (policy or key file) and position of the entry, for messages.
+    pub file: String,
+    pub pos: Pos,
+}
+
+impl KeyEntry {
+    pub fn record(&self) -> KeyRecord {
+        KeyRecord {
+            key_id: self.key_id.clone(),
+            client_id: self.client_id.clone(),
+            status: self.status,
+            key: self.key,
+            source: self.source.clone(),
+        }
+    }
+}
+
+const STATUS: [(&str, KeyStatus); 2] = [
+    ("active", KeyStatus::Active),
+    ("revoked", KeyStatus::Revoked),
+];
+
+const KEYS: &[&str] = &["key_id", "client_id", "public_key", "status"];
+
+/// Parse a `keys:` list; `source` is where these entries come from.
+pub(crate) fn parse_list(
+    d: &mut Diag,
+    node: &Node,
+    path: &str,
+    source: &KeySource,
+) -> Vec<KeyEntry> {
+    let mut out = Vec::new();
+    for (i, item) in list(d, node, path).unwrap_or(&[]).iter().enumerate() {
+        let ip = index(path, i);
+        let Some(m) = MapReader::new(d, item, &ip, KEYS) else {
+            continue;
+        };
+        let req = |key: &str, d: &mut Diag| match m.get(key) {
+            Some((n, p)) => string(d, n, &p).and_then(|s| {
+                if s.trim().is_empty() {
+                    d.err(n.pos, &p, format!("{key} is empty"));
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            }),
+            None => {
+                d.err(item.pos, &ip, format!("missing `{key}`"));
+                None
+            }
+        };
+        let key_id = req("key_id", d);
+        let public_key = req("public_key", d);
+        let key = match (&public_key, m.get("public_key")) {
+            (Some(text), Some((n, p))) => match parse_public_key(text) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    d.err(n.pos, &p, format!("not a usable Ed25519 public key: {e}"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let client_id = match m.get("client_id") {
+            Some(_) => req("client_id", d),
+            None => key_id.clone(),
+        };
+        let status = match m.get("status") {
+            Some((n, p)) => choice(d, n, &p, &STATUS),
+            None => Some(KeyStatus::Active),
+        };
+        if let (Some(key_id), Some(client_id), Some(public_key), Some(key), Some(status)) =
+            (key_id, client_id, public_key, key, status)
+        {
+            let (source, file, pos) = (source.clone(), d.file.clone(), item.pos);
+            out.push(KeyEntry {
+                key_id,
+                client_id,
+                public_key,
+                key,
+                status,
+                source,
+                file,
+                pos,
+            });
+        }
+    }
+    out
+}
+
+/// Parse one key file: a list of entries, or a mapping with a `keys:` list.
+pub(crate) fn parse_key_file(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<ConfigError>) {
+    let file = path.display().to_string();
+    let source = KeySource::File(path.to_path_buf());
+    let mut d = Diag::new(&file);
+    let keys = match yaml::parse_document(text) {
+        Err((pos, msg)) => {
+            d.err(pos, "", format!("YAML syntax error: {msg}"));
+            Vec::new()
+        }
+        Ok(None) => Vec::new(),
+        Ok(Some(root)) => match &root.value {
+            yaml::Value::Seq(_) => parse_list(&mut d, &root, "keys", &source),
+            _ => match MapReader::new(&mut d, &root, "", &["keys"]) {
+                Some(m) => m
+                    .get("keys")
+                    .map(|(n, p)| parse_list(&mut d, n, &p, &source))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            },
+        },
+    };
+    (keys, d.errors)
+}
+
+/// Expand one `key_files` pattern relative to `base`. A pattern without wildcards must exist;
+/// a wildcard that matches nothing is not an error (an empty key directory is valid).
+pub(crate) fn expand(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, String> {
+    let full = base.join(pattern);
+    let name = full.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if !name.contains(['*', '?']) {
+        return if full.is_file() {
+            Ok(vec![full])
+        } else {
+            Err(format!(
+                "{} does not exist or is not a file",
+                full.display()
+            ))
+        };
+    }
+    let dir = full.parent().unwrap_or(Path::new("."));
+    if dir.to_string_lossy().contains(['*', '?']) {
+        return Err("wildcards are supported in the last path segment only".into());
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            // Hidden entries are skipped: a ConfigMap volume's `..data` directories live there.
+            !n.starts_with('.') && glob_match(name.as_bytes(), n.as_bytes()) && e.path().is_file()
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `*` matches any run of bytes, `?` one byte. Iterative with one backtrack point: linear-ish.
+fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i, mut star, mut mark) = (0, 0, None, 0);
+    while i < s.len() {
+        if p < pat.len() && (pat[p] == b'?' || pat[p] == s[i]) {
+            p += 1;
+            i += 1;
+        } else if p < pat.len() && pat[p] == b'*' {
+            star = Some(p);
+            mark = i;
+            p += 1;
+        } else if let Some(sp) = star {
+            p = sp + 1;
+            mark += 1;
+            i = mark;
+        } else {
+            return false;
+        }
+    }
+    pat[p..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"*.yaml", b"a.yaml"));
+        assert!(glob_match(b"k?-*.yaml", b"k1-x.yaml"));
+        assert!(!glob_match(b"*.yaml", b"a.yml"));
+        assert!(glob_match(b"*", b""));
+        assert!(!glob_match(b"a*b*c", b"aXbY"));
+    }
+
+    #[test]
+    fn key_file_shapes_and_errors() {
+        let f = Path::new("f.yaml");
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let (k, e) = parse_key_file(&format!("- {{key_id: a, public_key: \"{pk}\"}}\n"), f);
+        assert_eq!((k.len(), e.len(), k[0].client_id.as_str()), (1, 0, "a"));
+        let (k, e) = parse_key_file(
+            &format!("keys:\n  - key_id: a\n    public_key: {pk}\n    status: revokd\n"),
+            f,
+        );
+        assert_eq!(k.len(), 0);
+        assert_eq!(
+            e[0].to_string(),
+            "f.yaml:4:13: keys[0].status: unknown value \"revokd\": expected one of active | revoked; did you mean `revoked`?"
+        );
+        let (_, e) = parse_key_file("- {key_id: a}\n", f);
+        assert_eq!(
+            e[0].to_string(),
+            "f.yaml:1:3: keys[0]: missing `public_key`"
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! The policy file of SPEC §3: YAML 1.2 text → validated, typed `Policy`, with every error
+//! collected and reported as `file:line:col: path: message`, plus the live overrides and the
+//! effective view they produce. It does not watch files or swap policies at run time (reload),
+//! and it does not decide requests (`crate::decision`).
+
+mod canary;
+mod error;
+mod file;
+mod key_entries;
+mod network;
+mod overrides;
+mod reader;
+mod routes;
+mod signature;
+mod types;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::keys::{KeySource, KeyStatus};
+pub use canary::{CallerMatcher, CanaryPolicy, StickyOn};
+pub use error::{ConfigError, ConfigErrors};
+pub use file::{
+    FailureRateLimit, IdentityPolicy, KeyDirectory, OnStoreError, PolicyFile, ReplayBackend,
+    ReplayPolicy,
+};
+pub use key_entries::KeyEntry;
+pub use network::Upstream;
+pub use overrides::{
+    EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides,
+    from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
+    parse_mode_value, parse_percent_value,
+};
+pub use routes::{Route, RouteRef};
+pub use signature::SignaturePolicy;
+pub use types::{Mode, Requirement, Scheme};
+pub use yaml::Pos;
+
+use error::Diag;
+use http::Method;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A validated policy: the file as written plus every key entry from every source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub file: PolicyFile,
+    /// Inline keys first, then each key file in sorted order; key ids are unique.
+    pub keys: Vec<KeyEntry>,
+    /// The key files `key_files` matched, to watch and to report.
+    pub key_file_paths: Vec<PathBuf>,
+    /// The policy file's path (as given).
+    pub path: PathBuf,
+    /// Hex sha256 of the policy file's raw bytes.
+    pub sha256: String,
+}
+
+impl Policy {
+    /// Route lookup on the file as written (no overrides). Per request, prefer
+    /// `EffectivePolicy::route_for`.
+    pub fn route_for(&self, method: &Method, path: &str) -> RouteRef<'_> {
+        routes::lookup(
+            &self.file.routes,
+            self.file.mode,
+            self.file.dry_run,
+            method,
+            path,
+        )
+    }
+
+    /// Every key as a record for `crate::keys::KeySet::new` (ids are already unique).
+    pub fn key_records(&self) -> Vec<crate::keys::KeyRecord> {
+        self.keys.iter().map(KeyEntry::record).collect()
+    }
+
+    /// The policy with `overrides` applied (SPEC §3 table). Pure.
+    pub fn effective(&self, overrides: &Overrides) -> EffectivePolicy {
+        overrides::effective(self, overrides)
+    }
+}
+
+/// Read and validate the policy file at `path`, and the key files it names.
+pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: 1,
+            col: 1,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse_bytes(&bytes, &name)
+}
+
+/// Validate policy `text`; `file_name` is used in messages and as the base for relative
+/// `key_files` patterns (which are read from disk).
+pub fn parse(text: &str, file_name: &str) -> Result<Policy, ConfigErrors> {
+    parse_bytes(text.as_bytes(), file_name)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
+    let mut d = Diag::new(file_name);
+    let sha256 = sha256_hex(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            d.err(
+                Pos { line, col: 1 },
+                "",
+                "the policy file is not valid UTF-8",
+            );
+            return Err(ConfigErrors(d.errors));
+        }
+    };
+    let root = match yaml::parse_document(text) {
+        Err((pos, msg)) => {
+            d.err(pos, "", format!("YAML syntax error: {msg}"));
+            return Err(ConfigErrors(d.errors));
+        }
+        Ok(root) => root.unwrap_or(yaml::Node {
+            pos: Pos { line: 1, col: 1 },
+            value: yaml::Value::Null,
+        }),
+    };
+    let file = file::parse(&mut d, &root);
+    let mut errors = d.errors;
+    let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
+    let (keys, key_file_paths) = gather_keys(&file, &root, base, file_name, &mut errors);
+    errors.sort_by(|a, b| {
+        (a.file != file_name, &a.file, a.line, a.col).cmp(&(
+            b.file != file_name,
+            &b.file,
+            b.line,
+            b.col,
+        ))
+    });
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Policy {
+        file,
+        keys,
+        key_file_paths,
+        path: PathBuf::from(file_name),
+        sha256,
+    })
+}
+
+/// Inline keys plus key files; key ids unique across all of them.
+fn gather_keys(
+    file: &PolicyFile,
+    root: &yaml::Node,
+    base: &Path,
+    file_name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> (Vec<KeyEntry>, Vec<PathBuf>) {
+    let mut keys = file.keys.clone();
+    let mut paths = Vec::new();
+    let patterns = match &root.value {
+        yaml::Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
+        _ => None,
+    };
+    let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
+        Some(yaml::Value::Seq(items)) => items,
+        _ => &[],
+    };
+    for (i, pattern) in file.key_files.iter().enumerate() {
+        let pos = pattern_nodes.get(i).map_or(Pos::default(), |n| n.pos);
+        match key_entries::expand(pattern, base) {
+            Ok(found) => paths.extend(found),
+            Err(message) => errors.push(ConfigError {
+                file: file_name.to_string(),
+                line: pos.line,
+                col: pos.col,
+                path: format!("key_files[{i}]"),
+                message,
+            }),
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    for path in &paths {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let (found, errs) = key_entries::parse_key_file(&text, path);
+                keys.extend(found);
+                errors.extend(errs);
+            }
+            Err(e) => errors.push(ConfigError {
+                file: name,
+                line: 1,
+                col: 1,
+                path: String::new(),
+                message: format!("cannot read key file: {e}"),
+            }),
+        }
+    }
+    let mut unique: Vec<KeyEntry> = Vec::with_capacity(keys.len());
+    for k in keys {
+        if let Some(first) = unique.iter().find(|u| u.key_id == k.key_id) {
+            errors.push(ConfigError {
+                file: k.file.clone(),
+                line: k.pos.line,
+                col: k.pos.col,
+                path: "keys".into(),
+                message: format!(
+                    "duplicate key_id {:?} (first defined at {}:{}:{})",
+                    k.key_id, first.file, first.pos.line, first.pos.col
+                ),
+            });
+        } else {
+            unique.push(k);
+        }
+    }
+    (unique, paths)
+}
+
+/// `mode`, which YAML 1.1 tools may have turned into a boolean: `mode: off` is Mode::Off here
+/// (YAML 1.2), but `mode: false` is refused rather than guessed, with a hint.
+pub(crate) fn parse_mode(d: &mut Diag, n: &yaml::Node, path: &str) -> Option<Mode> {
+    if let yaml::Value::Bool(b) = n.value {
+        let hint = if b {
+            ""
+        } else {
+            "; to turn checking off write `off` (YAML 1.2 keeps it a string)"
+        };
+        d.err(
+            n.pos,
+            path,
+            format!("expected one of off | hybrid | required, got boolean {b}{hint}"),
+        );
+        return None;
+    }
+    reader::choice(d, n, path, &Mode::NAMES)
+}

@@ -1,0 +1,157 @@
+//! The live state a request reads: one immutable snapshot (`Live`) of policy, overrides, keys
+//! and derived verifier settings, swapped whole through `arc-swap` so a request always sees one
+//! consistent policy. Building a snapshot is read → validate → derive; a snapshot that fails to
+//! build never replaces the one in force.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+
+use crate::keys::{KeySet, KeyStatus};
+use crate::policy::{self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy};
+use crate::signature::{Component, VerifyOptions};
+
+/// One consistent view of everything configurable.
+pub struct Live {
+    pub policy: Policy,
+    pub overrides: FoundOverrides,
+    pub effective: EffectivePolicy,
+    pub keys: KeySet,
+    pub verify: VerifyOptions,
+    /// `Accept-Signature` for 401s: what a client must sign to pass.
+    pub accept_signature: HeaderValue,
+    pub generation: u64,
+    /// Unix seconds.
+    pub loaded_at: i64,
+}
+
+impl Live {
+    /// Derives a snapshot from a validated policy and the overrides in force.
+    pub fn build(policy: Policy, overrides: FoundOverrides, generation: u64, now: i64) -> Result<Self, String> {
+        let keys = KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
+        let verify = verify_options(&policy)?;
+        let accept_signature = accept_signature(&verify);
+        let effective = policy.effective(&overrides.overrides);
+        Ok(Self { policy, overrides, effective, keys, verify, accept_signature, generation, loaded_at: now })
+    }
+
+    pub fn active_keys(&self) -> usize {
+        self.keys.iter().filter(|k| k.status == KeyStatus::Active).count()
+    }
+}
+
+/// The policy's `signature:` section as the verifier wants it.
+pub fn verify_options(p: &Policy) -> Result<VerifyOptions, String> {
+    let s = &p.file.signature;
+    let required_components = s
+        .required_components
+        .iter()
+        .map(|c| Component::parse_spec(c).map_err(|e| format!("signature.required_components: {}", e.detail)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(VerifyOptions {
+        max_age_seconds: s.max_age_seconds,
+        clock_skew_seconds: s.clock_skew_seconds,
+        nonce: s.nonce,
+        required_components,
+        body_digest: s.body_digest,
+        label: s.label.clone(),
+        tag: s.tag.clone(),
+    })
+}
+
+/// RFC 9421 §5.1: `sig1=("@method" "@authority" "@path" "content-digest");created;keyid;nonce;alg="ed25519"`.
+fn accept_signature(v: &VerifyOptions) -> HeaderValue {
+    let mut ids: Vec<&str> = v.required_components.iter().map(|c| c.id.as_str()).collect();
+    if v.body_digest == crate::signature::Requirement::Required {
+        ids.push("\"content-digest\"");
+    }
+    let mut s = format!("{}=({});created;keyid", v.label.as_deref().unwrap_or("sig1"), ids.join(" "));
+    if v.nonce == crate::signature::Requirement::Required {
+        s.push_str(";nonce");
+    }
+    s.push_str(";alg=\"ed25519\"");
+    if let Some(tag) = &v.tag {
+        s.push_str(&format!(";tag=\"{tag}\""));
+    }
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("sig1=(\"@method\" \"@authority\" \"@path\");created;keyid"))
+}
+
+/// The snapshot in force, how it was loaded, and the last reload error.
+pub struct Runtime {
+    pub live: ArcSwap<Live>,
+    pub path: PathBuf,
+    /// Overrides from the environment, read once at start; files beside the policy win.
+    pub env_overrides: FoundOverrides,
+    pub last_reload_error: Mutex<Option<String>>,
+}
+
+impl Runtime {
+    /// Loads the policy, the override files beside it and the key files; every problem is an
+    /// error naming file:line:col.
+    pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
+        let live = load_live(path, &env, 1, now)?;
+        Ok(Self {
+            live: ArcSwap::from_pointee(live),
+            path: path.to_path_buf(),
+            env_overrides: env,
+            last_reload_error: Mutex::new(None),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Re-reads everything; on success swaps the snapshot in, on failure keeps the old one and
+    /// remembers the error. Returns whether anything changed.
+    pub fn reload(&self, now: i64) -> Result<bool, String> {
+        let current = self.live.load();
+        match load_live(&self.path, &self.env_overrides, current.generation + 1, now) {
+            Ok(next) => {
+                let changed = next.policy != current.policy || next.overrides != current.overrides;
+                if changed {
+                    self.live.store(Arc::new(next));
+                }
+                if let Ok(mut e) = self.last_reload_error.lock() {
+                    *e = None;
+                }
+                Ok(changed)
+            }
+            Err(errors) => {
+                let msg = errors.to_string();
+                if let Ok(mut e) = self.last_reload_error.lock() {
+                    *e = Some(msg.clone());
+                }
+                Err(msg)
+            }
+        }
+    }
+}
+
+fn load_live(path: &Path, env: &FoundOverrides, generation: u64, now: i64) -> Result<Live, ConfigErrors> {
+    let policy = policy::load(path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let files = policy::overrides_from_dir(dir)?;
+    let overrides = FoundOverrides {
+        overrides: files.overrides.clone().merged_over(env.overrides),
+        settings: env
+            .settings
+            .iter()
+            .filter(|s| !files.settings.iter().any(|f| f.name == s.name))
+            .cloned()
+            .chain(files.settings.iter().cloned())
+            .collect(),
+    };
+    Live::build(policy, overrides, generation, now).map_err(|message| {
+        ConfigErrors(vec![policy::ConfigError {
+            file: path.display().to_string(),
+            line: 1,
+            col: 1,
+            path: String::new(),
+            message,
+        }])
+    })
+}
