@@ -113,7 +113,7 @@ import_builder() {
   # shellcheck disable=SC2046 # the toolchain's top-level entries, docs (share/) left out
   tar -C "$SYSROOT" --transform 's,^,usr/local/rust/,' -rf "$stage/rootfs.tar" \
     $(cd "$SYSROOT" && ls -A | grep -vx share)
-  podman import \
+  podman import -q \
     --change 'ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV CARGO_HOME=/usr/local/cargo' \
     --change 'WORKDIR /' \
@@ -141,7 +141,7 @@ import_runtime() {
   printf 'root:x:0:\nnonroot:x:65532:\n' >"$stage/etc/group"
   printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$stage/etc/nsswitch.conf"
   chown 65532:65532 "$stage/home/nonroot"
-  tar -C "$stage" -cf - . | podman import --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' - "$RUNTIME" >/dev/null
+  tar -C "$stage" -cf - . | podman import -q --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' - "$RUNTIME" >/dev/null
   rm -rf "$stage"
 }
 

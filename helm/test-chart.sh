@@ -85,5 +85,24 @@ print(f"{len(rules)} dashboard queries")
 PY
 promtool check rules "$OUT/dashboard-rules.yaml" >/dev/null && echo "ok   dashboard queries parse" || { echo "FAIL dashboard queries"; fail=1; }
 
+log "example policies (docs/*.md, docker/) pass sigproxy check-config"
+python3 - "$OUT/doc-policies" <<'PY'
+import pathlib, re, sys
+out = pathlib.Path(sys.argv[1]); out.mkdir()
+n = 0
+for md in sorted(pathlib.Path("docs").glob("*.md")):
+    for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", md.read_text(), re.S)):
+        if re.search(r"^upstream:", block, re.M):   # a whole policy file, not a fragment
+            (out / f"{md.stem}-{i}.yaml").write_text(block)
+            n += 1
+print(f"{n} policies from docs")
+PY
+cp docker/policy.yaml "$OUT/doc-policies/docker-image-default.yaml"
+cp docker/compose/config/policy.yaml "$OUT/doc-policies/docker-compose.yaml"
+for f in "$OUT"/doc-policies/*.yaml; do
+  if "$SIGPROXY_BIN" check-config "$f" >/dev/null 2>"$OUT/err.txt"; then echo "ok   $(basename "$f")"
+  else echo "FAIL $(basename "$f")"; cat "$OUT/err.txt"; fail=1; fi
+done
+
 log "done in $(($(date +%s) - T0)) s"
 exit $fail

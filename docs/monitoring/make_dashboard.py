@@ -42,13 +42,14 @@ def thresholds(*steps):
 
 rate = lambda m, f="", w="5m": f"rate({m}{{{SEL}{f}}}[{w}])"
 OK = ', status="success"'
+VERIFIED = ', status!="skipped"'
 FAIL = ', status="failure"'
 
 # Row 1: the four numbers an on-call person looks at first.
 panel("stat", "Auth success rate", [(
-    f'sum({rate("datafold_auth_attempts_total", OK)}) / sum({rate("datafold_auth_attempts_total")})',
+    f'sum({rate("datafold_auth_attempts_total", OK)}) / sum({rate("datafold_auth_attempts_total", VERIFIED)})',
     "success")], 6, 5, 0, 0, "percentunit",
-    "Share of authentication attempts that succeeded (5 m). Alert below 95%.",
+    "Share of verified attempts (status != skipped: legacy and exempt requests are not verified) that succeeded, 5 m. Alert below 95%.",
     defaults={"min": 0, "max": 1, "decimals": 2,
               "thresholds": thresholds((None, "red"), (0.95, "orange"), (0.99, "green"))})
 panel("gauge", "Migration progress", [(

@@ -14,6 +14,7 @@ import argparse
 import base64
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,14 @@ def check_config(case, sigproxy, cm, docs, work):
     check(f"{case}: sigproxy check-config on the rendered policy"
           + (f" (+ overrides {', '.join(overrides)})" if overrides else ""),
           r.returncode == 0, (r.stdout + r.stderr).strip()[-2000:])
+    if r.returncode == 0 and overrides:
+        check(f"{case}: check-config reports each override key in force",
+              all(f"{k}=" in r.stdout for k in overrides), r.stdout[:1500])
+    want = len(policy.get("keys") or []) + sum(
+        len(yaml.safe_load(p.read_text()) or []) for p in key_dir.glob("*.yaml"))
+    m = re.search(r"^keys: (\d+)", r.stdout, re.M)
+    check(f"{case}: check-config loaded all {want} keys (inline + key files from the Secret)",
+          m is not None and int(m.group(1)) == want, m.group(0) if m else r.stdout[-500:])
     return r
 
 
