@@ -12,6 +12,7 @@ Prints one line per check and ends with "chart: N passed, M failed"; exits 1 on 
 
 import argparse
 import base64
+import json
 import os
 import pathlib
 import re
@@ -98,6 +99,13 @@ def check_invariants(case, docs):
         if "sigproxy-keys" in vols:
             check(f"{n} keys come from a Secret mounted as a directory",
                   "secret" in vols["sigproxy-keys"] and "subPath" not in mounts["sigproxy-keys"])
+    for pr in by_kind.get("PrometheusRule", []):
+        check(f"{case}: PrometheusRule carries files/alerts.yaml unchanged (the promtool-tested rules)",
+              pr["spec"] == yaml.safe_load((CHART / "files/alerts.yaml").read_text()))
+    for c in by_kind.get("ConfigMap", []):
+        if "sigproxy.json" in c.get("data", {}):
+            check(f"{case}: dashboard ConfigMap carries files/dashboard.json",
+                  json.loads(c["data"]["sigproxy.json"]) == json.loads((CHART / "files/dashboard.json").read_text()))
     return cms[0] if cms else None
 
 
