@@ -201,7 +201,9 @@ class H(BaseHTTPRequestHandler):
     def reply(self):
         n = int(self.headers.get("content-length") or 0)
         self.rfile.read(n)
-        seen = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-datafold")}
+        # Every spelling (case, "_" for "-") of the identity headers counts as seen.
+        seen = {k.lower(): v for k, v in self.headers.items()
+                if k.lower().replace("_", "-").startswith("x-datafold")}
         body = json.dumps({"backend": "legacy", "path": self.path, "identity": seen}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -249,7 +251,9 @@ done
 echo "ok /healthz"
 curl -fsS "http://127.0.0.1:$P_ADMIN/readyz" >/dev/null || die "/readyz not 200"
 echo "ok /readyz"
-curl -fsS "http://127.0.0.1:$P_ADMIN/metrics" | grep -q '^datafold_' || die "/metrics has no datafold_ metric"
+# (to a file first: `curl | grep -q` fails under pipefail when grep stops reading early)
+curl -fsS -o "$SMOKE/metrics.txt" "http://127.0.0.1:$P_ADMIN/metrics" || die "/metrics not 200"
+grep -q '^datafold_requests_total' "$SMOKE/metrics.txt" || die "/metrics has no datafold_requests_total"
 echo "ok /metrics"
 
 # Unsigned, with a forged identity header: passes as legacy, the forgery never reaches the backend.
