@@ -21,7 +21,6 @@
 # (overlay, falls back to vfs when overlay cannot mount), KEEP_IMAGE=0 to remove the image after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 IMAGE=${IMAGE:-localhost/sigproxy:dev}
 WORK=${WORK:-/var/tmp/sigproxy-image}
 SUITE=bookworm
@@ -110,9 +109,12 @@ import_builder() {
   # The rootfs stays pristine (the cc image is cut from it); the toolchain is a second layer of
   # the same tar stream, read with --transform so nothing is copied twice on disk.
   tar -C "$fs" --exclude=./.complete -cf "$stage/rootfs.tar" .
-  # shellcheck disable=SC2046 # the toolchain's top-level entries, docs (share/) left out
-  tar -C "$SYSROOT" --transform 's,^,usr/local/rust/,' -rf "$stage/rootfs.tar" \
-    $(cd "$SYSROOT" && ls -A | grep -vx share)
+  # The toolchain's top-level entries (bin, lib, libexec, …), docs (share/) left out.
+  local parts=() e
+  for e in "$SYSROOT"/* "$SYSROOT"/.[!.]*; do
+    [ -e "$e" ] && [ "${e##*/}" != share ] && parts+=("${e##*/}")
+  done
+  tar -C "$SYSROOT" --transform 's,^,usr/local/rust/,' -rf "$stage/rootfs.tar" "${parts[@]}"
   podman import -q \
     --change 'ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV CARGO_HOME=/usr/local/cargo' \
@@ -184,7 +186,7 @@ NAME=sigproxy-smoke-$$
 UP_PID=
 cleanup() {
   podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
-  [ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null || true
+  if [ -n "$UP_PID" ]; then kill "$UP_PID" 2>/dev/null || true; fi
   rm -rf "$SMOKE"
   if [ "${KEEP_IMAGE:-1}" = 0 ]; then podman rmi -f "$IMAGE" >/dev/null 2>&1 || true; fi
 }

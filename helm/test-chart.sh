@@ -83,7 +83,8 @@ with open(sys.argv[1], "w") as f:
     json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
 print(f"{len(rules)} dashboard queries")
 PY
-promtool check rules "$OUT/dashboard-rules.yaml" >/dev/null && echo "ok   dashboard queries parse" || { echo "FAIL dashboard queries"; fail=1; }
+if promtool check rules "$OUT/dashboard-rules.yaml" >/dev/null; then echo "ok   dashboard queries parse"
+else echo "FAIL dashboard queries"; fail=1; fi
 
 log "example policies (docs/*.md, docker/) pass sigproxy check-config"
 python3 - "$OUT/doc-policies" <<'PY'
