@@ -106,8 +106,8 @@ import_builder() {
   local fs=$1 stage=$WORK/builder-stage
   log "import $BUILDER (minbase + gcc/cmake + Rust $RUSTV from $SYSROOT)"
   rm -rf "$stage" && mkdir -p "$stage"
-  # The rootfs stays pristine (the cc image is cut from it); the toolchain is a second layer of
-  # the same tar stream, read with --transform so nothing is copied twice on disk.
+  # The rootfs stays pristine (the cc image is cut from it): the toolchain is appended to the
+  # same tar under usr/local/rust with --transform instead of being copied into the rootfs.
   tar -C "$fs" --exclude=./.complete -cf "$stage/rootfs.tar" .
   # The toolchain's top-level entries (bin, lib, libexec, …), docs (share/) left out.
   local parts=() e
