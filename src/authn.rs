@@ -39,13 +39,19 @@ pub struct AuditNote {
     pub store_error_allowed: bool,
 }
 
+/// The route's verdict inputs, fixed at the head check.
+#[derive(Clone, Copy)]
+struct Route {
+    mode: Mode,
+    dry_run: bool,
+    started: Instant,
+}
+
 /// The state carried from the head check to the body check.
 struct Pending {
     live: Arc<Live>,
     verified: Verified,
-    mode: Mode,
-    dry_run: bool,
-    started: Instant,
+    route: Route,
 }
 
 pub struct Authenticator {
@@ -56,8 +62,18 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(runtime: Arc<Runtime>, replay: Arc<dyn NonceStore>, limiter: FailureLimiter, clock: fn() -> i64) -> Self {
-        Self { runtime, replay, limiter, clock }
+    pub fn new(
+        runtime: Arc<Runtime>,
+        replay: Arc<dyn NonceStore>,
+        limiter: FailureLimiter,
+        clock: fn() -> i64,
+    ) -> Self {
+        Self {
+            runtime,
+            replay,
+            limiter,
+            clock,
+        }
     }
 
     fn ip_key(req: &RequestView<'_>) -> Option<IpAddr> {
@@ -74,21 +90,38 @@ impl Authenticator {
             Some(a) => Some(a.as_str()),
             None => req.authority.and_then(|a| std::str::from_utf8(a).ok()),
         };
-        let view = signature::RequestView { method: req.method.as_str(), target, scheme, authority, fields: req.headers };
+        let view = signature::RequestView {
+            method: req.method.as_str(),
+            target,
+            scheme,
+            authority,
+            fields: req.headers,
+        };
         signature::verify(&view, req.has_body, &live.verify, &live.keys, now)
     }
 
     /// After the signature (and digest) held: the nonce must be new.
     async fn check_replay(&self, live: &Live, v: &Verified, now: i64) -> Result<bool, Error> {
-        let Some(nonce) = v.nonce.as_deref().filter(|_| live.verify.nonce != Requirement::Off) else {
+        let Some(nonce) = v
+            .nonce
+            .as_deref()
+            .filter(|_| live.verify.nonce != Requirement::Off)
+        else {
             return Ok(false);
         };
         let ttl = Duration::from_secs(live.verify.max_age_seconds + live.verify.clock_skew_seconds);
-        match self.replay.check_and_remember(&v.key_id, nonce, ttl, now.max(0) as u64).await {
+        match self
+            .replay
+            .check_and_remember(&v.key_id, nonce, ttl, now.max(0) as u64)
+            .await
+        {
             Ok(Freshness::Fresh) => Ok(false),
             Ok(Freshness::Replayed) => Err(Error::new(
                 ErrorCode::NonceReplayed,
-                format!("nonce already used with key \"{}\" within max_age + skew", v.key_id),
+                format!(
+                    "nonce already used with key \"{}\" within max_age + skew",
+                    v.key_id
+                ),
             )),
             // A full memory store fails closed whatever on_store_error says: forgetting early
             // would let replays through.
@@ -105,12 +138,15 @@ impl Authenticator {
         &self,
         live: &Live,
         req: &RequestView<'_>,
-        mode: Mode,
-        dry_run: bool,
+        route: Route,
         verified: Result<Verified, Error>,
-        started: Instant,
         now: i64,
     ) -> Verdict {
+        let Route {
+            mode,
+            dry_run,
+            started,
+        } = route;
         let mut store_error_allowed = false;
         let result = match verified {
             Ok(v) => match self.check_replay(live, &v, now).await {
@@ -144,7 +180,13 @@ impl Authenticator {
     }
 }
 
-fn note(d: &Decision<'_>, mode: Mode, dry_run: bool, method: AuthMethod, started: Instant) -> AuditNote {
+fn note(
+    d: &Decision<'_>,
+    mode: Mode,
+    dry_run: bool,
+    method: AuthMethod,
+    started: Instant,
+) -> AuditNote {
     let detail = match &d.action {
         Action::Reject(e) => Some(e.detail.to_string()),
         _ => None,
@@ -176,10 +218,15 @@ fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict {
                 push_header(&mut headers, &id.client_id_header, &v.client_id);
                 push_header(&mut headers, &id.key_id_header, &v.key_id);
             }
-            Verdict::Pass(Pass { identity: headers, auth_method: auth, note: Some(Box::new(note) as Note) })
+            Verdict::Pass(Pass {
+                identity: headers,
+                auth_method: auth,
+                note: Some(Box::new(note) as Note),
+            })
         }
         Action::Reject(error) => {
-            let accept_signature = (error.code.status() == 401).then(|| live.accept_signature.clone());
+            let accept_signature =
+                (error.code.status() == 401).then(|| live.accept_signature.clone());
             let mut r = Reject::new(error);
             r.accept_signature = accept_signature;
             r.note = Some(Box::new(note) as Note);
@@ -210,16 +257,29 @@ impl Gate for Authenticator {
         let live = self.runtime.snapshot();
         let route = live.effective.route_for(req.method, route_path(req.target));
         let (mode, dry_run) = (route.mode, route.dry_run);
-        let signed = req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
+        let route = Route {
+            mode,
+            dry_run,
+            started,
+        };
+        let signed =
+            req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
         if mode == Mode::Off || !signed {
             let d = decide(mode, dry_run, Outcome::Unsigned);
-            let n = note(&d, mode, dry_run, AuthMethod::None, started);
+            // Unsigned on a verifying route is a legacy caller, even when refused.
+            let method = if mode == Mode::Off { AuthMethod::None } else { AuthMethod::Legacy };
+            let n = note(&d, mode, dry_run, method, started);
             return HeadVerdict::Decided(to_verdict(&live, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {
-            if let RateDecision::Limited { retry_after_secs } = self.limiter.check(ip, now.max(0) as u64) {
+            if let RateDecision::Limited { retry_after_secs } =
+                self.limiter.check(ip, now.max(0) as u64)
+            {
                 if !dry_run {
-                    let e = Error::new(ErrorCode::RateLimited, format!("{ip} is over failure_rate_limit.per_minute"));
+                    let e = Error::new(
+                        ErrorCode::RateLimited,
+                        format!("{ip} is over failure_rate_limit.per_minute"),
+                    );
                     let d = decide(Mode::Required, false, Outcome::Invalid(&e));
                     let n = note(&d, mode, dry_run, AuthMethod::Signature, started);
                     let mut v = to_verdict(&live, d, n);
@@ -232,10 +292,12 @@ impl Gate for Authenticator {
             }
         }
         match self.verify_head(&live, req, now) {
-            Ok(v) if v.covers_digest => {
-                HeadVerdict::NeedBody(Some(Box::new(Pending { live, verified: v, mode, dry_run, started }) as Note))
-            }
-            result => HeadVerdict::Decided(self.finish(&live, req, mode, dry_run, result, started, now).await),
+            Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Some(Box::new(Pending {
+                live,
+                verified: v,
+                route,
+            }) as Note)),
+            result => HeadVerdict::Decided(self.finish(&live, req, route, result, now).await),
         }
     }
 
@@ -243,14 +305,27 @@ impl Gate for Authenticator {
         let now = (self.clock)();
         let Some(p) = state.and_then(|s| s.downcast::<Pending>().ok()) else {
             let live = self.runtime.snapshot();
-            let e = Error::new(ErrorCode::SignatureInvalid, "internal: body check without a verified head");
+            let e = Error::new(
+                ErrorCode::SignatureInvalid,
+                "internal: body check without a verified head",
+            );
             let d = decide(Mode::Required, false, Outcome::Invalid(&e));
-            let n = note(&d, Mode::Required, false, AuthMethod::Signature, Instant::now());
+            let n = note(
+                &d,
+                Mode::Required,
+                false,
+                AuthMethod::Signature,
+                Instant::now(),
+            );
             return to_verdict(&live, d, n);
         };
-        let Pending { live, verified, mode, dry_run, started } = *p;
+        let Pending {
+            live,
+            verified,
+            route,
+        } = *p;
         let checked = check_digest(req, body).map(|()| verified);
-        self.finish(&live, req, mode, dry_run, checked, started, now).await
+        self.finish(&live, req, route, checked, now).await
     }
 }
 
@@ -264,7 +339,10 @@ fn check_digest(req: &RequestView<'_>, body: &[u8]) -> Result<(), Error> {
         .collect::<Vec<_>>()
         .join(", ");
     if value.is_empty() {
-        return Err(Error::new(ErrorCode::DigestMismatch, "content-digest is signed but absent"));
+        return Err(Error::new(
+            ErrorCode::DigestMismatch,
+            "content-digest is signed but absent",
+        ));
     }
     let mut checker = digest::parse(&value)?.checker();
     checker.update(body);

@@ -57,7 +57,10 @@ impl Event {
 pub enum Action<'a> {
     /// Forward. `identity` is `Some` only for a verified signature: the proof the identity
     /// headers are made from.
-    Pass { auth: AuthMethod, identity: Option<&'a Verified> },
+    Pass {
+        auth: AuthMethod,
+        identity: Option<&'a Verified>,
+    },
     Reject(Error),
 }
 
@@ -79,26 +82,58 @@ pub fn needs_verification(mode: Mode) -> bool {
 /// SPEC §4. `mode` is the route's effective mode after overrides and canary.
 pub fn decide(mode: Mode, dry_run: bool, outcome: Outcome<'_>) -> Decision<'_> {
     let (action, event) = match (mode, outcome) {
-        (Mode::Off, _) => (Action::Pass { auth: AuthMethod::None, identity: None }, Event::Exempt),
-        (_, Outcome::Valid(v)) => {
-            (Action::Pass { auth: AuthMethod::Signature, identity: Some(v) }, Event::SignatureAuthSuccess)
-        }
+        (Mode::Off, _) => (
+            Action::Pass {
+                auth: AuthMethod::None,
+                identity: None,
+            },
+            Event::Exempt,
+        ),
+        (_, Outcome::Valid(v)) => (
+            Action::Pass {
+                auth: AuthMethod::Signature,
+                identity: Some(v),
+            },
+            Event::SignatureAuthSuccess,
+        ),
         (_, Outcome::Invalid(e)) => (Action::Reject(e.clone()), Event::SignatureAuthFailure),
-        (Mode::Hybrid, Outcome::Unsigned) => (Action::Pass { auth: AuthMethod::Legacy, identity: None }, Event::LegacyPass),
+        (Mode::Hybrid, Outcome::Unsigned) => (
+            Action::Pass {
+                auth: AuthMethod::Legacy,
+                identity: None,
+            },
+            Event::LegacyPass,
+        ),
         (Mode::Required, Outcome::Unsigned) => (
-            Action::Reject(Error::new(ErrorCode::SignatureMissing, "route requires a signature; none was sent")),
+            Action::Reject(Error::new(
+                ErrorCode::SignatureMissing,
+                "route requires a signature; none was sent",
+            )),
             Event::SignatureAuthFailure,
         ),
     };
     match action {
         Action::Reject(e) if dry_run => Decision {
             code: Some(e.code),
-            action: Action::Pass { auth: AuthMethod::Legacy, identity: None },
+            action: Action::Pass {
+                auth: AuthMethod::Legacy,
+                identity: None,
+            },
             event,
             dry_run_rejection: true,
         },
-        Action::Reject(e) => Decision { code: Some(e.code), action: Action::Reject(e), event, dry_run_rejection: false },
-        pass => Decision { action: pass, event, code: None, dry_run_rejection: false },
+        Action::Reject(e) => Decision {
+            code: Some(e.code),
+            action: Action::Reject(e),
+            event,
+            dry_run_rejection: false,
+        },
+        pass => Decision {
+            action: pass,
+            event,
+            code: None,
+            dry_run_rejection: false,
+        },
     }
 }
 
@@ -126,11 +161,17 @@ mod tests {
 
     fn summary(d: &Decision<'_>) -> (&'static str, Option<ErrorCode>, Event) {
         let what = match &d.action {
-            Action::Pass { auth, identity: Some(_) } => {
+            Action::Pass {
+                auth,
+                identity: Some(_),
+            } => {
                 assert_eq!(*auth, AuthMethod::Signature);
                 "identity"
             }
-            Action::Pass { auth, identity: None } => auth.as_str(),
+            Action::Pass {
+                auth,
+                identity: None,
+            } => auth.as_str(),
             Action::Reject(_) => "reject",
         };
         (what, d.code, d.event)
@@ -142,34 +183,80 @@ mod tests {
         let e = bad();
         use ErrorCode::*;
         use Event::*;
-        let rows: [(Mode, Outcome<'_>, (&str, Option<ErrorCode>, Event)); 9] = [
+        type Row<'a> = (Mode, Outcome<'a>, (&'static str, Option<ErrorCode>, Event));
+        let rows: [Row<'_>; 9] = [
             (Mode::Off, Outcome::Unsigned, ("none", None, Exempt)),
             (Mode::Off, Outcome::Valid(&v), ("none", None, Exempt)),
             (Mode::Off, Outcome::Invalid(&e), ("none", None, Exempt)),
-            (Mode::Hybrid, Outcome::Unsigned, ("legacy", None, LegacyPass)),
-            (Mode::Hybrid, Outcome::Valid(&v), ("identity", None, SignatureAuthSuccess)),
-            (Mode::Hybrid, Outcome::Invalid(&e), ("reject", Some(SignatureInvalid), SignatureAuthFailure)),
-            (Mode::Required, Outcome::Unsigned, ("reject", Some(SignatureMissing), SignatureAuthFailure)),
-            (Mode::Required, Outcome::Valid(&v), ("identity", None, SignatureAuthSuccess)),
-            (Mode::Required, Outcome::Invalid(&e), ("reject", Some(SignatureInvalid), SignatureAuthFailure)),
+            (
+                Mode::Hybrid,
+                Outcome::Unsigned,
+                ("legacy", None, LegacyPass),
+            ),
+            (
+                Mode::Hybrid,
+                Outcome::Valid(&v),
+                ("identity", None, SignatureAuthSuccess),
+            ),
+            (
+                Mode::Hybrid,
+                Outcome::Invalid(&e),
+                ("reject", Some(SignatureInvalid), SignatureAuthFailure),
+            ),
+            (
+                Mode::Required,
+                Outcome::Unsigned,
+                ("reject", Some(SignatureMissing), SignatureAuthFailure),
+            ),
+            (
+                Mode::Required,
+                Outcome::Valid(&v),
+                ("identity", None, SignatureAuthSuccess),
+            ),
+            (
+                Mode::Required,
+                Outcome::Invalid(&e),
+                ("reject", Some(SignatureInvalid), SignatureAuthFailure),
+            ),
         ];
         for (mode, outcome, want) in rows {
-            assert_eq!(summary(&decide(mode, false, outcome)), want, "{mode:?} {outcome:?}");
+            assert_eq!(
+                summary(&decide(mode, false, outcome)),
+                want,
+                "{mode:?} {outcome:?}"
+            );
         }
     }
 
     #[test]
     fn dry_run_never_rejects_and_never_grants_identity() {
         let e = bad();
-        for (mode, outcome) in [(Mode::Required, Outcome::Unsigned), (Mode::Hybrid, Outcome::Invalid(&e))] {
+        for (mode, outcome) in [
+            (Mode::Required, Outcome::Unsigned),
+            (Mode::Hybrid, Outcome::Invalid(&e)),
+        ] {
             let d = decide(mode, true, outcome);
-            assert!(matches!(d.action, Action::Pass { auth: AuthMethod::Legacy, identity: None }));
+            assert!(matches!(
+                d.action,
+                Action::Pass {
+                    auth: AuthMethod::Legacy,
+                    identity: None
+                }
+            ));
             assert!(d.dry_run_rejection);
             assert!(d.code.is_some());
             assert_eq!(d.event, Event::SignatureAuthFailure);
         }
         let v = verified();
         let d = decide(Mode::Required, true, Outcome::Valid(&v));
-        assert!(matches!(d.action, Action::Pass { identity: Some(_), .. }) && !d.dry_run_rejection);
+        assert!(
+            matches!(
+                d.action,
+                Action::Pass {
+                    identity: Some(_),
+                    ..
+                }
+            ) && !d.dry_run_rejection
+        );
     }
 }

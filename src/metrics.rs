@@ -56,19 +56,23 @@ impl AttemptStatus {
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
 ];
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
         let histogram = |name: &str, help: &str| -> Result<Histogram, prometheus::Error> {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))?;
+            let h = Histogram::with_opts(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            )?;
             registry.register(Box::new(h.clone()))?;
             Ok(h)
         };
@@ -77,23 +81,54 @@ impl Metrics {
             "Authentication attempts by method (signature|legacy|none), status and client id",
             &["method", "status", "client_id"],
         )?;
-        let auth_latency = histogram("datafold_auth_latency_seconds", "Time spent deciding a request (verify, digest, replay)")?;
-        let invalid_signatures = counter_vec("datafold_invalid_signatures_total", "Rejected signatures by reason (SPEC §4 code)", &["reason"])?;
-        let replay_attempts = counter_vec("datafold_replay_attempts_total", "Replayed nonces by client id", &["client_id"])?;
+        let auth_latency = histogram(
+            "datafold_auth_latency_seconds",
+            "Time spent deciding a request (verify, digest, replay)",
+        )?;
+        let invalid_signatures = counter_vec(
+            "datafold_invalid_signatures_total",
+            "Rejected signatures by reason (SPEC §4 code)",
+            &["reason"],
+        )?;
+        let replay_attempts = counter_vec(
+            "datafold_replay_attempts_total",
+            "Replayed nonces by client id",
+            &["client_id"],
+        )?;
         let migration_progress = Gauge::new(
             "datafold_migration_progress_percent",
             "Share of non-exempt requests that were signed and valid, last 5 minutes",
         )?;
         registry.register(Box::new(migration_progress.clone()))?;
-        let active_keys = IntGauge::new("datafold_active_keys_total", "Active (not revoked) keys loaded")?;
+        let active_keys = IntGauge::new(
+            "datafold_active_keys_total",
+            "Active (not revoked) keys loaded",
+        )?;
         registry.register(Box::new(active_keys.clone()))?;
-        let config_reloads = counter_vec("datafold_config_reloads_total", "Policy loads and reloads by result", &["result"])?;
+        let config_reloads = counter_vec(
+            "datafold_config_reloads_total",
+            "Policy loads and reloads by result",
+            &["result"],
+        )?;
         let canary_percent = IntGauge::new("datafold_canary_percent", "Effective canary percent")?;
         registry.register(Box::new(canary_percent.clone()))?;
-        let effective_mode = IntGaugeVec::new(Opts::new("datafold_effective_mode", "1 for the effective default mode"), &["mode"])?;
+        let effective_mode = IntGaugeVec::new(
+            Opts::new(
+                "datafold_effective_mode",
+                "1 for the effective default mode",
+            ),
+            &["mode"],
+        )?;
         registry.register(Box::new(effective_mode.clone()))?;
-        let requests = counter_vec("datafold_requests_total", "Requests by outcome code (OK or a SPEC §4 code)", &["code"])?;
-        let upstream_latency = histogram("datafold_upstream_latency_seconds", "Upstream request sent → response header received")?;
+        let requests = counter_vec(
+            "datafold_requests_total",
+            "Requests by outcome code (OK or a SPEC §4 code)",
+            &["code"],
+        )?;
+        let upstream_latency = histogram(
+            "datafold_upstream_latency_seconds",
+            "Upstream request sent → response header received",
+        )?;
         let replay_store_errors = counter_vec(
             "datafold_replay_store_errors_total",
             "Replay store failures by what was done (rejected|allowed)",
@@ -130,12 +165,16 @@ impl Metrics {
 
     pub fn set_effective_mode(&self, mode: Mode) {
         for m in [Mode::Off, Mode::Hybrid, Mode::Required] {
-            self.effective_mode.with_label_values(&[m.as_str()]).set(i64::from(m == mode));
+            self.effective_mode
+                .with_label_values(&[m.as_str()])
+                .set(i64::from(m == mode));
         }
     }
 
     pub fn auth_attempt(&self, method: AuthMethod, status: AttemptStatus, client_id: &str) {
-        self.auth_attempts.with_label_values(&[method.as_str(), status.as_str(), client_id]).inc();
+        self.auth_attempts
+            .with_label_values(&[method.as_str(), status.as_str(), client_id])
+            .inc();
     }
 
     /// Feeds the migration gauge: `signed_valid` among non-exempt requests.
@@ -161,7 +200,10 @@ struct ProgressWindow {
 
 impl ProgressWindow {
     fn new(start: Instant) -> Self {
-        Self { start, buckets: [(u64::MAX, 0, 0); 30] }
+        Self {
+            start,
+            buckets: [(u64::MAX, 0, 0); 30],
+        }
     }
 
     fn record(&mut self, good: bool, now: Instant) {
@@ -181,7 +223,11 @@ impl ProgressWindow {
     }
 
     fn percent(&self) -> Option<f64> {
-        let (good, all) = self.buckets.iter().filter(|b| b.0 != u64::MAX).fold((0, 0), |a, b| (a.0 + b.1, a.1 + b.2));
+        let (good, all) = self
+            .buckets
+            .iter()
+            .filter(|b| b.0 != u64::MAX)
+            .fold((0, 0), |a, b| (a.0 + b.1, a.1 + b.2));
         (all > 0).then(|| 100.0 * good as f64 / all as f64)
     }
 }
@@ -194,11 +240,18 @@ mod tests {
     fn registers_every_spec_metric_once() {
         let m = Metrics::new().unwrap();
         m.auth_attempt(AuthMethod::Signature, AttemptStatus::Success, "web");
-        m.invalid_signatures.with_label_values(&["SIGNATURE_INVALID"]).inc();
+        m.invalid_signatures
+            .with_label_values(&["SIGNATURE_INVALID"])
+            .inc();
         m.replay_attempts.with_label_values(&["web"]).inc();
         m.observe_upstream(Duration::from_millis(3));
         m.auth_latency.observe(0.001);
-        let names: Vec<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        let names: Vec<String> = m
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         for want in [
             "datafold_auth_attempts_total",
             "datafold_auth_latency_seconds",
@@ -212,7 +265,10 @@ mod tests {
             "datafold_requests_total",
             "datafold_upstream_latency_seconds",
         ] {
-            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
         }
     }
 

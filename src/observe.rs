@@ -24,11 +24,15 @@ impl Observer {
 impl RequestObserver for Observer {
     fn on_request(&self, r: &RequestRecord<'_>) {
         let m = &self.metrics;
-        m.requests.with_label_values(&[r.code.map_or("OK", ErrorCode::as_str)]).inc();
+        m.requests
+            .with_label_values(&[r.code.map_or("OK", ErrorCode::as_str)])
+            .inc();
         if let Some(d) = r.upstream_latency {
             m.observe_upstream(d);
         }
-        let Some(note) = r.note.and_then(|n| n.downcast_ref::<AuditNote>()) else { return };
+        let Some(note) = r.note.and_then(|n| n.downcast_ref::<AuditNote>()) else {
+            return;
+        };
         let client = note.client_id.as_deref().unwrap_or(UNKNOWN_CLIENT);
         let status = match note.event {
             Event::SignatureAuthSuccess => AttemptStatus::Success,
@@ -60,8 +64,14 @@ impl RequestObserver for Observer {
 fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
     let target = String::from_utf8_lossy(r.target);
     let path = target.split('?').next().unwrap_or("");
-    let user_agent = r.headers.get(http::header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let source_ip = r.client_ip.or(r.peer.map(|p| p.ip())).map(|ip| ip.to_string());
+    let user_agent = r
+        .headers
+        .get(http::header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let source_ip = r
+        .client_ip
+        .or(r.peer.map(|p| p.ip()))
+        .map(|ip| ip.to_string());
     tracing::info!(
         target: "audit",
         event_type = note.event.as_str(),

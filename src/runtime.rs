@@ -30,16 +30,33 @@ pub struct Live {
 
 impl Live {
     /// Derives a snapshot from a validated policy and the overrides in force.
-    pub fn build(policy: Policy, overrides: FoundOverrides, generation: u64, now: i64) -> Result<Self, String> {
+    pub fn build(
+        policy: Policy,
+        overrides: FoundOverrides,
+        generation: u64,
+        now: i64,
+    ) -> Result<Self, String> {
         let keys = KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
         let verify = verify_options(&policy)?;
         let accept_signature = accept_signature(&verify);
         let effective = policy.effective(&overrides.overrides);
-        Ok(Self { policy, overrides, effective, keys, verify, accept_signature, generation, loaded_at: now })
+        Ok(Self {
+            policy,
+            overrides,
+            effective,
+            keys,
+            verify,
+            accept_signature,
+            generation,
+            loaded_at: now,
+        })
     }
 
     pub fn active_keys(&self) -> usize {
-        self.keys.iter().filter(|k| k.status == KeyStatus::Active).count()
+        self.keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .count()
     }
 }
 
@@ -49,7 +66,10 @@ pub fn verify_options(p: &Policy) -> Result<VerifyOptions, String> {
     let required_components = s
         .required_components
         .iter()
-        .map(|c| Component::parse_spec(c).map_err(|e| format!("signature.required_components: {}", e.detail)))
+        .map(|c| {
+            Component::parse_spec(c)
+                .map_err(|e| format!("signature.required_components: {}", e.detail))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(VerifyOptions {
         max_age_seconds: s.max_age_seconds,
@@ -64,11 +84,19 @@ pub fn verify_options(p: &Policy) -> Result<VerifyOptions, String> {
 
 /// RFC 9421 §5.1: `sig1=("@method" "@authority" "@path" "content-digest");created;keyid;nonce;alg="ed25519"`.
 fn accept_signature(v: &VerifyOptions) -> HeaderValue {
-    let mut ids: Vec<&str> = v.required_components.iter().map(|c| c.id.as_str()).collect();
+    let mut ids: Vec<&str> = v
+        .required_components
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
     if v.body_digest == crate::signature::Requirement::Required {
         ids.push("\"content-digest\"");
     }
-    let mut s = format!("{}=({});created;keyid", v.label.as_deref().unwrap_or("sig1"), ids.join(" "));
+    let mut s = format!(
+        "{}=({});created;keyid",
+        v.label.as_deref().unwrap_or("sig1"),
+        ids.join(" ")
+    );
     if v.nonce == crate::signature::Requirement::Required {
         s.push_str(";nonce");
     }
@@ -76,7 +104,9 @@ fn accept_signature(v: &VerifyOptions) -> HeaderValue {
     if let Some(tag) = &v.tag {
         s.push_str(&format!(";tag=\"{tag}\""));
     }
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("sig1=(\"@method\" \"@authority\" \"@path\");created;keyid"))
+    HeaderValue::from_str(&s).unwrap_or_else(|_| {
+        HeaderValue::from_static("sig1=(\"@method\" \"@authority\" \"@path\");created;keyid")
+    })
 }
 
 /// The snapshot in force, how it was loaded, and the last reload error.
@@ -131,20 +161,19 @@ impl Runtime {
     }
 }
 
-fn load_live(path: &Path, env: &FoundOverrides, generation: u64, now: i64) -> Result<Live, ConfigErrors> {
+fn load_live(
+    path: &Path,
+    env: &FoundOverrides,
+    generation: u64,
+    now: i64,
+) -> Result<Live, ConfigErrors> {
     let policy = policy::load(path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
-    let overrides = FoundOverrides {
-        overrides: files.overrides.clone().merged_over(env.overrides),
-        settings: env
-            .settings
-            .iter()
-            .filter(|s| !files.settings.iter().any(|f| f.name == s.name))
-            .cloned()
-            .chain(files.settings.iter().cloned())
-            .collect(),
-    };
+    let overrides = FoundOverrides::layered(env, files);
     Live::build(policy, overrides, generation, now).map_err(|message| {
         ConfigErrors(vec![policy::ConfigError {
             file: path.display().to_string(),

@@ -1,5 +1,4 @@
 //! RFC 9421 B.1.4 `test-key-ed25519` in every accepted text form (tests/fixtures/keys).
-
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ed25519_dalek::Signer as _;

@@ -1,5 +1,4 @@
 //! RFC 9530 / RFC 9421 printed Content-Digest values (tests/fixtures/rfc9530) against their bodies.
-
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;

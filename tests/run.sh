@@ -41,6 +41,7 @@ log "cargo test"
 cargo test --all-targets --locked --no-fail-fast
 
 if [ -f fuzz/Cargo.toml ]; then
+  # Same target dir as clippy above, so the dependencies' check artifacts are reused.
   log "fuzz targets compile"
-  cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
+  CARGO_TARGET_DIR="$PWD/target" cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 fi

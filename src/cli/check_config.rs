@@ -58,10 +58,7 @@ pub fn check(
         .ok();
     match (policy, env, files) {
         (Some(p), Some(env), Some(files)) if errors.is_empty() => {
-            let mut found = files.clone();
-            found.overrides = files.overrides.merged_over(env.overrides);
-            found.settings = env.settings.into_iter().chain(files.settings).collect();
-            Ok(render(&p, &found))
+            Ok(render(&p, &FoundOverrides::layered(&env, files)))
         }
         _ => Err(ConfigErrors(errors)),
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check_config;
+pub mod demo;
 pub mod keygen;
 pub mod request_file;
 pub mod run;
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve: verify signatures in front of the upstream named in the policy.
     Run(run::RunArgs),
+    /// Serve with an embedded echo backend and fresh demo keys; print three requests to try.
+    Demo(demo::DemoArgs),
     /// Validate a policy file and print the effective policy (exit 2 on error).
     CheckConfig(check_config::CheckConfigArgs),
     /// Generate an Ed25519 key pair and print the `keys:` entry to paste into the policy.
@@ -45,6 +48,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(a) => run::run(&a),
+        Command::Demo(a) => demo::run(&a),
         Command::CheckConfig(a) => check_config::run(&a),
         Command::Keygen(a) => keygen::run(&a),
         Command::Sign(a) => sign::run(&a),

@@ -53,15 +53,26 @@ pub fn init_logging() {
 
 /// Everything `run` and `demo` share: loads, builds and serves; returns only on shutdown or on
 /// a configuration error (before anything was bound). `on_ready` runs once the gateway is built.
-pub fn serve(config: &Path, on_ready: Option<Box<dyn FnOnce(&Live) + Send>>) -> Result<(), String> {
+/// Called once the gateway is built, before it serves (the demo prints its lines here).
+pub type OnReady = Box<dyn FnOnce(&Live) + Send>;
+
+pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
     let env = policy::overrides_from_env(std::env::vars()).map_err(|e| e.to_string())?;
-    let runtime = Arc::new(Runtime::load(config, env, unix_now()).map_err(|e| format!("{e}\n{}: policy not valid; not starting", config.display()))?);
+    let runtime = Arc::new(
+        Runtime::load(config, env, unix_now())
+            .map_err(|e| format!("{e}\n{}: policy not valid; not starting", config.display()))?,
+    );
     let live = runtime.snapshot();
     let file = &live.policy.file;
     let replay: Arc<dyn NonceStore> = match &file.replay.backend {
-        ReplayBackend::Memory => Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?),
+        ReplayBackend::Memory => {
+            Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?)
+        }
         ReplayBackend::Redis { .. } => {
-            return Err(format!("{}: replay.store: redis is not available in this build", config.display()));
+            return Err(format!(
+                "{}: replay.store: redis is not available in this build",
+                config.display()
+            ));
         }
     };
     let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
@@ -80,33 +91,74 @@ pub fn serve(config: &Path, on_ready: Option<Box<dyn FnOnce(&Live) + Send>>) -> 
             Arc::new(move || status(&runtime, replay.as_ref()))
         },
     };
-    let gate = Arc::new(Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now));
+    let gate = Arc::new(Authenticator::new(
+        runtime.clone(),
+        replay.clone(),
+        limiter,
+        unix_now,
+    ));
     let observer = Arc::new(Observer::new(metrics.clone()));
-    let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin)).map_err(|e| format!("cannot start: {e}"))?;
-    ready.store(true, Ordering::Release);
+    let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin))
+        .map_err(|e| format!("cannot start: {e}"))?;
     tracing::info!(
         listen = %file.listen,
         upstream = %file.upstream.address(),
         admin = %file.admin_listen,
         policy = %config.display(),
-        "sigproxy serving"
+        "sigproxy starting"
     );
-    if let Some(f) = on_ready {
-        f(&live);
-    }
+    // Pingora binds inside `run`: ready (and the demo's lines) only once the listener answers.
+    let listen = file.listen;
+    let snapshot = live.clone();
+    std::thread::spawn(move || {
+        if wait_listening(listen, std::time::Duration::from_secs(30)) {
+            ready.store(true, Ordering::Release);
+            tracing::info!(listen = %listen, "sigproxy ready");
+            if let Some(f) = on_ready {
+                f(&snapshot);
+            }
+        } else {
+            tracing::error!(listen = %listen, "listener did not come up within 30 s");
+        }
+    });
     gateway.run();
     Ok(())
 }
 
+fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> bool {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 fn publish_gauges(m: &Metrics, live: &Live) {
     m.active_keys.set(live.active_keys() as i64);
-    m.canary_percent.set(i64::from(live.effective.canary_percent));
+    m.canary_percent
+        .set(i64::from(live.effective.canary_percent));
     m.set_effective_mode(live.effective.mode);
 }
 
 fn settings(live: &Live) -> ProxySettings {
     let f = &live.policy.file;
-    let upstream = Upstream { host: f.upstream.host.clone(), port: f.upstream.port, tls: f.upstream.tls };
+    let upstream = Upstream {
+        host: f.upstream.host.clone(),
+        port: f.upstream.port,
+        tls: f.upstream.tls,
+    };
     let mut s = ProxySettings::new(f.listen.to_string(), upstream);
     s.admin_listen = Some(f.admin_listen.to_string());
     s.threads = f.threads;
@@ -115,7 +167,12 @@ fn settings(live: &Live) -> ProxySettings {
     s.handle_signals = true;
     s.max_body_bytes = usize::try_from(f.signature.max_body_bytes).unwrap_or(usize::MAX);
     s.trusted_proxies = f.trusted_proxies.clone();
-    let mut strip: Vec<String> = f.identity.strip_inbound.iter().map(|h| h.as_str().to_owned()).collect();
+    let mut strip: Vec<String> = f
+        .identity
+        .strip_inbound
+        .iter()
+        .map(|h| h.as_str().to_owned())
+        .collect();
     if !f.identity.forward_signature_headers {
         strip.extend(["signature".to_owned(), "signature-input".to_owned()]);
     }
@@ -147,7 +204,11 @@ pub fn status(runtime: &Runtime, replay: &dyn NonceStore) -> serde_json::Value {
     let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
     sources.sort();
     sources.dedup();
-    let last_error = runtime.last_reload_error.lock().ok().and_then(|e| e.clone());
+    let last_error = runtime
+        .last_reload_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone());
     json!({
         "mode": f.mode.as_str(),
         "effective_mode": live.effective.mode.as_str(),

@@ -19,11 +19,14 @@ use crate::signature::{Component, RequestView};
 #[derive(clap::Args, Debug)]
 pub struct SignArgs {
     /// Private key file: base64 of the 32-byte seed, PKCS#8 PEM, or an OKP JWK.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[arg(long, required_unless_present = "unsigned")]
+    pub key: Option<PathBuf>,
     /// The keyid to put in the signature (the `key_id` the gateway knows the key by).
-    #[arg(long)]
-    pub key_id: String,
+    #[arg(long, required_unless_present = "unsigned")]
+    pub key_id: Option<String>,
+    /// Send the request without signing it (a legacy caller, for trying hybrid routes).
+    #[arg(long, conflicts_with_all = ["key", "key_id"])]
+    pub unsigned: bool,
     /// HTTP method.
     #[arg(short = 'X', long = "request", default_value = "GET")]
     pub method: String,
@@ -123,9 +126,6 @@ pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
         Some(q) => format!("{}?{q}", if path.is_empty() { "/" } else { path }),
         None => (if path.is_empty() { "/" } else { path }).to_owned(),
     };
-    let key_text = read_file(&args.key, "private key")?;
-    let key = crate::keys::parse_private_key(&String::from_utf8_lossy(&key_text))
-        .map_err(|e| format!("private key {}: {e}", args.key.display()))?;
     let (body, body_file) = match args.data.as_deref() {
         Some(d) if d.starts_with('@') => (
             read_file(&PathBuf::from(&d[1..]), "body file")?,
@@ -152,7 +152,7 @@ pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
         if !has(&fields, "content-length") {
             fields.push(("Content-Length".into(), body.len().to_string().into_bytes()));
         }
-        if !has(&fields, "content-digest") {
+        if !has(&fields, "content-digest") && !args.unsigned {
             let alg = match args.digest {
                 DigestChoice::Sha256 => DigestAlg::Sha256,
                 DigestChoice::Sha512 => DigestAlg::Sha512,
@@ -162,6 +162,24 @@ pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
             added.push(("Content-Digest".to_owned(), v));
         }
     }
+    let (Some(key_path), Some(key_id)) = (&args.key, &args.key_id) else {
+        // --unsigned (clap requires key and key id otherwise)
+        let authority = authority.to_owned();
+        let method = args.method.clone();
+        return Ok(Prepared {
+            scheme,
+            authority,
+            method,
+            target,
+            fields,
+            body,
+            body_file,
+            added,
+        });
+    };
+    let key_text = read_file(key_path, "private key")?;
+    let key = crate::keys::parse_private_key(&String::from_utf8_lossy(&key_text))
+        .map_err(|e| format!("private key {}: {e}", key_path.display()))?;
     let components = components(args, &fields)?;
     let nonce = match (&args.nonce, args.no_nonce) {
         (Some(n), _) => Some(n.clone()),
@@ -172,7 +190,7 @@ pub fn prepare(args: &SignArgs) -> Result<Prepared, String> {
     let spec = SignSpec {
         label: &args.label,
         components: &components,
-        key_id: &args.key_id,
+        key_id,
         created,
         expires: args.expires.map(|e| created.saturating_add(e as i64)),
         nonce: nonce.as_deref(),

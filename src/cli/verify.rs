@@ -43,7 +43,12 @@ pub struct VerifyArgs {
     pub authority: Option<String>,
     /// Without --config: must a body be covered by content-digest (default required, as in
     /// the policy's defaults; `optional` for the RFC 9421 appendix examples).
-    #[arg(long, value_enum, default_value = "required", conflicts_with = "config")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "required",
+        conflicts_with = "config"
+    )]
     pub body_digest: BodyDigest,
 }
 
@@ -204,8 +209,18 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
     })
 }
 
-fn setup_from_policy(_path: &std::path::Path) -> Result<Setup, String> {
-    Err("--config is not wired yet".into())
+/// The policy's `signature:` rules and every key it loads (inline and key_files).
+fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
+    let policy = crate::policy::load(path).map_err(|e| e.to_string())?;
+    let options = crate::runtime::verify_options(&policy)?;
+    let keys = crate::keys::KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
+    let sig = &policy.file.signature;
+    Ok(Setup {
+        keys: Box::new(keys),
+        options,
+        scheme: sig.public_scheme.map(|s| s.as_str().to_owned()),
+        authority: sig.public_authority.clone(),
+    })
 }
 
 fn usage(msg: &str) -> ExitCode {

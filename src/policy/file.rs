@@ -1,16 +1,17 @@
 //! The policy file as written, validated and typed (`PolicyFile`), with every SPEC §3 default so
 //! an almost empty file is valid. No overrides, no key material, no I/O: see `Policy` for those.
 
-use super::canary::{self, CanaryPolicy, header_name, parse_cidr};
+use super::canary::{self, CanaryPolicy, parse_cidr};
 use super::error::Diag;
+use super::identity::{IdentityPolicy, parse_identity};
 use super::key_entries::{self, KeyEntry};
 use super::network::{Upstream, socket_addr};
-use super::reader::{MapReader, boolean, choice, index, integer, list, opt_string, string};
+use super::reader::{MapReader, boolean, index, integer, list, string};
+use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
 use super::routes::{self, Route};
 use super::signature::{self, SignaturePolicy};
 use super::types::Mode;
 use super::yaml::Node;
-use http::HeaderName;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 
@@ -42,57 +43,6 @@ pub struct KeyDirectory {
     /// An `http://` or `https://` URL of a JWKS document.
     pub url: String,
     pub refresh_seconds: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdentityPolicy {
-    pub client_id_header: HeaderName,
-    pub key_id_header: HeaderName,
-    pub auth_method_header: HeaderName,
-    /// Extra inbound headers to drop; the three above are always dropped.
-    pub strip_inbound: Vec<HeaderName>,
-    pub forward_signature_headers: bool,
-}
-
-impl Default for IdentityPolicy {
-    fn default() -> Self {
-        IdentityPolicy {
-            client_id_header: HeaderName::from_static("x-datafold-client-id"),
-            key_id_header: HeaderName::from_static("x-datafold-key-id"),
-            auth_method_header: HeaderName::from_static("x-datafold-auth-method"),
-            strip_inbound: Vec::new(),
-            forward_signature_headers: true,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReplayBackend {
-    Memory,
-    Redis { url: String },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnStoreError {
-    Reject,
-    Allow,
-}
-
-impl OnStoreError {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnStoreError::Reject => "reject",
-            OnStoreError::Allow => "allow",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplayPolicy {
-    pub backend: ReplayBackend,
-    /// Memory store bound; full = reject.
-    pub max_entries: usize,
-    pub on_store_error: OnStoreError,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -281,119 +231,4 @@ fn parse_key_directory(d: &mut Diag, n: &Node, path: &str) -> Option<KeyDirector
         url: url?,
         refresh_seconds,
     })
-}
-
-fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
-    let mut id = IdentityPolicy::default();
-    const KEYS: &[&str] = &[
-        "client_id_header",
-        "key_id_header",
-        "auth_method_header",
-        "strip_inbound",
-        "forward_signature_headers",
-    ];
-    let Some(m) = MapReader::new(d, n, path, KEYS) else {
-        return id;
-    };
-    let header = |d: &mut Diag, n: &Node, p: &str| {
-        string(d, n, p).and_then(|s| header_name(s).map_err(|e| d.err(n.pos, p, e)).ok())
-    };
-    for (key, slot) in [
-        ("client_id_header", &mut id.client_id_header),
-        ("key_id_header", &mut id.key_id_header),
-        ("auth_method_header", &mut id.auth_method_header),
-    ] {
-        if let Some((n, p)) = m.get(key) {
-            if let Some(h) = header(d, n, &p) {
-                *slot = h;
-            }
-        }
-    }
-    let names = [
-        &id.client_id_header,
-        &id.key_id_header,
-        &id.auth_method_header,
-    ];
-    if names[0] == names[1] || names[1] == names[2] || names[0] == names[2] {
-        d.err(m.pos, path, "client_id_header, key_id_header and auth_method_header must be three different headers");
-    }
-    if let Some((n, p)) = m.get("strip_inbound") {
-        for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
-            if let Some(h) = header(d, item, &index(&p, i)) {
-                id.strip_inbound.push(h);
-            }
-        }
-    }
-    if let Some((n, p)) = m.get("forward_signature_headers") {
-        id.forward_signature_headers = boolean(d, n, &p).unwrap_or(true);
-    }
-    id
-}
-
-fn parse_replay(d: &mut Diag, n: &Node, path: &str, mut r: ReplayPolicy) -> ReplayPolicy {
-    let Some(m) = MapReader::new(
-        d,
-        n,
-        path,
-        &["store", "max_entries", "redis_url", "on_store_error"],
-    ) else {
-        return r;
-    };
-    #[derive(Clone, Copy, PartialEq)]
-    enum Store {
-        Memory,
-        Redis,
-    }
-    let store = match m.get("store") {
-        Some((n, p)) => choice(
-            d,
-            n,
-            &p,
-            &[("memory", Store::Memory), ("redis", Store::Redis)],
-        ),
-        None => Some(Store::Memory),
-    };
-    let url = m.get("redis_url").and_then(|(n, p)| {
-        opt_string(d, n, &p).filter(|u| {
-            let ok = u.starts_with("redis://") || u.starts_with("rediss://");
-            if !ok {
-                d.err(
-                    n.pos,
-                    &p,
-                    format!("{u:?} is not a redis:// or rediss:// URL"),
-                );
-            }
-            ok
-        })
-    });
-    if store == Some(Store::Redis) {
-        match url {
-            Some(url) => r.backend = ReplayBackend::Redis { url },
-            None if m.get_some("redis_url").is_none() => {
-                let pos = m.get("store").map_or(m.pos, |(n, _)| n.pos);
-                d.err(
-                    pos,
-                    &format!("{path}.redis_url"),
-                    "store: redis needs redis_url (redis://host:port/db)",
-                );
-            }
-            None => {}
-        }
-    }
-    if let Some((n, p)) = m.get("max_entries") {
-        r.max_entries = integer(d, n, &p, 1, 1 << 32).map_or(r.max_entries, |v| v as usize);
-    }
-    if let Some((n, p)) = m.get("on_store_error") {
-        r.on_store_error = choice(
-            d,
-            n,
-            &p,
-            &[
-                ("reject", OnStoreError::Reject),
-                ("allow", OnStoreError::Allow),
-            ],
-        )
-        .unwrap_or(r.on_store_error);
-    }
-    r
 }

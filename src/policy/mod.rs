@@ -6,10 +6,12 @@
 mod canary;
 mod error;
 mod file;
+mod identity;
 mod key_entries;
 mod network;
 mod overrides;
 mod reader;
+mod replay;
 mod routes;
 mod signature;
 mod types;
@@ -21,10 +23,8 @@ mod tests;
 pub use crate::keys::{KeySource, KeyStatus};
 pub use canary::{CallerMatcher, CanaryPolicy, StickyOn};
 pub use error::{ConfigError, ConfigErrors};
-pub use file::{
-    FailureRateLimit, IdentityPolicy, KeyDirectory, OnStoreError, PolicyFile, ReplayBackend,
-    ReplayPolicy,
-};
+pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
+pub use identity::IdentityPolicy;
 pub use key_entries::KeyEntry;
 pub use network::Upstream;
 pub use overrides::{
@@ -32,6 +32,7 @@ pub use overrides::{
     from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
     parse_mode_value, parse_percent_value,
 };
+pub use replay::{OnStoreError, ReplayBackend, ReplayPolicy};
 pub use routes::{Route, RouteRef};
 pub use signature::SignaturePolicy;
 pub use types::{Mode, Requirement, Scheme};
@@ -83,7 +84,7 @@ impl Policy {
 /// Read and validate the policy file at `path`, and the key files it names.
 pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_limited(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: name.clone(),
             line: 1,
@@ -93,6 +94,25 @@ pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
         }])
     })?;
     parse_bytes(&bytes, &name)
+}
+
+/// No policy or key file is anywhere near this; refusing bigger ones keeps a wrong path (a log,
+/// a device) from being read whole.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Read a whole file of at most `MAX_FILE_BYTES`.
+pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Validate policy `text`; `file_name` is used in messages and as the base for relative
@@ -195,7 +215,9 @@ fn gather_keys(
     paths.dedup();
     for path in &paths {
         let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
+        match read_limited(path).and_then(|b| {
+            String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+        }) {
             Ok(text) => {
                 let (found, errs) = key_entries::parse_key_file(&text, path);
                 keys.extend(found);

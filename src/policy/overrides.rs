@@ -116,6 +116,24 @@ pub struct FoundOverrides {
     pub settings: Vec<OverrideSetting>,
 }
 
+impl FoundOverrides {
+    /// `files` (beside the policy) over `env` (read at start), key by key; an environment
+    /// setting shadowed by a file is not listed.
+    pub fn layered(env: &FoundOverrides, files: FoundOverrides) -> FoundOverrides {
+        let mut settings: Vec<OverrideSetting> = env
+            .settings
+            .iter()
+            .filter(|s| !files.settings.iter().any(|f| f.name == s.name))
+            .cloned()
+            .collect();
+        settings.extend(files.settings);
+        FoundOverrides {
+            overrides: files.overrides.merged_over(env.overrides),
+            settings,
+        }
+    }
+}
+
 fn collect(
     found: impl IntoIterator<Item = (String, String, OverrideOrigin)>,
 ) -> Result<FoundOverrides, ConfigErrors> {
@@ -171,7 +189,7 @@ pub fn from_dir(dir: &Path) -> Result<FoundOverrides, ConfigErrors> {
     let mut errors = Vec::new();
     for name in OVERRIDE_NAMES {
         let path = dir.join(name);
-        match std::fs::read(&path) {
+        match super::read_limited(&path) {
             Ok(bytes) => found.push((
                 name.to_string(),
                 String::from_utf8_lossy(&bytes).into_owned(),

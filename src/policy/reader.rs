@@ -170,10 +170,11 @@ pub(crate) fn boolean(d: &mut Diag, n: &Node, path: &str) -> Option<bool> {
 pub(crate) fn integer(d: &mut Diag, n: &Node, path: &str, min: u64, max: u64) -> Option<u64> {
     let v = match &n.value {
         Value::Int(i) => *i,
-        Value::Str(s)
-            if n.value != Value::Null && s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() =>
-        {
-            d.err(n.pos, path, format!("{s} is out of range {min}..={max}"));
+        // Quoted digits, or digits the YAML layer could not fit in an i64.
+        Value::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            let msg =
+                format!("{s:?} is not an integer in {min}..={max} (write it unquoted, in range)");
+            d.err(n.pos, path, msg);
             return None;
         }
         _ => {

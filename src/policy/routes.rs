@@ -82,9 +82,22 @@ pub(crate) fn lookup<'a>(
     }
 }
 
-/// True for the common path that needs no normalization (checked without allocating).
+/// True for the common path that needs no normalization: one pass, no allocation.
 fn is_plain(path: &str) -> bool {
-    !path.contains('%') && !path.contains("//") && !path.contains("/.") && path.starts_with('/')
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let mut prev_slash = false;
+    for &c in b {
+        match c {
+            b'%' => return false,
+            b'/' | b'.' if prev_slash => return false,
+            _ => {}
+        }
+        prev_slash = c == b'/';
+    }
+    true
 }
 
 /// Decode percent-escapes, collapse `//`, resolve `.` and `..` (RFC 3986 §5.2.4).

@@ -106,7 +106,12 @@ impl Gate for PassthroughGate {
         }))
     }
 
-    async fn check_body(&self, _req: &RequestView<'_>, _body: &[u8], _state: Option<Note>) -> Verdict {
+    async fn check_body(
+        &self,
+        _req: &RequestView<'_>,
+        _body: &[u8],
+        _state: Option<Note>,
+    ) -> Verdict {
         Verdict::Pass(Pass {
             identity: Vec::new(),
             auth_method: AuthMethod::Legacy,

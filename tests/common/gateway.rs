@@ -53,7 +53,12 @@ impl Gate for TestGate {
         }))
     }
 
-    async fn check_body(&self, _req: &RequestView<'_>, body: &[u8], _state: Option<sigproxy::proxy::gate::Note>) -> Verdict {
+    async fn check_body(
+        &self,
+        _req: &RequestView<'_>,
+        body: &[u8],
+        _state: Option<sigproxy::proxy::gate::Note>,
+    ) -> Verdict {
         if body.windows(6).any(|w| w == b"tamper") {
             return reject(ErrorCode::DigestMismatch);
         }

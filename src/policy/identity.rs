@@ -1,0 +1,76 @@
+//! `identity:` — the headers that tell the backend who called, and which inbound headers are
+//! dropped. Names only; stripping and setting them is the proxy's job.
+
+use super::canary::header_name;
+use super::error::Diag;
+use super::reader::{MapReader, boolean, index, list, string};
+use super::yaml::Node;
+use http::HeaderName;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityPolicy {
+    pub client_id_header: HeaderName,
+    pub key_id_header: HeaderName,
+    pub auth_method_header: HeaderName,
+    /// Extra inbound headers to drop; the three above are always dropped.
+    pub strip_inbound: Vec<HeaderName>,
+    pub forward_signature_headers: bool,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        IdentityPolicy {
+            client_id_header: HeaderName::from_static("x-datafold-client-id"),
+            key_id_header: HeaderName::from_static("x-datafold-key-id"),
+            auth_method_header: HeaderName::from_static("x-datafold-auth-method"),
+            strip_inbound: Vec::new(),
+            forward_signature_headers: true,
+        }
+    }
+}
+
+pub(crate) fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
+    let mut id = IdentityPolicy::default();
+    const KEYS: &[&str] = &[
+        "client_id_header",
+        "key_id_header",
+        "auth_method_header",
+        "strip_inbound",
+        "forward_signature_headers",
+    ];
+    let Some(m) = MapReader::new(d, n, path, KEYS) else {
+        return id;
+    };
+    let header = |d: &mut Diag, n: &Node, p: &str| {
+        string(d, n, p).and_then(|s| header_name(s).map_err(|e| d.err(n.pos, p, e)).ok())
+    };
+    for (key, slot) in [
+        ("client_id_header", &mut id.client_id_header),
+        ("key_id_header", &mut id.key_id_header),
+        ("auth_method_header", &mut id.auth_method_header),
+    ] {
+        if let Some((n, p)) = m.get(key) {
+            if let Some(h) = header(d, n, &p) {
+                *slot = h;
+            }
+        }
+    }
+    let names = [
+        &id.client_id_header,
+        &id.key_id_header,
+        &id.auth_method_header,
+    ];
+    if names[0] == names[1] || names[1] == names[2] || names[0] == names[2] {
+        d.err(m.pos, path, "client_id_header, key_id_header and auth_method_header must be three different headers");
+    }
+    if let Some((n, p)) = m.get("strip_inbound") {
+        for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
+            if let Some(h) = header(d, item, &index(&p, i)) {
+                id.strip_inbound.push(h);
+            }
+        }
+    }
+    if let Some((n, p)) = m.get("forward_signature_headers") {
+        id.forward_signature_headers = boolean(d, n, &p).unwrap_or(true);
+    }
+    id
+}
