@@ -276,6 +276,8 @@ fn settings(live: &Live) -> ProxySettings {
     s.admin_listen = Some(f.admin_listen.to_string());
     s.threads = f.threads;
     s.shutdown_grace_seconds = f.shutdown_grace_seconds;
+    s.read_timeout = std::time::Duration::from_secs(f.upstream_timeout_seconds);
+    s.write_timeout = std::time::Duration::from_secs(f.upstream_timeout_seconds);
     s.exit_when_drained = true;
     s.handle_signals = true;
     s.max_body_bytes = usize::try_from(f.signature.max_body_bytes).unwrap_or(usize::MAX);

@@ -25,6 +25,8 @@ pub struct PolicyFile {
     /// 0 = one per core.
     pub threads: usize,
     pub shutdown_grace_seconds: u64,
+    /// Upstream response timeout (and write timeout): past it, 504 UPSTREAM_TIMEOUT.
+    pub upstream_timeout_seconds: u64,
     pub signature: SignaturePolicy,
     /// Inline keys only; `Policy::keys` has every source.
     pub keys: Vec<KeyEntry>,
@@ -66,6 +68,7 @@ impl Default for PolicyFile {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             threads: 0,
             shutdown_grace_seconds: 10,
+            upstream_timeout_seconds: 60,
             signature: SignaturePolicy::default(),
             keys: Vec::new(),
             key_files: Vec::new(),
@@ -92,6 +95,7 @@ const TOP: &[&str] = &[
     "admin_listen",
     "threads",
     "shutdown_grace_seconds",
+    "upstream_timeout_seconds",
     "signature",
     "keys",
     "key_files",
@@ -146,6 +150,10 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     }
     if let Some((n, p)) = m.get("shutdown_grace_seconds") {
         f.shutdown_grace_seconds = integer(d, n, &p, 0, 3600).unwrap_or(f.shutdown_grace_seconds);
+    }
+    if let Some((n, p)) = m.get("upstream_timeout_seconds") {
+        f.upstream_timeout_seconds =
+            integer(d, n, &p, 1, 3600).unwrap_or(f.upstream_timeout_seconds);
     }
     if let Some((n, p)) = m.get("signature") {
         f.signature = signature::parse(d, n, &p);
