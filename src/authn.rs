@@ -17,6 +17,7 @@ use crate::policy::{Mode, OnStoreError};
 use crate::proxy::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
 use crate::replay::{Freshness, NonceStore, StoreError};
+use crate::rollout::{self, CanaryReason, HaltInfo};
 use crate::runtime::{Live, Runtime};
 use crate::signature::target::Target;
 use crate::signature::{self, Requirement, Verified, digest};
@@ -38,14 +39,22 @@ pub struct AuditNote {
     pub auth_latency: Duration,
     /// The replay store failed and `on_store_error: allow` let the request through.
     pub store_error_allowed: bool,
+    /// The matched route's `path_prefix`, or `default` (a bounded metric label).
+    pub route: String,
+    /// Why the canary enforced this request, when it did (`always` or `sampled`).
+    pub canary: Option<CanaryReason>,
+    /// This request tripped the canary auto-halt.
+    pub canary_halt: Option<HaltInfo>,
 }
 
 /// The route's verdict inputs, fixed at the head check.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Route {
     mode: Mode,
     dry_run: bool,
     started: Instant,
+    label: String,
+    canary: Option<CanaryReason>,
 }
 
 /// The state carried from the head check to the body check.
@@ -78,6 +87,44 @@ impl Authenticator {
             clock,
             directory: None,
         }
+    }
+
+    /// The canary on a hybrid route: the mode an unsigned request gets, why it was enforced,
+    /// and the auto-halt when this request tripped it. Signed requests keep the route's mode
+    /// (they are verified either way) but count toward the halt's window as not rejected.
+    fn canary(
+        &self,
+        live: &Live,
+        req: &RequestView<'_>,
+        mode: Mode,
+        signed: bool,
+        dry_run: bool,
+        now: i64,
+    ) -> (Mode, Option<CanaryReason>, Option<HaltInfo>) {
+        if mode != Mode::Hybrid {
+            return (mode, None, None);
+        }
+        let canary = &live.policy.file.canary;
+        let percent = self.runtime.canary_percent(live);
+        let caller = rollout::Caller {
+            headers: req.headers,
+            ip: Self::ip_key(req),
+            client_id: None,
+        };
+        let v = rollout::canary::apply(mode, live.effective.cap, percent, canary, &caller);
+        let enforced = v.mode == Mode::Required;
+        let halt = match &canary.auto_halt {
+            Some(rule) if v.sampled() => self.runtime.canary_halt.record(
+                &live.halt_key,
+                rule,
+                percent,
+                now.max(0) as u64,
+                !signed && !dry_run,
+            ),
+            _ => None,
+        };
+        let mode = if signed { mode } else { v.mode };
+        (mode, enforced.then_some(v.reason), halt)
     }
 
     pub fn with_directory(mut self, directory: Option<KeyDirectory>) -> Self {
@@ -155,6 +202,8 @@ impl Authenticator {
             mode,
             dry_run,
             started,
+            label,
+            canary,
         } = route;
         let mut store_error_allowed = false;
         let result = match verified {
@@ -185,6 +234,8 @@ impl Authenticator {
         note.client_id = known.map(|v| v.client_id.clone());
         note.key_id = known.map(|v| v.key_id.clone());
         note.store_error_allowed = store_error_allowed;
+        note.route = label;
+        note.canary = canary;
         to_verdict(live, decision, note)
     }
 }
@@ -212,6 +263,9 @@ fn note(
         detail,
         auth_latency: started.elapsed(),
         store_error_allowed: false,
+        route: String::new(),
+        canary: None,
+        canary_halt: None,
     }
 }
 
@@ -264,15 +318,21 @@ impl Gate for Authenticator {
         let started = Instant::now();
         let now = (self.clock)();
         let mut live = self.runtime.snapshot();
-        let route = live.effective.route_for(req.method, route_path(req.target));
-        let (mode, dry_run) = (route.mode, route.dry_run);
+        let found = live.effective.route_for(req.method, route_path(req.target));
+        let label = found
+            .route
+            .map_or_else(|| "default".to_owned(), |r| r.path_prefix.clone());
+        let signed =
+            req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
+        let dry_run = found.dry_run;
+        let (mode, canary, halt) = self.canary(&live, req, found.mode, signed, dry_run, now);
         let route = Route {
             mode,
             dry_run,
             started,
+            label,
+            canary,
         };
-        let signed =
-            req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
         if mode == Mode::Off || !signed {
             let d = decide(mode, dry_run, Outcome::Unsigned);
             // Unsigned on a verifying route is a legacy caller, even when refused.
@@ -281,7 +341,10 @@ impl Gate for Authenticator {
             } else {
                 AuthMethod::Legacy
             };
-            let n = note(&d, mode, dry_run, method, started);
+            let mut n = note(&d, mode, dry_run, method, started);
+            n.route = route.label;
+            n.canary = canary;
+            n.canary_halt = halt;
             return HeadVerdict::Decided(to_verdict(&live, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {
@@ -294,7 +357,8 @@ impl Gate for Authenticator {
                         format!("{ip} is over failure_rate_limit.per_minute"),
                     );
                     let d = decide(Mode::Required, false, Outcome::Invalid(&e));
-                    let n = note(&d, mode, dry_run, AuthMethod::Signature, started);
+                    let mut n = note(&d, mode, dry_run, AuthMethod::Signature, started);
+                    n.route = route.label.clone();
                     let mut v = to_verdict(&live, d, n);
                     if let Verdict::Reject(r) = &mut v {
                         r.retry_after = Some(retry_after_secs);

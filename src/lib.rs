@@ -13,5 +13,6 @@ pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
 pub mod replay;
+pub mod rollout;
 pub mod runtime;
 pub mod signature;

@@ -2,11 +2,13 @@
 //! bounded: codes and modes are enums, client ids come only from configured keys (`unknown`
 //! otherwise), auth methods and statuses are fixed sets. The hot path only increments.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::decision::AuthMethod;
@@ -15,6 +17,10 @@ use crate::policy::Mode;
 
 /// Client id label for callers that did not verify.
 pub const UNKNOWN_CLIENT: &str = "unknown";
+/// `route` label of the migration gauge over every route.
+pub const ALL_ROUTES: &str = "all";
+/// More distinct route labels than this (a policy with very many routes) share `other`.
+pub const MAX_ROUTE_LABELS: usize = 64;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -22,7 +28,8 @@ pub struct Metrics {
     pub auth_latency: Histogram,
     pub invalid_signatures: IntCounterVec,
     pub replay_attempts: IntCounterVec,
-    pub migration_progress: Gauge,
+    /// By `route` (path_prefix, `default`, or `all`).
+    pub migration_progress: GaugeVec,
     pub active_keys: IntGauge,
     pub config_reloads: IntCounterVec,
     pub canary_percent: IntGauge,
@@ -30,7 +37,9 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub upstream_latency: Histogram,
     pub replay_store_errors: IntCounterVec,
-    progress: Mutex<ProgressWindow>,
+    /// Times the canary auto-halt tripped.
+    pub canary_halts: IntCounter,
+    progress: Mutex<HashMap<String, ProgressWindow>>,
 }
 
 /// Attempt outcome label of `datafold_auth_attempts_total`.
@@ -95,9 +104,12 @@ impl Metrics {
             "Replayed nonces by client id",
             &["client_id"],
         )?;
-        let migration_progress = Gauge::new(
-            "datafold_migration_progress_percent",
-            "Share of non-exempt requests that were signed and valid, last 5 minutes",
+        let migration_progress = GaugeVec::new(
+            Opts::new(
+                "datafold_migration_progress_percent",
+                "Share of non-exempt requests that were signed and valid, last 5 minutes, by route",
+            ),
+            &["route"],
         )?;
         registry.register(Box::new(migration_progress.clone()))?;
         let active_keys = IntGauge::new(
@@ -134,6 +146,11 @@ impl Metrics {
             "Replay store failures by what was done (rejected|allowed)",
             &["result"],
         )?;
+        let canary_halts = IntCounter::new(
+            "datafold_canary_auto_halts_total",
+            "Times the canary auto-halt dropped the effective canary to 0",
+        )?;
+        registry.register(Box::new(canary_halts.clone()))?;
         // Pre-create every bounded series so dashboards see zeros, not gaps.
         for c in ErrorCode::ALL {
             requests.with_label_values(&[c.as_str()]);
@@ -159,7 +176,8 @@ impl Metrics {
             requests,
             upstream_latency,
             replay_store_errors,
-            progress: Mutex::new(ProgressWindow::new(Instant::now())),
+            canary_halts,
+            progress: Mutex::new(HashMap::new()),
         })
     }
 
@@ -177,14 +195,40 @@ impl Metrics {
             .inc();
     }
 
-    /// Feeds the migration gauge: `signed_valid` among non-exempt requests.
-    pub fn migration_sample(&self, signed_valid: bool, now: Instant) {
-        if let Ok(mut w) = self.progress.lock() {
+    /// Feeds the migration gauge: `signed_valid` among non-exempt requests, for `route` and
+    /// for `all`.
+    pub fn migration_sample(&self, route: &str, signed_valid: bool, now: Instant) {
+        let Ok(mut windows) = self.progress.lock() else {
+            return;
+        };
+        let route = if windows.contains_key(route) || windows.len() < MAX_ROUTE_LABELS {
+            route
+        } else {
+            "other"
+        };
+        for label in [ALL_ROUTES, route] {
+            let w = windows
+                .entry(label.to_owned())
+                .or_insert_with(|| ProgressWindow::new(now));
             w.record(signed_valid, now);
             if let Some(p) = w.percent() {
-                self.migration_progress.set(p);
+                self.migration_progress.with_label_values(&[label]).set(p);
             }
         }
+    }
+
+    /// After a reload: drop the migration series of routes the policy no longer has.
+    pub fn retain_routes(&self, routes: &[String]) {
+        let Ok(mut windows) = self.progress.lock() else {
+            return;
+        };
+        windows.retain(|label, _| {
+            let keep = label == ALL_ROUTES || routes.iter().any(|r| r == label);
+            if !keep {
+                let _ = self.migration_progress.remove_label_values(&[label]);
+            }
+            keep
+        });
     }
 
     pub fn observe_upstream(&self, d: Duration) {
@@ -246,6 +290,7 @@ mod tests {
         m.replay_attempts.with_label_values(&["web"]).inc();
         m.observe_upstream(Duration::from_millis(3));
         m.auth_latency.observe(0.001);
+        m.migration_sample("/api/", true, Instant::now());
         let names: Vec<String> = m
             .registry
             .gather()
@@ -264,6 +309,7 @@ mod tests {
             "datafold_effective_mode",
             "datafold_requests_total",
             "datafold_upstream_latency_seconds",
+            "datafold_canary_auto_halts_total",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
@@ -281,5 +327,25 @@ mod tests {
         assert_eq!(w.percent(), Some(50.0));
         w.record(true, t0 + Duration::from_secs(400));
         assert_eq!(w.percent(), Some(100.0));
+    }
+
+    #[test]
+    fn migration_progress_per_route_and_overall() {
+        let m = Metrics::new().unwrap();
+        let t = Instant::now();
+        m.migration_sample("/api/", true, t);
+        m.migration_sample("/api/", true, t);
+        m.migration_sample("default", false, t);
+        let get = |l: &str| m.migration_progress.with_label_values(&[l]).get();
+        assert_eq!(get("/api/"), 100.0);
+        assert_eq!(get("default"), 0.0);
+        assert!((get(ALL_ROUTES) - 200.0 / 3.0).abs() < 1e-9);
+        m.retain_routes(&["/api/".to_owned()]);
+        let text = format!("{:?}", m.registry.gather());
+        assert!(!text.contains("\"default\""), "{text}");
+        for i in 0..(2 * MAX_ROUTE_LABELS) {
+            m.migration_sample(&format!("/r{i}"), true, t);
+        }
+        assert!(m.progress.lock().unwrap().len() <= MAX_ROUTE_LABELS + 1);
     }
 }

@@ -55,7 +55,27 @@ impl RequestObserver for Observer {
             m.replay_store_errors.with_label_values(&["rejected"]).inc();
         }
         if note.event != Event::Exempt {
-            m.migration_sample(note.event == Event::SignatureAuthSuccess, Instant::now());
+            let route = if note.route.is_empty() {
+                "default"
+            } else {
+                &note.route
+            };
+            m.migration_sample(
+                route,
+                note.event == Event::SignatureAuthSuccess,
+                Instant::now(),
+            );
+        }
+        if let Some(h) = &note.canary_halt {
+            m.canary_halts.inc();
+            m.canary_percent.set(0);
+            tracing::warn!(
+                rejected = h.rejected,
+                total = h.total,
+                window_seconds = h.window_seconds,
+                percent_before = h.percent_before,
+                "canary auto-halt: too many canary callers rejected; effective canary is 0 until the policy changes"
+            );
         }
         audit(r, note);
     }
@@ -84,6 +104,8 @@ fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
         path = path,
         mode = note.mode.as_str(),
         dry_run = note.dry_run,
+        route = note.route.as_str(),
+        canary = note.canary.map(|c| c.as_str()),
         code = note.code.map_or("OK", ErrorCode::as_str),
         status = r.status,
         detail = note.detail.as_deref(),

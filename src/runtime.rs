@@ -12,6 +12,7 @@ use http::HeaderValue;
 
 use crate::keys::{KeyRecord, KeySet, KeyStatus};
 use crate::policy::{self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy};
+use crate::rollout::{CanaryHalt, PolicyKey};
 use crate::signature::{Component, VerifyOptions};
 
 /// One consistent view of everything configurable.
@@ -26,6 +27,8 @@ pub struct Live {
     pub generation: u64,
     /// Unix seconds.
     pub loaded_at: i64,
+    /// What a canary halt is tied to: the policy file's bytes and the overrides.
+    pub halt_key: PolicyKey,
 }
 
 impl Live {
@@ -44,6 +47,10 @@ impl Live {
         let verify = verify_options(&policy)?;
         let accept_signature = accept_signature(&verify);
         let effective = policy.effective(&overrides.overrides);
+        let halt_key = PolicyKey {
+            sha256: policy.sha256.clone(),
+            overrides: overrides.overrides,
+        };
         Ok(Self {
             policy,
             overrides,
@@ -53,6 +60,7 @@ impl Live {
             accept_signature,
             generation,
             loaded_at: now,
+            halt_key,
         })
     }
 
@@ -120,6 +128,8 @@ pub struct Runtime {
     /// Overrides from the environment, read once at start; files beside the policy win.
     pub env_overrides: FoundOverrides,
     pub last_reload_error: Mutex<Option<String>>,
+    /// The canary auto-halt state; survives reloads, cleared by a policy change.
+    pub canary_halt: CanaryHalt,
     /// The key directory's last applied records. The lock also serialises snapshot rebuilds, so a
     /// policy reload and a directory update cannot overwrite each other's keys.
     directory_keys: Mutex<Arc<Vec<KeyRecord>>>,
@@ -135,12 +145,19 @@ impl Runtime {
             path: path.to_path_buf(),
             env_overrides: env,
             last_reload_error: Mutex::new(None),
+            canary_halt: CanaryHalt::new(),
             directory_keys: Mutex::new(Arc::new(Vec::new())),
         })
     }
 
     pub fn snapshot(&self) -> Arc<Live> {
         self.live.load_full()
+    }
+
+    /// The canary percent in force for `live`: the effective one, or 0 while auto-halted.
+    pub fn canary_percent(&self, live: &Live) -> u8 {
+        self.canary_halt
+            .effective_percent(&live.halt_key, live.effective.canary_percent)
     }
 
     /// Re-reads everything; on success swaps the snapshot in, on failure keeps the old one and

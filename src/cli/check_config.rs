@@ -231,6 +231,13 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
         list(&c.always_require),
         list(&c.never_require)
     );
+    if let Some(h) = &c.auto_halt {
+        let _ = writeln!(
+            s,
+            "canary auto_halt: to 0% when > {}% of canary callers' requests are rejected within {}s (min {} requests)",
+            h.max_reject_percent, h.window_seconds, h.min_requests
+        );
+    }
     if let Some(k) = &f.key_directory {
         let _ = writeln!(
             s,

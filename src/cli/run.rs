@@ -18,6 +18,7 @@ use crate::policy::{self, OverrideOrigin, ReplayBackend};
 use crate::proxy::{self, IdentityHeaders, ProxySettings, Upstream};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
+use crate::rollout::watch::{self, ReloadEvent, Trigger};
 use crate::runtime::{Live, Runtime};
 
 #[derive(clap::Args, Debug)]
@@ -87,7 +88,15 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
         None => None,
     };
     // After the directory's first fetch: the key gauge counts its keys too.
-    publish_gauges(&metrics, &runtime.snapshot());
+    publish_gauges(&metrics, &runtime, &runtime.snapshot());
+    {
+        let metrics = metrics.clone();
+        watch::spawn(
+            runtime.clone(),
+            unix_now,
+            Box::new(move |rt, trigger, event| on_reload(&metrics, rt, trigger, event)),
+        )?;
+    }
 
     let settings = settings(&live);
     let ready = Arc::new(AtomicBool::new(false));
@@ -208,11 +217,52 @@ fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> boo
     false
 }
 
-fn publish_gauges(m: &Metrics, live: &Live) {
+fn publish_gauges(m: &Metrics, runtime: &Runtime, live: &Live) {
     m.active_keys.set(live.active_keys() as i64);
     m.canary_percent
-        .set(i64::from(live.effective.canary_percent));
+        .set(i64::from(runtime.canary_percent(live)));
     m.set_effective_mode(live.effective.mode);
+    let mut routes: Vec<String> = live
+        .effective
+        .routes
+        .iter()
+        .map(|r| r.path_prefix.clone())
+        .collect();
+    routes.push("default".to_owned());
+    m.retain_routes(&routes);
+}
+
+/// After each reload attempt: count it, log it, and refresh the gauges from what is in force.
+fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEvent) {
+    match event {
+        ReloadEvent::Applied {
+            changed,
+            generation,
+        } => {
+            m.config_reloads.with_label_values(&["success"]).inc();
+            let live = runtime.snapshot();
+            publish_gauges(m, runtime, &live);
+            tracing::info!(
+                trigger = trigger.as_str(),
+                changed,
+                generation,
+                sha256 = %live.policy.sha256,
+                effective_mode = live.effective.mode.as_str(),
+                canary_percent = runtime.canary_percent(&live),
+                dry_run = live.effective.dry_run,
+                overrides = ?live.overrides.settings.iter().map(|s| format!("{}={}", s.name, s.value)).collect::<Vec<_>>(),
+                "policy reloaded"
+            );
+        }
+        ReloadEvent::Refused { error } => {
+            m.config_reloads.with_label_values(&["failure"]).inc();
+            tracing::error!(
+                trigger = trigger.as_str(),
+                error = %error,
+                "policy reload refused; the last good policy stays in force"
+            );
+        }
+    }
 }
 
 fn settings(live: &Live) -> ProxySettings {
@@ -277,7 +327,23 @@ pub fn status(runtime: &Runtime, replay: &dyn NonceStore) -> serde_json::Value {
         "effective_mode": live.effective.mode.as_str(),
         "overrides": overrides,
         "dry_run": live.effective.dry_run,
-        "canary_percent": live.effective.canary_percent,
+        "canary_percent": runtime.canary_percent(&live),
+        "canary": {
+            "percent": live.effective.canary_percent,
+            "effective_percent": runtime.canary_percent(&live),
+            "auto_halt": live.policy.file.canary.auto_halt.map(|h| json!({
+                "max_reject_percent": h.max_reject_percent,
+                "window_seconds": h.window_seconds,
+                "min_requests": h.min_requests,
+            })),
+            "halted": runtime.canary_halt.status(&live.halt_key).map(|h| json!({
+                "at": h.at,
+                "rejected": h.rejected,
+                "total": h.total,
+                "window_seconds": h.window_seconds,
+                "percent_before": h.percent_before,
+            })),
+        },
         "routes": live.effective.routes.iter().map(|r| json!({
             "path_prefix": r.path_prefix,
             "methods": r.methods.as_ref().map(|ms| ms.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),

@@ -1,6 +1,7 @@
 //! `canary:` — what share of callers on hybrid routes is enforced, how a caller is recognised
-//! (`sticky_on`) and the matchers of `always_require` / `never_require`, parsed into types. The
-//! hashing and the per-request decision live with the decision code, not here.
+//! (`sticky_on`), the matchers of `always_require` / `never_require` and the opt-in
+//! `auto_halt`, parsed into types. The hashing and the per-request decision live in
+//! `crate::rollout`, not here.
 
 use super::error::Diag;
 use super::reader::{MapReader, index, integer, list, string};
@@ -15,6 +16,18 @@ pub struct CanaryPolicy {
     pub sticky_on: Vec<StickyOn>,
     pub always_require: Vec<CallerMatcher>,
     pub never_require: Vec<CallerMatcher>,
+    /// `None`: the canary never halts itself.
+    pub auto_halt: Option<AutoHalt>,
+}
+
+/// `canary.auto_halt`: when more than `max_reject_percent` of the requests of canary callers
+/// were rejected for a missing signature within `window_seconds` (and at least `min_requests`
+/// were seen), the effective canary drops to 0 until the policy changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoHalt {
+    pub max_reject_percent: u8,
+    pub window_seconds: u64,
+    pub min_requests: u64,
 }
 
 impl Default for CanaryPolicy {
@@ -24,6 +37,7 @@ impl Default for CanaryPolicy {
             sticky_on: vec![StickyOn::Header(http::header::AUTHORIZATION), StickyOn::Ip],
             always_require: Vec::new(),
             never_require: Vec::new(),
+            auto_halt: None,
         }
     }
 }
@@ -58,7 +72,14 @@ impl std::fmt::Display for CallerMatcher {
     }
 }
 
-const KEYS: &[&str] = &["percent", "sticky_on", "always_require", "never_require"];
+const KEYS: &[&str] = &[
+    "percent",
+    "sticky_on",
+    "always_require",
+    "never_require",
+    "auto_halt",
+];
+const HALT_KEYS: &[&str] = &["max_reject_percent", "window_seconds", "min_requests"];
 
 pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> CanaryPolicy {
     let mut c = CanaryPolicy::default();
@@ -86,7 +107,31 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> CanaryPolicy {
     if let Some((n, p)) = m.get("never_require") {
         c.never_require = strings(d, n, &p, parse_matcher);
     }
+    if let Some((n, p)) = m.get_some("auto_halt") {
+        c.auto_halt = parse_auto_halt(d, n, &p);
+    }
     c
+}
+
+/// Every key is required: a halt rule half written is more likely a mistake than a wish for
+/// defaults.
+fn parse_auto_halt(d: &mut Diag, node: &Node, path: &str) -> Option<AutoHalt> {
+    let m = MapReader::new(d, node, path, HALT_KEYS)?;
+    let mut get = |key: &str, min: u64, max: u64| match m.get(key) {
+        Some((n, p)) => integer(d, n, &p, min, max),
+        None => {
+            d.err(m.pos, path, format!("`{key}` is required in auto_halt"));
+            None
+        }
+    };
+    let pct = get("max_reject_percent", 1, 100);
+    let window = get("window_seconds", 5, 3600);
+    let min = get("min_requests", 1, 1_000_000);
+    Some(AutoHalt {
+        max_reject_percent: u8::try_from(pct?).ok()?,
+        window_seconds: window?,
+        min_requests: min?,
+    })
 }
 
 fn strings<T>(d: &mut Diag, n: &Node, path: &str, f: fn(&str) -> Result<T, String>) -> Vec<T> {
@@ -178,6 +223,53 @@ mod tests {
             assert!(parse_matcher(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_sticky("ip"), Ok(StickyOn::Ip));
+        assert_eq!(
+            parse_sticky("header:X-Caller"),
+            Ok(StickyOn::Header(HeaderName::from_static("x-caller")))
+        );
         assert!(parse_sticky("cookie:x").is_err());
+    }
+
+    fn halt(text: &str) -> (Option<AutoHalt>, Vec<String>) {
+        let root = crate::policy::yaml::parse_document(text).unwrap().unwrap();
+        let mut d = Diag::new("p.yaml");
+        let c = parse(&mut d, &root, "canary");
+        (
+            c.auto_halt,
+            d.errors.iter().map(|e| e.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn auto_halt_is_opt_in_and_validated() {
+        assert_eq!(halt("percent: 5\n"), (None, vec![]));
+        assert_eq!(halt("auto_halt: null\n"), (None, vec![]));
+        assert_eq!(
+            halt("auto_halt: {max_reject_percent: 20, window_seconds: 60, min_requests: 50}\n"),
+            (
+                Some(AutoHalt {
+                    max_reject_percent: 20,
+                    window_seconds: 60,
+                    min_requests: 50
+                }),
+                vec![]
+            )
+        );
+        let (h, e) = halt("auto_halt: {max_reject_percent: 0, window_seconds: 60}\n");
+        assert_eq!(h, None);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("min_requests` is required")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("canary.auto_halt.max_reject_percent: 0 is out of range")),
+            "{e:?}"
+        );
+        let (_, e) = halt(
+            "auto_halt: {max_reject_percent: 5, window_seconds: 60, min_requests: 1, window: 3}\n",
+        );
+        assert!(e[0].contains("unknown key `window`"), "{e:?}");
     }
 }

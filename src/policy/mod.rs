@@ -21,7 +21,7 @@ mod yaml;
 mod tests;
 
 pub use crate::keys::{KeySource, KeyStatus};
-pub use canary::{CallerMatcher, CanaryPolicy, StickyOn};
+pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, StickyOn};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
 pub use identity::IdentityPolicy;
