@@ -195,11 +195,17 @@ fn on_store_error_allow_lets_requests_through_and_counts_them() {
     redis.stop();
     let r = p.get("/api/x", &sign_get("/api/x", &key(), KID, "allowed-1"));
     assert_eq!(r.status, 200, "{r:?}");
-    let metrics = String::from_utf8(p.admin_get("/metrics").body).unwrap();
-    assert!(
-        metrics.contains("datafold_replay_store_errors_total{result=\"allowed\"} 1"),
-        "{metrics}"
-    );
+    // Counted in the logging phase, which may finish just after the response was sent.
+    let want = "datafold_replay_store_errors_total{result=\"allowed\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let metrics = String::from_utf8(p.admin_get("/metrics").body).unwrap();
+        if metrics.contains(want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {want} in\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Prints what a signed request costs with the memory store and with Redis on loopback: median and
