@@ -312,15 +312,13 @@ fn upstream_down_is_502_json() {
     assert_rejected(&r, 502, "UPSTREAM_UNAVAILABLE");
 }
 
-/// The upstream read timeout is not a policy key: `ProxySettings::new` fixes it at 60 s, so this
-/// test takes a minute and is opt-in (`cargo test --test gateway_codes -- --ignored`).
+/// An upstream slower than `upstream_timeout_seconds` gets a 504 JSON error.
 #[test]
-#[ignore = "upstream read timeout is a fixed 60 s; takes > 60 s"]
 fn upstream_slow_is_504_json() {
-    let up = Upstream::start(Duration::from_secs(75));
-    let sc = Sidecar::start(up.addr, "mode: hybrid\n");
+    let up = Upstream::start(Duration::from_secs(10));
+    let sc = Sidecar::start(up.addr, "mode: hybrid\nupstream_timeout_seconds: 1\n");
     let s = std::net::TcpStream::connect(sc.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut out = String::new();
     let mut w = s.try_clone().unwrap();
     std::io::Write::write_all(
