@@ -15,7 +15,7 @@ use crate::keys::{DirectoryConfig, KeyDirectory};
 use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::policy::{self, OverrideOrigin, ReplayBackend};
-use crate::proxy::{self, IdentityHeaders, ProxySettings, Upstream};
+use crate::proxy::{self, IdentityHeaders, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
 use crate::rollout::watch::{self, ReloadEvent, Trigger};
@@ -267,12 +267,7 @@ fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEve
 
 fn settings(live: &Live) -> ProxySettings {
     let f = &live.policy.file;
-    let upstream = Upstream {
-        host: f.upstream.host.clone(),
-        port: f.upstream.port,
-        tls: f.upstream.tls,
-    };
-    let mut s = ProxySettings::new(f.listen.to_string(), upstream);
+    let mut s = ProxySettings::new(f.listen.to_string(), f.upstream.clone());
     s.admin_listen = Some(f.admin_listen.to_string());
     s.threads = f.threads;
     s.shutdown_grace_seconds = f.shutdown_grace_seconds;

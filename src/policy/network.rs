@@ -15,6 +15,16 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Resolve once at start; a name that does not resolve is a configuration error.
+    pub fn resolve(&self) -> Result<SocketAddr, String> {
+        use std::net::ToSocketAddrs as _;
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("upstream {}: {e}", self.address()))?
+            .next()
+            .ok_or_else(|| format!("upstream {}: no address", self.address()))
+    }
+
     /// `host:port` as a connector wants it (brackets restored for IPv6).
     pub fn address(&self) -> String {
         if self.host.contains(':') {

@@ -5,7 +5,7 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use sigproxy::proxy::*;
-//! let mut s = ProxySettings::new("0.0.0.0:8080", Upstream::parse("127.0.0.1:8081").unwrap());
+//! let mut s = ProxySettings::new("0.0.0.0:8080", "127.0.0.1:8081".parse::<Upstream>().unwrap());
 //! s.handle_signals = true; // SIGTERM graceful, SIGINT now, SIGQUIT hand listeners over
 //! s.exit_when_drained = true; // leave as soon as in-flight requests are done
 //! let (gateway, handle) =

@@ -285,8 +285,8 @@ mod tests {
 
     #[test]
     fn runtime_dirs_differ_per_port_and_never_default_tmp() {
-        let a = ProxySettings::new("127.0.0.1:8080", Upstream::parse("127.0.0.1:1").unwrap());
-        let b = ProxySettings::new("127.0.0.1:8081", Upstream::parse("127.0.0.1:1").unwrap());
+        let a = ProxySettings::new("127.0.0.1:8080", "127.0.0.1:1".parse::<Upstream>().unwrap());
+        let b = ProxySettings::new("127.0.0.1:8081", "127.0.0.1:1".parse::<Upstream>().unwrap());
         let (da, db) = (runtime_dir_for(&a), runtime_dir_for(&b));
         assert_ne!(da, db);
         assert!(

@@ -1,54 +1,13 @@
 //! Plain settings for the gateway's Pingora machinery (filled from the policy by the caller;
-//! this module parses only the upstream address). No Pingora CLI or YAML is read anywhere.
+//! it parses nothing). No Pingora CLI or YAML is read anywhere.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-/// Where the legacy backend is. `host:port`, `http://host:port` or `https://host:port`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Upstream {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
-impl Upstream {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = s.strip_prefix("http://") {
-            (false, r)
-        } else {
-            (false, s)
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() => (h, p),
-            _ => return Err(format!("upstream {s:?}: expected host:port")),
-        };
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("upstream {s:?}: bad port {port:?}"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        Ok(Self {
-            host: host.to_string(),
-            port,
-            tls,
-        })
-    }
-
-    /// Resolve once at start; a name that does not resolve is a configuration error.
-    pub fn resolve(&self) -> Result<SocketAddr, String> {
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("upstream {}:{}: {e}", self.host, self.port))?
-            .next()
-            .ok_or_else(|| format!("upstream {}:{}: no address", self.host, self.port))
-    }
-}
+/// Where the legacy backend is: the policy's own type (parsing lives in `policy::network`).
+pub use crate::policy::Upstream;
 
 /// Names of the identity headers (SPEC §3 `identity`).
 #[derive(Clone, Debug)]
@@ -141,29 +100,5 @@ impl ProxySettings {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upstream_forms() {
-        assert_eq!(
-            Upstream::parse("127.0.0.1:8081").unwrap(),
-            Upstream {
-                host: "127.0.0.1".into(),
-                port: 8081,
-                tls: false
-            }
-        );
-        let u = Upstream::parse("https://api.example.com:443/").unwrap();
-        assert!(u.tls);
-        assert_eq!(u.host, "api.example.com");
-        assert_eq!(Upstream::parse("http://[::1]:80").unwrap().host, "::1");
-        assert!(Upstream::parse("nohost").is_err());
-        assert!(Upstream::parse("h:99999").is_err());
     }
 }

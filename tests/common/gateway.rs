@@ -141,7 +141,7 @@ pub fn free_port() -> u16 {
 pub fn settings(upstream: SocketAddr) -> ProxySettings {
     let mut s = ProxySettings::new(
         format!("127.0.0.1:{}", free_port()),
-        Upstream::parse(&upstream.to_string()).unwrap(),
+        upstream.to_string().parse::<Upstream>().unwrap(),
     );
     s.threads = 2;
     s.shutdown_grace_seconds = 0;
