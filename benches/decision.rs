@@ -36,8 +36,18 @@ fn bench_decide(c: &mut Criterion) {
         ("off", Mode::Off, false, Outcome::Unsigned),
         ("hybrid_unsigned", Mode::Hybrid, false, Outcome::Unsigned),
         ("required_valid", Mode::Required, false, Outcome::Valid(&v)),
-        ("required_invalid", Mode::Required, false, Outcome::Invalid(&bad)),
-        ("required_unsigned", Mode::Required, false, Outcome::Unsigned),
+        (
+            "required_invalid",
+            Mode::Required,
+            false,
+            Outcome::Invalid(&bad),
+        ),
+        (
+            "required_unsigned",
+            Mode::Required,
+            false,
+            Outcome::Unsigned,
+        ),
         ("dry_run_unsigned", Mode::Required, true, Outcome::Unsigned),
     ];
     for (name, mode, dry, outcome) in cases {
