@@ -139,7 +139,7 @@ $(cat "$T/keys.yaml")
 EOF
   "$SIGPROXY" run --config "$T/sigproxy-$1.yaml" >/dev/null 2>"$T/sigproxy-$1.err" &
   SPID=$!
-  PIDS+=($SPID)
+  PIDS+=("$SPID")
   wait_port "$SP"
 }
 stop_sigproxy() {
@@ -149,7 +149,7 @@ stop_sigproxy() {
 }
 
 ROWS=()
-declare -A CPU RPS
+declare -A CPU
 measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   local name=$1 pid=$2 port=$3 script=() wo="$T/wrk-$1.txt"
   if [ $# -ge 4 ]; then script=(-s "$HERE/cycle.lua" -- "$4" ${5:+"$5"}); fi
@@ -167,7 +167,7 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   if [ "$pid" = - ]; then cpu=-; else
     cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$TCK" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
   fi
-  CPU[$name]=$cpu; RPS[$name]=$rps
+  CPU[$name]=$cpu
   ROWS+=("| $name | $rps | $p50 | $p99 | $cpu | $reqs | $non2xx |")
   echo "$name: ${rps} req/s p50 $p50 p99 $p99 cpu ${cpu} µs/req non-2xx $non2xx" >&2
 }
