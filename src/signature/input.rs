@@ -79,7 +79,11 @@ pub fn parse_signatures(fields: &dyn FieldSource) -> Result<Option<Vec<Signature
             components.push(c);
         }
         let params = parse_params(label, &list.params)?;
-        let params_value = sfv::FieldType::serialize(&vec![entry.clone()]).unwrap_or_default();
+        // Serialised from a borrow: cloning the entry into a one-member list cost a copy of
+        // every component and parameter per request.
+        let mut ser = sfv::ListSerializer::new();
+        ser.members(std::iter::once(entry));
+        let params_value = ser.finish().unwrap_or_default();
         let signature = match sigs.get(key) {
             Some(ListEntry::Item(item)) => match &item.bare_item {
                 BareItem::ByteSequence(b) => b.clone(),
