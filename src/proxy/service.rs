@@ -79,6 +79,11 @@ impl ProxyHttp for SigProxy {
         ReqCtx::new(self.inflight.enter())
     }
 
+    /// No downstream modules. Pingora's default adds a (disabled) response-compression module,
+    /// which still builds a context and runs its filters on every request; a sidecar passes the
+    /// backend's bytes through as they are.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     async fn request_filter(
         &self,
         session: &mut Session,
