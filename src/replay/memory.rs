@@ -46,6 +46,8 @@ struct Shard(Mutex<ShardState>);
 struct ShardState {
     /// Fingerprint → last second (relative to the epoch) at which the nonce must still be refused.
     map: HashMap<Fingerprint, u32, PassThrough>,
+    /// `map.capacity()` of the table without tombstones (see `sweep`).
+    clean_capacity: usize,
     cap: usize,
     last_sweep: u32,
     next_sweep: u32,
@@ -70,6 +72,7 @@ impl MemoryStore {
                 let cap = max_entries / n + usize::from(i < max_entries % n);
                 Shard(Mutex::new(ShardState {
                     map: HashMap::with_hasher(PassThrough),
+                    clean_capacity: 0,
                     cap,
                     last_sweep: 0,
                     next_sweep: 0,
@@ -116,6 +119,12 @@ impl MemoryStore {
 
     pub fn max_entries(&self) -> usize {
         self.max_entries
+    }
+
+    /// Slots the shards' tables hold room for (live + growth room), for tests.
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).capacity()).sum()
     }
 
     fn shard(&self, fp: Fingerprint) -> MutexGuard<'_, ShardState> {
@@ -186,6 +195,9 @@ impl ShardState {
     }
 
     fn sweep(&mut self, now: u32, sweep_every: u32) {
+        // Only `retain` erases, so a capacity above the last clean one means the table grew
+        // (and was rehashed clean) since.
+        self.clean_capacity = self.clean_capacity.max(self.map.capacity());
         self.map.retain(|_, until| *until >= now);
         self.last_sweep = now;
         self.next_sweep = now.saturating_add(sweep_every);
@@ -193,7 +205,23 @@ impl ShardState {
         let live = self.map.len().max(MIN_PER_SHARD / 4);
         if self.map.capacity() > SHRINK_FACTOR * live {
             self.map.shrink_to(2 * live);
+            self.clean_capacity = self.map.capacity();
+        } else if self.map.capacity() < self.clean_capacity * 7 / 8 {
+            // Erased slots hashbrown could not mark empty stay as tombstones and eat the room
+            // left for inserts (`capacity()` = live + room). Out of room with more than half the
+            // table live, hashbrown doubles the table instead of cleaning it, so a shard under
+            // steady churn ended up twice the size its live nonces need (benches/RESULTS.md,
+            // soak). Rebuilding at the same size clears them: O(live), one shard at a time.
+            let mut fresh = HashMap::with_capacity_and_hasher(self.clean_capacity, PassThrough);
+            fresh.extend(self.map.drain());
+            self.map = fresh;
+            self.clean_capacity = self.map.capacity();
         }
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.map.capacity()
     }
 }
 

@@ -119,6 +119,37 @@ fn sweeps_remove_expired_entries() {
 }
 
 #[test]
+fn steady_churn_does_not_double_the_table() {
+    // The soak's shard: 16 new nonces a second, ttl 70 s (sweeps every 8 s), ~1,150–1,250 live
+    // in a 1,792-slot table. Without cleaning tombstones the table doubled at ~309 s.
+    let s = store(4000);
+    let ttl = Duration::from_secs(70);
+    let mut n = 0u64;
+    let mut settled = 0;
+    for t in 0..1200u64 {
+        for _ in 0..16 {
+            n += 1;
+            let f = s.check_and_remember_sync("k", &n.to_string(), ttl, T0 + t);
+            assert!(matches!(f, Ok(Freshness::Fresh)), "nonce {n} at {t}: {f:?}");
+        }
+        if t == 150 {
+            // The full capacity (7/8 of the buckets) of the table the shard has settled into;
+            // `capacity()` itself moves a little as tombstones are made and reused.
+            settled = (s.capacity() * 8 / 7 + 1).next_power_of_two() * 7 / 8;
+        }
+        if t > 150 {
+            assert!(
+                s.capacity() <= settled,
+                "table grew from {settled} to {} slots at {t} s with {} live",
+                s.capacity(),
+                s.len()
+            );
+        }
+    }
+    assert!((1_100..=1_300).contains(&s.len()), "{} live", s.len());
+}
+
+#[test]
 fn full_store_refuses_without_forgetting_then_accepts_after_expiry() {
     let s = store(3);
     for n in ["a", "b", "c"] {
