@@ -17,7 +17,7 @@ impl Source {
     /// A single GET for `path`, with the `Host` the target address gives.
     pub fn get(host: &str, path: &str) -> Self {
         let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
-        let spans = vec![0..req.len()];
+        let spans = std::iter::once(0..req.len()).collect();
         Self {
             blocks: req,
             spans,
