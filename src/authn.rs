@@ -371,7 +371,9 @@ impl Gate for Authenticator {
         let mut verified = self.verify_head(&live, req, now);
         if let (Err(e), Some(dir)) = (&verified, &self.directory)
             && e.code == ErrorCode::KeyNotFound
-            && dir.refetch_for_unknown_keyid().await
+            // Boxed: the fetch (an HTTP client) is a large future, and inline it made every
+            // `check_head` future ~19 KB, copied into its box on every request.
+            && Box::pin(dir.refetch_for_unknown_keyid()).await
         {
             // The directory just published new keys (and swapped the snapshot): a key registered
             // a moment ago works on its first request.

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod decision;
 pub mod error;
 pub mod keys;
+pub mod logsink;
 pub mod metrics;
 pub mod observe;
 pub mod policy;

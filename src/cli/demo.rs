@@ -24,8 +24,10 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
-    super::run::init_logging();
-    match demo(args) {
+    let sink = super::run::init_logging();
+    let result = demo(args);
+    sink.flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sigproxy demo: {e}");

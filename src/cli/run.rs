@@ -12,6 +12,7 @@ use super::{EXIT_USAGE, unix_now};
 use crate::admin::AdminState;
 use crate::authn::Authenticator;
 use crate::keys::{DirectoryConfig, KeyDirectory};
+use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::policy::{self, OverrideOrigin, ReplayBackend};
@@ -29,8 +30,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    init_logging();
-    match serve(&args.config, None) {
+    let sink = init_logging();
+    let result = serve(&args.config, None);
+    sink.flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -39,8 +42,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-/// JSON lines on stdout: the audit lines (target `audit`) and operational logs.
-pub fn init_logging() {
+/// JSON lines on stdout: the audit lines (target `audit`) and operational logs, buffered
+/// (`crate::logsink`); the caller flushes the returned sink before exiting.
+pub fn init_logging() -> LogSink {
+    let sink = crate::logsink::global().clone();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGPROXY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora=warn"));
     let _ = tracing_subscriber::fmt()
@@ -49,8 +54,9 @@ pub fn init_logging() {
         .with_current_span(false)
         .with_span_list(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(sink.clone())
         .try_init();
+    sink
 }
 
 /// Everything `run` and `demo` share: loads, builds and serves; returns only on shutdown or on

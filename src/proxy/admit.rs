@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
@@ -164,9 +164,7 @@ impl SigProxy {
             &self.settings.trusted_proxies,
             self.settings.listener_scheme,
         );
-        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-            up.insert(HeaderName::from_static(respond::REQUEST_ID), v);
-        }
+        headers::set(up, &headers::X_REQUEST_ID, &ctx.request_id);
         if let Some(pass) = &ctx.pass {
             for (k, v) in &pass.identity {
                 up.insert(k.clone(), v.clone());

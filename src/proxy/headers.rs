@@ -11,9 +11,33 @@ use ipnet::IpNet;
 /// its `HeaderMap` (mutating the map directly makes Pingora panic when it serializes).
 pub trait HeaderEdit {
     fn map(&self) -> &HeaderMap;
+    /// Removes every value of `name`; nothing to do (and nothing hashed twice) when absent.
     fn remove(&mut self, name: &HeaderName);
+    /// Sets `name` to `value` alone, replacing what was there.
     fn insert(&mut self, name: HeaderName, value: HeaderValue);
+    /// Like `insert`, for a name known at compile time, sent upstream as `titled` is spelled.
+    fn insert_known(&mut self, name: &Known, value: HeaderValue);
 }
+
+/// A header name known at compile time: its `HeaderName` and the spelling sent upstream.
+pub struct Known {
+    pub name: HeaderName,
+    pub titled: &'static str,
+}
+
+pub const X_FORWARDED_FOR: Known = Known {
+    name: HeaderName::from_static("x-forwarded-for"),
+    titled: "X-Forwarded-For",
+};
+pub const X_FORWARDED_PROTO: Known = Known {
+    name: HeaderName::from_static("x-forwarded-proto"),
+    titled: "X-Forwarded-Proto",
+};
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: Known = Known {
+    name: HeaderName::from_static(super::respond::REQUEST_ID),
+    titled: "X-Request-Id",
+};
 
 impl HeaderEdit for HeaderMap {
     fn map(&self) -> &HeaderMap {
@@ -25,18 +49,29 @@ impl HeaderEdit for HeaderMap {
     fn insert(&mut self, name: HeaderName, value: HeaderValue) {
         HeaderMap::insert(self, name, value);
     }
+    fn insert_known(&mut self, name: &Known, value: HeaderValue) {
+        HeaderMap::insert(self, name.name.clone(), value);
+    }
 }
 
+/// Pingora keeps a second map with each name's wire spelling; every edit touches both, so the
+/// common no-op (removing an absent header) is checked on one map first.
 impl HeaderEdit for pingora::http::RequestHeader {
     fn map(&self) -> &HeaderMap {
         &self.headers
     }
     fn remove(&mut self, name: &HeaderName) {
-        self.remove_header(name);
+        if self.headers.contains_key(name) {
+            self.remove_header(name);
+        }
     }
     fn insert(&mut self, name: HeaderName, value: HeaderValue) {
         // Only fails for invalid names/values, which typed arguments rule out.
         let _ = self.insert_header(name, value);
+    }
+    fn insert_known(&mut self, name: &Known, value: HeaderValue) {
+        // A static spelling: no title-casing copy of the name per request.
+        let _ = self.insert_header(name.titled, value);
     }
 }
 
@@ -123,20 +158,35 @@ pub fn request_id(headers: &HeaderMap) -> String {
     new_request_id()
 }
 
+/// A 128-bit hex id: SipHash-1-3-128 of a process-wide counter under a key drawn once from the OS.
+/// Unique within the process (distinct inputs to a PRF), unguessable from outside, and no
+/// `getrandom` syscall per request (it was one of the seven syscalls a passthrough request made).
 pub fn new_request_id() -> String {
-    let mut buf = [0u8; 16];
-    if getrandom::fill(&mut buf).is_err() {
-        // No OS randomness: fall back to time + counter, still unique per process.
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0) as u64;
-        buf[..8].copy_from_slice(&t.to_be_bytes());
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        buf[8..].copy_from_slice(&n.to_be_bytes());
-    }
-    hex::encode(buf)
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    use std::hash::Hasher;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let &(k0, k1) = KEY.get_or_init(|| {
+        let mut seed = [0u8; 16];
+        if getrandom::fill(&mut seed).is_err() {
+            // No OS randomness: the clock still keeps ids apart across restarts.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            seed = t.to_le_bytes();
+        }
+        let (a, b) = seed.split_at(8);
+        let word = |s: &[u8]| s.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+        (word(a), word(b) ^ u64::from(std::process::id()))
+    });
+    let mut h = SipHasher13::new_with_keys(k0, k1);
+    h.write_u64(N.fetch_add(1, Ordering::Relaxed));
+    let id = h.finish128();
+    format!("{:016x}{:016x}", id.h1, id.h2)
 }
 
 pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
@@ -198,7 +248,7 @@ pub fn set_forwarded(
     if is_trusted(peer, trusted) {
         let prior: Vec<String> = headers
             .map()
-            .get_all("x-forwarded-for")
+            .get_all(&X_FORWARDED_FOR.name)
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_owned))
             .collect();
@@ -209,25 +259,22 @@ pub fn set_forwarded(
             }
             chain.push_str(&peer_s);
         }
-        set(headers, "x-forwarded-for", &chain);
-        if headers.map().get("x-forwarded-proto").is_none() {
-            set(headers, "x-forwarded-proto", ours);
+        set(headers, &X_FORWARDED_FOR, &chain);
+        if headers.map().get(&X_FORWARDED_PROTO.name).is_none() {
+            set(headers, &X_FORWARDED_PROTO, ours);
         }
     } else {
-        headers.remove(&HeaderName::from_static("x-forwarded-host"));
-        set(headers, "x-forwarded-for", &peer_s);
-        set(headers, "x-forwarded-proto", ours);
+        headers.remove(&X_FORWARDED_HOST);
+        set(headers, &X_FORWARDED_FOR, &peer_s);
+        set(headers, &X_FORWARDED_PROTO, ours);
     }
 }
 
-fn set(headers: &mut impl HeaderEdit, name: &'static str, value: &str) {
-    let name = HeaderName::from_static(name);
-    headers.remove(&name);
-    if value.is_empty() {
-        return;
-    }
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
+/// `name: value` alone, or no `name` at all when `value` is empty (or not a valid value).
+pub fn set(headers: &mut impl HeaderEdit, name: &Known, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) if !value.is_empty() => headers.insert_known(name, v),
+        _ => headers.remove(&name.name),
     }
 }
 

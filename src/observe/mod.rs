@@ -1,13 +1,17 @@
 //! The logging phase: one place turns a finished request into metrics and, for every decision,
-//! one JSON audit line on stdout (SPEC §6). Never a key, never a raw credential, never a query
-//! string (it may carry tokens).
+//! one JSON audit line on stdout (SPEC §6), encoded by `line` and buffered by `crate::logsink`.
+//! Never a key, never a raw credential, never a query string (it may carry tokens).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+mod line;
+use line::JsonLine;
 
 use crate::authn::AuditNote;
 use crate::decision::Event;
 use crate::error::ErrorCode;
+use crate::logsink;
 use crate::metrics::{AttemptStatus, Metrics, UNKNOWN_CLIENT};
 use crate::proxy::{RequestObserver, RequestRecord};
 
@@ -82,33 +86,32 @@ impl RequestObserver for Observer {
 }
 
 fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
+    // Honour SIGPROXY_LOG as before (e.g. `audit=off`); the check is a cached callsite lookup.
+    if !tracing::enabled!(target: "audit", tracing::Level::INFO) {
+        return;
+    }
     let target = String::from_utf8_lossy(r.target);
     let path = target.split('?').next().unwrap_or("");
-    let user_agent = r
-        .headers
-        .get(http::header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let source_ip = r
-        .client_ip
-        .or(r.peer.map(|p| p.ip()))
-        .map(|ip| ip.to_string());
-    tracing::info!(
-        target: "audit",
-        event_type = note.event.as_str(),
-        request_id = r.request_id,
-        client_id = note.client_id.as_deref(),
-        key_id = note.key_id.as_deref(),
-        source_ip = source_ip.as_deref(),
-        user_agent = user_agent.as_deref(),
-        method = r.method.as_str(),
-        path = path,
-        mode = note.mode.as_str(),
-        dry_run = note.dry_run,
-        route = note.route.as_str(),
-        canary = note.canary.map(|c| c.as_str()),
-        code = note.code.map_or("OK", ErrorCode::as_str),
-        status = r.status,
-        detail = note.detail.as_deref(),
-        latency_ms = r.latency.as_secs_f64() * 1000.0,
-    );
+    let mut l = JsonLine::new(SystemTime::now(), "INFO");
+    l.str("event_type", note.event.as_str());
+    l.str("request_id", r.request_id);
+    l.opt_str("client_id", note.client_id.as_deref());
+    l.opt_str("key_id", note.key_id.as_deref());
+    if let Some(ip) = r.client_ip.or(r.peer.map(|p| p.ip())) {
+        l.display("source_ip", ip);
+    }
+    if let Some(ua) = r.headers.get(http::header::USER_AGENT) {
+        l.str("user_agent", &String::from_utf8_lossy(ua.as_bytes()));
+    }
+    l.str("method", r.method.as_str());
+    l.str("path", path);
+    l.str("mode", note.mode.as_str());
+    l.bool("dry_run", note.dry_run);
+    l.str("route", &note.route);
+    l.opt_str("canary", note.canary.map(|c| c.as_str()));
+    l.str("code", note.code.map_or("OK", ErrorCode::as_str));
+    l.uint("status", u64::from(r.status));
+    l.opt_str("detail", note.detail.as_deref());
+    l.millis("latency_ms", r.latency);
+    logsink::global().write_line(l.finish("audit").as_bytes());
 }

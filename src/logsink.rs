@@ -1,0 +1,216 @@
+//! Where the JSON log lines (audit and operational) go: stdout, buffered. Lines are gathered in
+//! memory and written in one `write` when 32 KiB have piled up or the oldest is `interval` old,
+//! like Nginx's `access_log … buffer= flush=` and Envoy's file flush interval. Without it every
+//! request cost a `write` on stdout — under Kubernetes a pipe whose reader the kernel must wake.
+//!
+//! What it does not do: survive SIGKILL. Lines younger than `interval` are lost if the process is
+//! killed without a chance to run [`LogSink::flush`]; a clean stop (SIGTERM, SIGINT, the end of
+//! `serve`) flushes. `interval == 0` writes every line at once.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Write when this much is buffered, whatever its age.
+const FLUSH_BYTES: usize = 32 * 1024;
+
+/// The default age limit of a buffered line.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
+
+static GLOBAL: OnceLock<LogSink> = OnceLock::new();
+
+/// The process's stdout sink, shared by `tracing` and the audit lines so their lines stay in
+/// order; made from the environment on first use.
+pub fn global() -> &'static LogSink {
+    GLOBAL.get_or_init(LogSink::stdout_from_env)
+}
+
+/// Buffered, shared, line-preserving stdout (or any writer, for tests).
+#[derive(Clone)]
+pub struct LogSink {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    interval: Duration,
+}
+
+struct State {
+    buf: Vec<u8>,
+    /// When the oldest unwritten byte arrived.
+    since: Option<Instant>,
+    out: Box<dyn Write + Send>,
+}
+
+impl LogSink {
+    /// Lines to `out`, written within `interval` of arriving. A background thread writes a quiet
+    /// sink's leftovers; it stops when the last handle to the sink is dropped.
+    pub fn new(out: Box<dyn Write + Send>, interval: Duration) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                buf: Vec::with_capacity(if interval.is_zero() { 0 } else { FLUSH_BYTES }),
+                since: None,
+                out,
+            }),
+            interval,
+        });
+        if !interval.is_zero() {
+            let weak = Arc::downgrade(&shared);
+            let _ = std::thread::Builder::new()
+                .name("sigproxy log flush".into())
+                .spawn(move || {
+                    while let Some(s) = weak.upgrade() {
+                        s.flush_if_older(s.interval);
+                        let wait = s.interval;
+                        drop(s);
+                        std::thread::sleep(wait);
+                    }
+                });
+        }
+        Self { shared }
+    }
+
+    /// Stdout with the interval from `SIGPROXY_LOG_FLUSH_MS` (0 = unbuffered), else 200 ms.
+    pub fn stdout_from_env() -> Self {
+        let interval = std::env::var("SIGPROXY_LOG_FLUSH_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_INTERVAL, Duration::from_millis);
+        Self::new(Box::new(io::stdout()), interval)
+    }
+
+    /// One whole line (ending in `\n`), written by a caller that formats its own lines.
+    pub fn write_line(&self, line: &[u8]) {
+        self.shared.push(line);
+    }
+
+    /// Write out everything buffered now.
+    pub fn flush(&self) {
+        self.shared.flush_if_older(Duration::ZERO);
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves bytes, not broken invariants: keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn flush_if_older(&self, age: Duration) {
+        let mut st = self.lock();
+        if st.since.is_some_and(|t| t.elapsed() >= age) {
+            st.write_out();
+        }
+    }
+
+    fn push(&self, line: &[u8]) {
+        let mut st = self.lock();
+        st.buf.extend_from_slice(line);
+        let since = *st.since.get_or_insert_with(Instant::now);
+        if st.buf.len() >= FLUSH_BYTES || since.elapsed() >= self.interval {
+            st.write_out();
+        }
+    }
+}
+
+impl State {
+    fn write_out(&mut self) {
+        let State { buf, since, out } = self;
+        // Nowhere to report a failed log write: the lines are dropped, the request goes on.
+        let _ = out.write_all(buf).and_then(|()| out.flush());
+        buf.clear();
+        *since = None;
+    }
+}
+
+/// One event's writer: tracing's formatter writes the whole line, then drops it.
+pub struct LineWriter<'a> {
+    sink: &'a LogSink,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.sink.shared.push(line);
+        Ok(line.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogSink {
+    type Writer = LineWriter<'a>;
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter { sink: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer the test can look into.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<u8>>>);
+    impl Write for Seen {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Seen {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn unbuffered_writes_each_line() {
+        let seen = Seen::default();
+        let sink = LogSink::new(Box::new(seen.clone()), Duration::ZERO);
+        sink.make_writer().write_all(b"a\n").unwrap();
+        assert_eq!(seen.text(), "a\n");
+    }
+
+    #[test]
+    fn buffered_lines_wait_for_flush_and_keep_order() {
+        let seen = Seen::default();
+        let sink = LogSink::new(Box::new(seen.clone()), Duration::from_secs(3600));
+        sink.make_writer().write_all(b"one\n").unwrap();
+        sink.make_writer().write_all(b"two\n").unwrap();
+        assert_eq!(seen.text(), "");
+        sink.flush();
+        assert_eq!(seen.text(), "one\ntwo\n");
+        sink.flush();
+        assert_eq!(seen.text(), "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_at_once() {
+        let seen = Seen::default();
+        let sink = LogSink::new(Box::new(seen.clone()), Duration::from_secs(3600));
+        let line = vec![b'x'; 1000];
+        for _ in 0..(FLUSH_BYTES / 1000 + 1) {
+            sink.make_writer().write_all(&line).unwrap();
+        }
+        assert!(seen.text().len() >= FLUSH_BYTES);
+    }
+
+    #[test]
+    fn a_quiet_sink_is_flushed_by_the_background_thread() {
+        let seen = Seen::default();
+        let sink = LogSink::new(Box::new(seen.clone()), Duration::from_millis(20));
+        sink.make_writer().write_all(b"late\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.text().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(seen.text(), "late\n");
+    }
+}
