@@ -10,13 +10,16 @@ LOADGEN=${LOADGEN:-$TARGET_DIR/release/examples/loadgen}
 TCK=$(getconf CLK_TCK)
 
 need() { command -v "$1" >/dev/null 2>&1; }
-# Builds sigproxy and the loadgen example (release) unless SIGPROXY_NO_BUILD is set.
+# Builds sigproxy and the loadgen example (release) unless SIGPROXY_NO_BUILD is set, then runs
+# private copies: a target dir shared with other checkouts may be rebuilt from other code mid-run.
 build() {
   if [ -z "${SIGPROXY_NO_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release --bin sigproxy --example loadgen)
   fi
   [ -x "$SIGPROXY" ] || { echo "no sigproxy binary at $SIGPROXY (set SIGPROXY or CARGO_TARGET_DIR)" >&2; exit 1; }
   [ -x "$LOADGEN" ] || { echo "no loadgen binary at $LOADGEN (set LOADGEN or CARGO_TARGET_DIR)" >&2; exit 1; }
+  cp "$SIGPROXY" "$T/sigproxy.bin"; cp "$LOADGEN" "$T/loadgen.bin"
+  SIGPROXY=$T/sigproxy.bin; LOADGEN=$T/loadgen.bin
 }
 
 T=$(mktemp -d /tmp/sigproxy-load.XXXXXX)

@@ -8,7 +8,7 @@
 # loadgen at a constant RATE for DURATION seconds with pre-signed requests whose nonces never repeat.
 # Every SAMPLE seconds it reads sigproxy's VmRSS (/proc/<pid>/status) and the replay store's size
 # (admin /status, replay.entries), then reports RSS at start and end, the RSS slope (KiB/min,
-# least squares over the second half) and the remembered nonces.
+# least squares over the second half, and over the last quarter) and the remembered nonces.
 #
 # A nonce is remembered for max_age + skew seconds, so at a steady rate the store holds about
 # RATE x (MAX_AGE + SKEW) nonces once the first MAX_AGE + SKEW seconds have passed (70 s with the
@@ -101,10 +101,15 @@ wait "$SAMPLER" 2>/dev/null || true
 RSS_END=$(rss_kib "$SPID"); ENT_END=$(entries)
 stop_sigproxy
 
-# Least-squares slope of RSS (KiB/min) over samples in the second half of the measured window.
-HALF=$((WARMUP + DURATION / 2))
-SLOPE=$(awk -v h="$HALF" '$1 >= h && $2 != "" {n++; sx+=$1; sy+=$2; sxx+=$1*$1; sxy+=$1*$2}
-  END {d = n*sxx - sx*sx; if (n < 3 || d == 0) print "n/a"; else printf "%.1f", (n*sxy - sx*sy) / d * 60}' "$T/samples.txt")
+# Least-squares slope of RSS (KiB/min) over the samples from second $1 on: the second half of the
+# measured window, and its last quarter (a one-time step, such as a hash table doubling, dominates
+# the first but not the second).
+slope() {
+  awk -v h="$1" '$1 >= h && $2 != "" {n++; sx+=$1; sy+=$2; sxx+=$1*$1; sxy+=$1*$2}
+    END {d = n*sxx - sx*sx; if (n < 3 || d == 0) print "n/a"; else printf "%.1f", (n*sxy - sx*sy) / d * 60}' "$T/samples.txt"
+}
+SLOPE=$(slope $((WARMUP + DURATION / 2)))
+SLOPE_Q=$(slope $((WARMUP + DURATION * 3 / 4)))
 RSS_START=$(awk -v w="$WARMUP" '$1 >= w {print $2; exit}' "$T/samples.txt")
 RSS_MAX=$(awk 'm < $2 {m = $2} END {print m}' "$T/samples.txt")
 read -r -a lg < <(json_fields "$T/loadgen.json" achieved_rps requests p50_us p99_us max_us non_2xx errors unsent wraps)
@@ -119,7 +124,7 @@ fi
   echo "soak $(date -u '+%Y-%m-%d %H:%M UTC'), sigproxy $("$SIGPROXY" --version 2>/dev/null | awk '{print $2}') ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "required, memory replay store, threads 1; max_age ${MAX_AGE}s + skew ${SKEW}s: expected plateau ≈ $((RATE * (MAX_AGE + SKEW))) nonces"
   echo "loadgen: offered $RATE req/s x ${DURATION}s, achieved ${lg[0]}, ${lg[1]} measured, p50 ${lg[2]} µs, p99 ${lg[3]} µs, max ${lg[4]} µs, non-2xx ${lg[5]}, errors ${lg[6]}, unsent ${lg[7]}, wraps ${lg[8]}"
-  echo "RSS KiB: idle $RSS_IDLE, after warm-up $RSS_START, end $RSS_END, max $RSS_MAX; slope over the second half $SLOPE KiB/min"
+  echo "RSS KiB: idle $RSS_IDLE, after warm-up $RSS_START, end $RSS_END, max $RSS_MAX; slope over the second half $SLOPE KiB/min, over the last quarter $SLOPE_Q KiB/min"
   echo "replay entries at the end: $ENT_END"
   echo "samples (s, VmRSS KiB, entries): $(awk '{printf "%s%s/%s/%s", (NR > 1 ? ", " : ""), $1, $2, $3}' "$T/samples.txt")"
   if [ -n "$NONCE_LINES" ]; then echo "tests/replay_memory.rs: $(echo "$NONCE_LINES" | paste -sd ';' -)"; fi
