@@ -252,7 +252,10 @@ impl Conn {
             let intended = match timeout_at(self.w.deadline, ticks.recv()).await {
                 Ok(Some(i)) if Instant::now() < self.w.deadline => i,
                 Ok(None) => break,
-                Ok(Some(_)) | Err(_) => {
+                late @ (Ok(Some(_)) | Err(_)) => {
+                    if let Ok(Some(i)) = late {
+                        t.unsent += u64::from(self.w.measured(i));
+                    }
                     ticks.close();
                     while let Ok(i) = ticks.try_recv() {
                         t.unsent += u64::from(self.w.measured(i));
