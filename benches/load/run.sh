@@ -10,6 +10,8 @@
 #   d  hybrid        wrk -> sigproxy mode hybrid, unsigned GETs -> a
 #   e  required      wrk -> sigproxy mode required, every GET signed with a fresh nonce -> a
 #   f  POST 1K/64K   signed POSTs with a Content-Digest'd body, through nginx-proxy and sigproxy required
+# then, open loop at a constant rate (loadgen, benches/load/loadgen.rs, not wrk): b and c both at half
+# of c's wrk req/s (the "p99 at half saturation" goal), b at half its own, e at half its own.
 # Reported: requests/s, p50/p99 latency (wrk --latency), and the proxy's CPU µs per request:
 # utime+stime deltas of the proxy process from /proc/<pid>/stat (nginx: its worker) over the
 # measured run, divided by the requests wrk completed. Signed requests are pre-signed by
@@ -17,10 +19,13 @@
 # by cycle.lua, so the client spends no time signing.
 #
 # Knobs (environment): DURATION=5 (s per case), WARMUP=1 (s, unsigned GETs, not measured),
-# CONNS=32 (wrk -c), KEEP=1 (keep the temp dir: configs, logs, wrk outputs), SIGPROXY=target/release/sigproxy (built with `cargo build --release` when
-# missing; honours CARGO_TARGET_DIR; SIGPROXY_NO_BUILD=1 skips `cargo build`), OUT=benches/RESULTS.md. Needs wrk, nginx, python3 with
-# `cryptography`; installs wrk and nginx-light with apt-get when missing. Total: ~10 cases x
-# (WARMUP+DURATION) plus pre-signing, about 1.5 minutes with the defaults.
+# HALF_RATE (req/s for the open-loop b/c comparison; default half of c's wrk req/s),
+# CONNS=32 (wrk -c, loadgen --connections), KEEP=1 (keep the temp dir: configs, logs, wrk outputs),
+# SIGPROXY=target/release/sigproxy and LOADGEN=target/release/examples/loadgen (both built with
+# `cargo build --release`; honours CARGO_TARGET_DIR; SIGPROXY_NO_BUILD=1 skips `cargo build`),
+# OUT=benches/RESULTS.md. Needs wrk, nginx, python3 with `cryptography`; installs wrk and
+# nginx-light with apt-get when missing. Total: ~14 cases x (WARMUP+DURATION) plus pre-signing,
+# about 2 minutes with the defaults. Shared functions: lib.sh (also used by soak.sh).
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -29,75 +34,22 @@ CONNS=${CONNS:-32}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/benches/load
 OUT=${OUT:-$ROOT/benches/RESULTS.md}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SIGPROXY=${SIGPROXY:-$TARGET_DIR/release/sigproxy}
+# shellcheck source=benches/load/lib.sh
+. "$HERE/lib.sh"
 
-need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx; then
   apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
 fi
 python3 -c 'import cryptography' 2>/dev/null || { echo "python3 with the cryptography module is needed" >&2; exit 1; }
-if [ -z "${SIGPROXY_NO_BUILD:-}" ]; then
-  (cd "$ROOT" && cargo build --release --bin sigproxy)
-fi
-[ -x "$SIGPROXY" ] || { echo "no sigproxy binary at $SIGPROXY (set SIGPROXY or CARGO_TARGET_DIR)" >&2; exit 1; }
-
-T=$(mktemp -d /tmp/sigproxy-load.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # bounded: 10 s
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2; exit 1
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TCK=$(getconf CLK_TCK)
+build
 
 UP=$(free_port); NPX=$(free_port); SP=$(free_port); ADM=$(free_port)
 
 # --- nginx: the trivial upstream and the plain reverse proxy, 1 worker each, loopback only.
-nginx_conf() { # name, server block
-  mkdir -p "$T/$1"
-  cat >"$T/$1/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $T/$1/nginx.pid;
-error_log $T/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  client_max_body_size 10m;
-  client_body_buffer_size 128k;  # keep 64 KiB bodies in memory, as sigproxy does
-  client_body_temp_path $T/$1/body;
-  proxy_temp_path $T/$1/proxy;
-  fastcgi_temp_path $T/$1/fcgi;
-  uwsgi_temp_path $T/$1/uwsgi;
-  scgi_temp_path $T/$1/scgi;
-  $2
-}
-EOF
-  nginx -p "$T/$1" -c "$T/$1/nginx.conf" >"$T/$1/out.log" 2>&1 &
-  PIDS+=($!)
-}
-nginx_conf upstream "server { listen 127.0.0.1:$UP; location / { return 200 \"ok\\n\"; } }"
+nginx_upstream "$UP"
 nginx_conf proxy "upstream be { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NPX; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 wait_port "$UP"; wait_port "$NPX"
-nginx_worker() { # the worker of the nginx whose master is $1 (the master sits idle)
-  pgrep -P "$(cat "$T/$1/nginx.pid")" | head -1
-}
 
 # --- keys and pre-signed requests.
 (cd "$T" && "$SIGPROXY" keygen --key-id bench-v1 --client-id bench >"$T/keys.yaml" 2>/dev/null)
@@ -124,33 +76,9 @@ python3 "$HERE/presign.py" "$KEY" bench-v1 "$AUTH" POST /api/upload 1024 "$N" "$
 python3 "$HERE/presign.py" "$KEY" bench-v1 "$AUTH" POST /api/upload 65536 "$N" "$NOW" b "$T/post64k.reqs" & g3=$!
 wait "$g1" "$g2" "$g3"
 
-# --- sigproxy, one instance per mode, threads: 1, audit lines to /dev/null.
-start_sigproxy() { # mode [extra policy YAML]
-  cat >"$T/sigproxy-$1.yaml" <<EOF
-${2:-}
-mode: $1
-listen: "127.0.0.1:$SP"
-admin_listen: "127.0.0.1:$ADM"
-upstream: "127.0.0.1:$UP"
-threads: 1
-shutdown_grace_seconds: 0
-signature:
-  max_age_seconds: 3600
-$(cat "$T/keys.yaml")
-EOF
-  "$SIGPROXY" run --config "$T/sigproxy-$1.yaml" >/dev/null 2>"$T/sigproxy-$1.err" &
-  SPID=$!
-  PIDS+=("$SPID")
-  wait_port "$SP"
-}
-stop_sigproxy() {
-  kill "$SPID" 2>/dev/null || true
-  wait "$SPID" 2>/dev/null || true
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$SP") 2>/dev/null || return 0; sleep 0.1; done
-}
-
+# --- sigproxy: one instance per mode (start_sigproxy / stop_sigproxy in lib.sh).
 ROWS=()
-declare -A CPU
+declare -A CPU RPS
 measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   local name=$1 pid=$2 port=$3 script=() wo="$T/wrk-$1.txt"
   if [ $# -ge 4 ]; then script=(-s "$HERE/cycle.lua" -- "$4" ${5:+"$5"}); fi
@@ -169,6 +97,7 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
     cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$TCK" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
   fi
   CPU[$name]=$cpu
+  RPS[$name]=$rps
   ROWS+=("| $name | $rps | $p50 | $p99 | $cpu | $reqs | $non2xx |")
   echo "$name: ${rps} req/s p50 $p50 p99 $p99 cpu ${cpu} µs/req non-2xx $non2xx" >&2
 }
@@ -198,6 +127,41 @@ if command -v redis-server >/dev/null 2>&1; then
   stop_sigproxy
   REDIS_ROW=1
 fi
+
+# --- half saturation, open loop: wrk above is closed-loop (a slow response delays the next request,
+# so its p99 hides stalls). loadgen (benches/load/loadgen.rs) sends at a fixed rate and counts each
+# latency from the request's scheduled time. nginx proxy and sigproxy off both face half of
+# sigproxy off's wrk req/s (the goal's ratio), and each also runs at half of its own.
+HROWS=()
+declare -A P99 ACH
+half() { # case-name, proxy-pid, port, rate, [reqs-file]
+  local name=$1 pid=$2 port=$3 rate=$4 lo src=(--path '/api/item?x=1')
+  lo="$T/loadgen-${#HROWS[@]}.json"
+  if [ $# -ge 5 ]; then src=(--requests "$5"); fi
+  local t0 t1 lg cpu
+  t0=$(cpu_ticks "$pid")
+  "$LOADGEN" --addr "127.0.0.1:$port" --rate "$rate" --connections "$CONNS" --duration "$DURATION" \
+    --warmup "$WARMUP" "${src[@]}" >"$lo" 2>"$lo.err" || { cat "$lo.err" >&2; exit 1; }
+  t1=$(cpu_ticks "$pid")
+  read -r -a lg < <(json_fields "$lo" achieved_rps p50_us p90_us p99_us p999_us max_us non_2xx errors unsent responses_total send_lag_p99_us)
+  cpu=$(awk -v d=$((t1 - t0)) -v n="${lg[9]}" -v hz="$TCK" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
+  P99[$name]=${lg[3]}; ACH[$name]=${lg[0]}
+  HROWS+=("| $name | $rate | ${lg[0]} | ${lg[1]} | ${lg[2]} | ${lg[3]} | ${lg[4]} | ${lg[5]} | $cpu | ${lg[6]} | $((lg[7] + lg[8])) | ${lg[10]} |")
+  echo "$name @ $rate/s: p50 ${lg[1]} p99 ${lg[3]} max ${lg[5]} µs, non-2xx ${lg[6]}, errors+unsent $((lg[7] + lg[8]))" >&2
+}
+halfrate() { awk -v r="$1" 'BEGIN {printf "%d", r / 2}'; }
+COMMON=${HALF_RATE:-$(halfrate "${RPS["c sigproxy off"]}")}
+NGX_HALF=$(halfrate "${RPS["b nginx proxy"]}")
+REQ_HALF=$(halfrate "${RPS["e sigproxy required, signed GET"]}")
+HB="b nginx proxy @ ½ off's saturation"
+HC="c sigproxy off @ ½ own saturation"
+half "$HB" "$(nginx_worker proxy)" "$NPX" "$COMMON"
+start_sigproxy off; half "$HC" "$SPID" "$SP" "$COMMON"; stop_sigproxy
+half "b nginx proxy @ ½ own saturation" "$(nginx_worker proxy)" "$NPX" "$NGX_HALF"
+# a fresh instance: its replay store has seen none of get.reqs's nonces
+start_sigproxy required
+half "e sigproxy required, signed GET @ ½ own saturation" "$SPID" "$SP" "$REQ_HALF" "$T/get.reqs"
+stop_sigproxy
 
 # --- bare Ed25519 verify_strict in the same run (criterion, benches/verify.rs, ~5 s; the bench
 # binary is built on first use). VERIFY_BENCH=0 skips it and leaves that ratio open.
@@ -232,6 +196,16 @@ SIGN_EXTRA=$(awk -v a="$REQ" -v b="$OFF" 'BEGIN {printf "%.1f", a - b}')
   echo "CPU µs/req counts the whole proxy process (all threads; for nginx its one worker) in"
   echo "1/$TCK s ticks, divided by the requests wrk completed; for \`a\` it is the upstream nginx itself."
   echo
+  echo "### Open loop at half saturation (loadgen, constant rate)"
+  echo
+  echo "\`loadgen --rate R --connections $CONNS\`, ${DURATION} s after ${WARMUP} s at the same rate. Latency (µs) is counted"
+  echo "from each request's scheduled send time (coordinated omission corrected); saturation is the wrk"
+  echo "req/s above. \"gen lag p99\": scheduled time → write, the generator's own or a busy connection's delay."
+  echo
+  echo "| case | offered req/s | achieved | p50 | p90 | p99 | p99.9 | max | proxy CPU µs/req | non-2xx | errors+unsent | gen lag p99 |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${HROWS[@]}"
+  echo
   echo "## Goals (issue 6), ratios from this run"
   echo
   echo "| goal | value | target |"
@@ -247,8 +221,9 @@ SIGN_EXTRA=$(awk -v a="$REQ" -v b="$OFF" 'BEGIN {printf "%.1f", a - b}')
     RED=${CPU["e sigproxy required + Redis replay store, signed GET"]}
     echo "| Redis replay store, signed GET: extra CPU µs/req over the memory store (latency: rows e) | $(awk -v a="$RED" -v b="$REQ" 'BEGIN {printf "%.1f", a - b}') µs | (issue 7: measured, no target) |"
   fi
-  echo "| p99 at half saturation / nginx | not measured (needs a constant-rate client such as wrk2) | ≤ 1.5 |"
-  echo "| RSS per nonce at 1 M, soak | not measured by this harness | ≤ 64 B, flat |"
+  kept=$(awk -v a="${ACH[$HC]}" -v r="$COMMON" 'BEGIN { if (a < 0.98 * r) printf "; sigproxy off kept up with only %d of %d req/s: overloaded", a, r }')
+  echo "| p99 at half saturation / nginx: sigproxy off / nginx proxy, both at $COMMON req/s (loadgen) | $(ratio "${P99[$HC]}" "${P99[$HB]}") (${P99[$HC]} / ${P99[$HB]} µs$kept) | ≤ 1.5 |"
+  echo "| RSS per nonce at 1 M, soak | not measured by this harness (tests/replay_memory.rs, benches/load/soak.sh; see notes) | ≤ 64 B, flat |"
   echo
   echo "The machine is shared (see the load average): compare ratios within one run, not absolute"
   echo "numbers across runs. CPU µs/req is less sensitive to a busy machine than req/s or latency."
