@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# User-space instructions per request, counted by callgrind: the repeatable companion of run.sh's
+# CPU µs/req, which a shared machine moves by ±30% between runs. A benchmark, not a test.
+#
+#   benches/load/instructions.sh      # from the repository root; prints a table, writes nothing
+#
+# Each server runs under `valgrind --tool=callgrind` (all threads counted), gets WARM requests,
+# has its counters zeroed, then N sequential keep-alive requests from drive.py over one
+# connection, and is dumped: Ir/req = the dump's total / N. Cases: nginx plain proxy (one
+# process, master_process off), sigproxy `off`, sigproxy `required` with pre-signed GETs (fresh
+# nonces). From the `required` profile: the inclusive Ir of `VerifyingKey::verify_strict` per
+# request — the bare Ed25519 verify, measured inside the same run. Kernel work is not counted by
+# callgrind: syscalls per request come from a second, native pass (perf stat, when perf exists).
+#
+# Knobs: N=2000, WARM=300, KEEP=1 (keep the temp dir and the callgrind files), SIGPROXY=...,
+# SIGPROXY_NO_BUILD=1 (see lib.sh). Needs valgrind (installed with apt-get when missing), nginx,
+# python3 with `cryptography`. About 2 minutes.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/benches/load
+# shellcheck source=benches/load/lib.sh
+. "$HERE/lib.sh"
+N=${N:-2000}
+WARM=${WARM:-300}
+
+if ! need valgrind || ! need nginx; then
+  apt-get update -qq && apt-get install -y -qq valgrind nginx-light >/dev/null
+fi
+python3 -c 'import cryptography' 2>/dev/null || { echo "python3 with the cryptography module is needed" >&2; exit 1; }
+build
+
+UP=$(free_port); NPX=$(free_port); SP=$(free_port); ADM=$(free_port)
+nginx_upstream "$UP"
+wait_port "$UP"
+(cd "$T" && "$SIGPROXY" keygen --key-id bench-v1 --client-id bench >"$T/keys.yaml" 2>/dev/null)
+python3 "$HERE/presign.py" "$T/bench-v1.key" bench-v1 "127.0.0.1:$SP" GET '/api/item?x=1' 0 \
+  $((2 * (WARM + N))) "$(date +%s)" i "$T/get.reqs"
+
+# The plain proxy as one process, so callgrind sees the worker.
+mkdir -p "$T/cgproxy"
+cat >"$T/cgproxy/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $T/cgproxy/nginx.pid;
+error_log $T/cgproxy/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path $T/cgproxy/body;
+  proxy_temp_path $T/cgproxy/proxy;
+  fastcgi_temp_path $T/cgproxy/fcgi;
+  uwsgi_temp_path $T/cgproxy/uwsgi;
+  scgi_temp_path $T/cgproxy/scgi;
+  upstream be { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NPX; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+sigproxy_conf() { # mode -> config path
+  cat >"$T/sp-$1.yaml" <<CONF
+mode: $1
+listen: "127.0.0.1:$SP"
+admin_listen: "127.0.0.1:$ADM"
+upstream: "127.0.0.1:$UP"
+threads: 1
+shutdown_grace_seconds: 0
+signature:
+  max_age_seconds: 3600
+$(cat "$T/keys.yaml")
+CONF
+  echo "$T/sp-$1.yaml"
+}
+
+# name port reqs-offset-or-"-" command... : prints Ir per request, leaves $T/cg-<name>.1
+declare -A IR
+callgrind() {
+  local name=$1 port=$2 off=$3; shift 3
+  local reqs=() out=$T/cg-$name
+  if [ "$off" != - ]; then reqs=("$T/get.reqs"); fi
+  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "$@" \
+    >"$T/cg-$name.stdout" 2>"$T/cg-$name.stderr" &
+  local vp=$!
+  PIDS+=("$vp")
+  for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  python3 "$HERE/drive.py" "$port" "$WARM" ${reqs[@]+"${reqs[@]}"} ${reqs[@]+"$off"}
+  callgrind_control -z "$vp" >/dev/null
+  python3 "$HERE/drive.py" "$port" "$N" ${reqs[@]+"${reqs[@]}"} ${reqs[@]+"$((off + WARM))"}
+  callgrind_control -d "$vp" >/dev/null
+  kill -INT "$vp" 2>/dev/null || true
+  wait "$vp" 2>/dev/null || true
+  local total
+  total=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  IR[$name]=$((total / N))
+  echo "$name: ${IR[$name]} instructions/request" >&2
+}
+
+callgrind nginx "$NPX" - nginx -p "$T/cgproxy" -c "$T/cgproxy/nginx.conf"
+callgrind off "$SP" - "$SIGPROXY" run --config "$(sigproxy_conf off)"
+callgrind required "$SP" 0 "$SIGPROXY" run --config "$(sigproxy_conf required)"
+VERIFY=$(callgrind_annotate --inclusive=yes "$T/cg-required.1" 2>/dev/null \
+  | awk '/ed25519_dalek::verifying::VerifyingKey::verify_strict \[/ && !seen {gsub(",", "", $1); print $1; seen = 1}')
+VERIFY=$((${VERIFY:-0} / N))
+
+# Native pass: syscalls per request (the kernel side callgrind does not see).
+declare -A SYS
+syscalls() { # name pid port reqs-offset-or-"-"
+  local reqs=()
+  if [ "$4" != - ]; then reqs=("$T/get.reqs" "$4"); fi
+  if ! need perf; then SYS[$1]=-; return; fi
+  perf stat -e raw_syscalls:sys_enter -p "$2" -o "$T/perf-$1.txt" &
+  local pp=$!
+  sleep 0.3
+  python3 "$HERE/drive.py" "$3" "$N" ${reqs[@]+"${reqs[@]}"}
+  kill -INT "$pp"; wait "$pp" 2>/dev/null || true
+  SYS[$1]=$(awk -v n="$N" '/raw_syscalls/ {gsub(",", "", $1); printf "%.1f", $1 / n}' "$T/perf-$1.txt")
+}
+nginx_conf proxy "upstream be { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NPX; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+wait_port "$NPX"
+python3 "$HERE/drive.py" "$NPX" "$WARM"
+syscalls nginx "$(nginx_worker proxy)" "$NPX" -
+for mode in off required; do
+  "$SIGPROXY" run --config "$T/sp-$mode.yaml" >/dev/null 2>>"$T/native.err" &
+  SPID=$!; PIDS+=("$SPID"); wait_port "$SP"
+  if [ "$mode" = off ]; then
+    python3 "$HERE/drive.py" "$SP" "$WARM"; syscalls off "$SPID" "$SP" -
+  else
+    python3 "$HERE/drive.py" "$SP" "$WARM" "$T/get.reqs" $((WARM + N))
+    syscalls required "$SPID" "$SP" $((2 * WARM + N))
+  fi
+  stop_sigproxy
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+EXTRA=$((IR[required] - IR[off]))
+cat <<TABLE
+Instructions per request (callgrind, user space, all threads; $N sequential keep-alive requests
+after $WARM), sigproxy $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null), $(nginx -v 2>&1 | sed 's/.*: //'), $(date -u '+%Y-%m-%d %H:%M UTC'):
+
+| case | instructions/request | syscalls/request (native) |
+|---|---|---|
+| nginx proxy | ${IR[nginx]} | ${SYS[nginx]} |
+| sigproxy off | ${IR[off]} | ${SYS[off]} |
+| sigproxy required, signed GET | ${IR[required]} | ${SYS[required]} |
+| of which \`verify_strict\` | $VERIFY | |
+
+| ratio | value | goal (issue 6, in CPU time) |
+|---|---|---|
+| passthrough: sigproxy off / nginx proxy | $(ratio "${IR[off]}" "${IR[nginx]}") | ≤ 1.0 |
+| signed extra: (required − off) / verify_strict | $(ratio "$EXTRA" "$VERIFY") ($EXTRA / $VERIFY) | ≤ 1.15 |
+TABLE
