@@ -94,6 +94,8 @@ impl Sidecar {
                 .arg(&path)
                 .env_remove("SIGPROXY_CONFIG")
                 .env("SIGPROXY_LOG", "info,pingora=warn")
+                // Tests read the log right after a request: no 200 ms line buffering.
+                .env("SIGPROXY_LOG_FLUSH_MS", "0")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -90,7 +90,8 @@ fn serve(stream: TcpStream, out: Arc<Mutex<Vec<Recorded>>>, delay: Duration) {
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    for _ in 0..1000 {
+    const MAX_PER_CONNECTION: usize = 1000;
+    for served in 1..=MAX_PER_CONNECTION {
         let mut line = String::new();
         if r.read_line(&mut line).unwrap_or(0) == 0 {
             return;
@@ -166,8 +167,15 @@ fn serve(stream: TcpStream, out: Arc<Mutex<Vec<Recorded>>>, delay: Duration) {
             .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
             .collect();
         let body = serde_json::json!({"headers": echo, "body_len": body_len}).to_string();
+        // The last answer on a connection says so, as a real server does: closing silently
+        // races with the proxy reusing the pooled connection (a flaky 502 under load).
+        let close = if served == MAX_PER_CONNECTION {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{close}Content-Length: {}\r\n\r\n{}",
             body.len(),
             body
         );

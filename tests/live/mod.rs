@@ -107,6 +107,8 @@ impl Proxy {
             .arg(policy)
             .env_remove("SIGPROXY_CONFIG")
             .env("SIGPROXY_LOG", "info,pingora=warn")
+            // Tests read the log right after a request: no 200 ms line buffering.
+            .env("SIGPROXY_LOG_FLUSH_MS", "0")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out);

@@ -47,6 +47,8 @@ impl Sigproxy {
             .args(["run", "--config"])
             .arg(&path)
             .env("SIGPROXY_LOG", "info,pingora=warn")
+            // Tests read the log right after a request: no 200 ms line buffering.
+            .env("SIGPROXY_LOG_FLUSH_MS", "0")
             .stdin(Stdio::null())
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"))
