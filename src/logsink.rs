@@ -27,6 +27,14 @@ pub fn global() -> &'static LogSink {
     GLOBAL.get_or_init(LogSink::stdout_from_env)
 }
 
+/// Writes out the process's sink, if there is one: for paths that leave through
+/// `std::process::exit`, which runs no destructors.
+pub fn flush_global() {
+    if let Some(s) = GLOBAL.get() {
+        s.flush();
+    }
+}
+
 /// Buffered, shared, line-preserving stdout (or any writer, for tests).
 #[derive(Clone)]
 pub struct LogSink {

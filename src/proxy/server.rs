@@ -216,6 +216,8 @@ fn exit_when_drained(
         std::thread::sleep(Duration::from_millis(20));
     }
     cleanup_runtime_dir(&settings, &h.runtime_dir);
+    // `exit` skips the flush at the end of `serve`: write the buffered log lines now.
+    crate::logsink::flush_global();
     std::process::exit(0);
 }
 

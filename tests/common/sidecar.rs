@@ -70,6 +70,11 @@ impl Sidecar {
     /// Start `sigproxy run` with a policy: listen/admin/upstream/keys are filled in, `extra` is
     /// appended as more top-level YAML (mode, routes, signature, replay …).
     pub fn start(upstream: SocketAddr, extra: &str) -> Self {
+        Self::start_with_env(upstream, extra, &[])
+    }
+
+    /// `start` with extra environment for the proxy (set after the defaults, so they win).
+    pub fn start_with_env(upstream: SocketAddr, extra: &str, env: &[(&str, &str)]) -> Self {
         let mut dir = tempfile::tempdir().unwrap();
         let active = keygen(dir.path(), ACTIVE, ACTIVE_CLIENT);
         let revoked = keygen(dir.path(), REVOKED, "client-old");
@@ -96,6 +101,7 @@ impl Sidecar {
                 .env("SIGPROXY_LOG", "info,pingora=warn")
                 // Tests read the log right after a request: no 200 ms line buffering.
                 .env("SIGPROXY_LOG_FLUSH_MS", "0")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -132,6 +138,21 @@ impl Sidecar {
             dir = std::mem::replace(&mut sc.dir, tempfile::tempdir().unwrap());
         }
         panic!("sigproxy did not become ready:\n{last}");
+    }
+
+    /// SIGTERM, then wait (at most 10 s) for the process to exit; true when it did.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     pub fn key_path(&self, id: &str) -> PathBuf {
