@@ -58,22 +58,10 @@ http {
   server { listen 127.0.0.1:$NPX; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 CONF
-sigproxy_conf() { # mode -> config path
-  cat >"$T/sp-$1.yaml" <<CONF
-mode: $1
-listen: "127.0.0.1:$SP"
-admin_listen: "127.0.0.1:$ADM"
-upstream: "127.0.0.1:$UP"
-threads: 1
-shutdown_grace_seconds: 0
-signature:
-  max_age_seconds: 3600
-$(cat "$T/keys.yaml")
-CONF
-  echo "$T/sp-$1.yaml"
-}
 
 # name port reqs-offset-or-"-" command... : prints Ir per request, leaves $T/cg-<name>.1
+sigproxy_config off
+sigproxy_config required
 declare -A IR
 callgrind() {
   local name=$1 port=$2 off=$3; shift 3
@@ -97,8 +85,8 @@ callgrind() {
 }
 
 callgrind nginx "$NPX" - nginx -p "$T/cgproxy" -c "$T/cgproxy/nginx.conf"
-callgrind off "$SP" - "$SIGPROXY" run --config "$(sigproxy_conf off)"
-callgrind required "$SP" 0 "$SIGPROXY" run --config "$(sigproxy_conf required)"
+callgrind off "$SP" - "$SIGPROXY" run --config "$T/sigproxy-off.yaml"
+callgrind required "$SP" 0 "$SIGPROXY" run --config "$T/sigproxy-required.yaml"
 VERIFY=$(callgrind_annotate --inclusive=yes "$T/cg-required.1" 2>/dev/null \
   | awk '/ed25519_dalek::verifying::VerifyingKey::verify_strict \[/ && !seen {gsub(",", "", $1); print $1; seen = 1}')
 VERIFY=$((${VERIFY:-0} / N))
@@ -122,7 +110,7 @@ wait_port "$NPX"
 python3 "$HERE/drive.py" "$NPX" "$WARM"
 syscalls nginx "$(nginx_worker proxy)" "$NPX" -
 for mode in off required; do
-  "$SIGPROXY" run --config "$T/sp-$mode.yaml" >/dev/null 2>>"$T/native.err" &
+  "$SIGPROXY" run --config "$T/sigproxy-$mode.yaml" >/dev/null 2>>"$T/native.err" &
   SPID=$!; PIDS+=("$SPID"); wait_port "$SP"
   if [ "$mode" = off ]; then
     python3 "$HERE/drive.py" "$SP" "$WARM"; syscalls off "$SPID" "$SP" -

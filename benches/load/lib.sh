@@ -78,7 +78,7 @@ nginx_worker() { # the worker of the nginx whose master is $1 (the master sits i
 
 # --- sigproxy, one instance at a time on $SP (admin $ADM) in front of $UP, threads: 1, audit lines
 # to /dev/null. Keys from $T/keys.yaml. SIG_MAX_AGE / SIG_SKEW set the signature window.
-start_sigproxy() { # mode [extra policy YAML]
+sigproxy_config() { # mode [extra policy YAML]: writes $T/sigproxy-<mode>.yaml
   cat >"$T/sigproxy-$1.yaml" <<EOF
 ${2:-}
 mode: $1
@@ -92,6 +92,9 @@ signature:
   clock_skew_seconds: ${SIG_SKEW:-30}
 $(cat "$T/keys.yaml")
 EOF
+}
+start_sigproxy() { # mode [extra policy YAML]
+  sigproxy_config "$@"
   "$SIGPROXY" run --config "$T/sigproxy-$1.yaml" >/dev/null 2>"$T/sigproxy-$1.err" &
   SPID=$!
   PIDS+=("$SPID")
