@@ -93,11 +93,7 @@ fn signed_bodies_byte_exact_or_not_at_all() {
                     "{name}: {}",
                     String::from_utf8_lossy(&r.body)
                 );
-                let got: Vec<_> = up
-                    .recorded()
-                    .into_iter()
-                    .filter(|x| x.request_line.split_whitespace().nth(1) == Some(path.as_str()))
-                    .collect();
+                let got = up.recorded_at(&path);
                 assert_eq!(got.len(), 1, "{name}");
                 assert_eq!(got[0].body_len, n, "{name}: byte count");
                 assert_eq!(got[0].body_sha256, sha(&b), "{name}: content");
@@ -112,11 +108,7 @@ fn signed_bodies_byte_exact_or_not_at_all() {
                     "{name} chunked: {}",
                     String::from_utf8_lossy(&r.body)
                 );
-                let got: Vec<_> = up
-                    .recorded()
-                    .into_iter()
-                    .filter(|x| x.request_line.split_whitespace().nth(1) == Some(cpath.as_str()))
-                    .collect();
+                let got = up.recorded_at(&cpath);
                 assert_eq!(got.len(), 1, "{name} chunked");
                 assert_eq!(got[0].body_len, n, "{name} chunked: byte count");
                 assert_eq!(got[0].body_sha256, sha(&b), "{name} chunked: content");
@@ -142,11 +134,7 @@ fn signed_bodies_byte_exact_or_not_at_all() {
                 let path = format!("/hybrid/stream{i}");
                 let r = request(sc.addr, "POST", &path, &[], Body::Length(&b));
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                let rec = up
-                    .recorded()
-                    .into_iter()
-                    .find(|x| x.request_line.split_whitespace().nth(1) == Some(path.as_str()))
-                    .unwrap();
+                let rec = up.recorded_at(&path).into_iter().next().unwrap();
                 assert_eq!(
                     (rec.body_len, rec.body_sha256.as_str()),
                     (n, sha(&b).as_str())

@@ -122,11 +122,7 @@ fn pyauth_signed_requests_through_the_gateway() {
                 let raw = py_sign(sc, ACTIVE, ACTIVE, "POST", &path, Some(&b), &[]);
                 let r = sc.send_raw(&raw);
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                let rec = up
-                    .recorded()
-                    .into_iter()
-                    .find(|x| x.request_line.split_whitespace().nth(1) == Some(path.as_str()))
-                    .unwrap();
+                let rec = up.recorded_at(&path).into_iter().next().unwrap();
                 assert_eq!(rec.body_len, n);
                 assert_eq!(rec.body_sha256, hex::encode(Sha256::digest(&b)));
                 // One byte changed after signing.

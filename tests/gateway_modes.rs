@@ -40,10 +40,8 @@ const FORGED: &[&str] = &[
 ];
 
 fn last_for(up: &Upstream, path: &str) -> Recorded {
-    up.recorded()
-        .into_iter()
-        .rev()
-        .find(|r| r.request_line.split_whitespace().nth(1) == Some(path))
+    up.recorded_at(path)
+        .pop()
         .unwrap_or_else(|| panic!("{path} did not reach the upstream"))
 }
 

@@ -285,10 +285,7 @@ pub fn write_behind(c: &Conn, raw: Vec<u8>) {
 pub fn reached(up: &super::upstream::Upstream, path: &str) -> usize {
     up.recorded()
         .iter()
-        .filter(|r| {
-            let t = r.request_line.split_whitespace().nth(1).unwrap_or("");
-            t.split('?').next() == Some(path)
-        })
+        .filter(|r| r.target().split('?').next() == Some(path))
         .count()
 }
 

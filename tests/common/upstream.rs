@@ -19,6 +19,11 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The request target as received (path and query).
+    pub fn target(&self) -> &str {
+        self.request_line.split_whitespace().nth(1).unwrap_or("")
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -77,6 +82,14 @@ impl Upstream {
 
     pub fn recorded(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The recorded requests whose target is exactly `target`, in arrival order.
+    pub fn recorded_at(&self, target: &str) -> Vec<Recorded> {
+        self.recorded()
+            .into_iter()
+            .filter(|r| r.target() == target)
+            .collect()
     }
 }
 
