@@ -24,6 +24,7 @@ fn verified() -> Verified {
         nonce: Some("d2VsbC1oZWxsby10aGVyZQ".into()),
         tag: None,
         covers_digest: false,
+        covered_fields: Vec::new(),
         signature_base: String::new(),
     }
 }

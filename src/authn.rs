@@ -236,7 +236,7 @@ impl Authenticator {
         note.store_error_allowed = store_error_allowed;
         note.route = label;
         note.canary = canary;
-        to_verdict(live, decision, note)
+        to_verdict(live, req, decision, note)
     }
 }
 
@@ -269,15 +269,15 @@ fn note(
     }
 }
 
-fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict {
+fn to_verdict(live: &Live, req: &RequestView<'_>, d: Decision<'_>, mut note: AuditNote) -> Verdict {
     match d.action {
         Action::Pass { auth, identity } => {
             if note.method != AuthMethod::Signature {
                 note.method = auth;
             }
+            let id = &live.policy.file.identity;
             let mut headers = Vec::new();
             if let Some(v) = identity {
-                let id = &live.policy.file.identity;
                 push_header(&mut headers, &id.client_id_header, &v.client_id);
                 push_header(&mut headers, &id.key_id_header, &v.key_id);
             }
@@ -285,6 +285,7 @@ fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict {
                 identity: headers,
                 auth_method: auth,
                 note: Some(Box::new(note) as Note),
+                strip: overrides_to_strip(&id.strip_override_headers, req.headers, identity),
             })
         }
         Action::Reject(error) => {
@@ -296,6 +297,36 @@ fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict {
             Verdict::Reject(r)
         }
     }
+}
+
+/// The request's override headers (`identity.strip_override_headers`, matched in any case and
+/// `_`/`-` spelling) that no verified signature covers, named exactly as they arrived. A header
+/// counts as covered only under its own exact name: covering `x-http-method-override` does not
+/// vouch for an `x_http_method_override` sent beside it.
+fn overrides_to_strip(
+    names: &[HeaderName],
+    headers: &http::HeaderMap,
+    verified: Option<&Verified>,
+) -> Vec<HeaderName> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    headers
+        .keys()
+        .filter(|k| names.iter().any(|n| same_spelling(k.as_str(), n.as_str())))
+        .filter(|k| !verified.is_some_and(|v| v.covers_field(k.as_str())))
+        .cloned()
+        .collect()
+}
+
+/// Header names equal after lowercasing and `_` → `-` (how proxies and CGI-style frameworks
+/// fold them). No allocation: this runs over every header of every request.
+fn same_spelling(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 fn push_header(out: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, value: &str) {
@@ -345,7 +376,7 @@ impl Gate for Authenticator {
             n.route = route.label;
             n.canary = canary;
             n.canary_halt = halt;
-            return HeadVerdict::Decided(to_verdict(&live, d, n));
+            return HeadVerdict::Decided(to_verdict(&live, req, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {
             if let RateDecision::Limited { retry_after_secs } =
@@ -359,7 +390,7 @@ impl Gate for Authenticator {
                     let d = decide(Mode::Required, false, Outcome::Invalid(&e));
                     let mut n = note(&d, mode, dry_run, AuthMethod::Signature, started);
                     n.route = route.label.clone();
-                    let mut v = to_verdict(&live, d, n);
+                    let mut v = to_verdict(&live, req, d, n);
                     if let Verdict::Reject(r) = &mut v {
                         r.retry_after = Some(retry_after_secs);
                         r.accept_signature = None;
@@ -406,7 +437,7 @@ impl Gate for Authenticator {
                 AuthMethod::Signature,
                 Instant::now(),
             );
-            return to_verdict(&live, d, n);
+            return to_verdict(&live, req, d, n);
         };
         let Pending {
             live,
@@ -436,4 +467,85 @@ fn check_digest(req: &RequestView<'_>, body: &[u8]) -> Result<(), Error> {
     let mut checker = digest::parse(&value)?.checker();
     checker.update(body);
     checker.finish()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::IdentityPolicy;
+
+    fn headers(names: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for n in names {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static("DELETE"),
+            );
+        }
+        h
+    }
+
+    fn verified(covered: &[&str]) -> Verified {
+        Verified {
+            label: "sig1".into(),
+            key_id: "k".into(),
+            client_id: "c".into(),
+            created: Some(1),
+            expires: None,
+            nonce: None,
+            tag: None,
+            covers_digest: false,
+            covered_fields: covered.iter().map(|s| s.to_string()).collect(),
+            signature_base: String::new(),
+        }
+    }
+
+    fn names(v: &[HeaderName]) -> Vec<&str> {
+        v.iter().map(HeaderName::as_str).collect()
+    }
+
+    #[test]
+    fn override_headers_are_stripped_in_every_spelling_unless_covered() {
+        let list = IdentityPolicy::default().strip_override_headers;
+        let h = headers(&[
+            "X-HTTP-Method-Override",
+            "x_http_method_override",
+            "X-Original-URL",
+            "x_rewrite_url",
+            "X-Method-Override",
+            "X-HTTP-Method",
+            "X-Other",
+        ]);
+        let stripped = overrides_to_strip(&list, &h, None);
+        let mut all = names(&stripped);
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            [
+                "x-http-method",
+                "x-http-method-override",
+                "x-method-override",
+                "x-original-url",
+                "x_http_method_override",
+                "x_rewrite_url",
+            ]
+        );
+        // Covered under its exact name: kept; the `_` spelling beside it is not covered.
+        let v = verified(&["x-http-method-override"]);
+        let left = overrides_to_strip(&list, &h, Some(&v));
+        assert!(!names(&left).contains(&"x-http-method-override"));
+        assert!(names(&left).contains(&"x_http_method_override"));
+        // An empty list strips nothing; a configured name is matched in any spelling.
+        assert!(overrides_to_strip(&[], &h, None).is_empty());
+        let custom = [HeaderName::from_static("x_other")];
+        assert_eq!(names(&overrides_to_strip(&custom, &h, None)), ["x-other"]);
+    }
+
+    #[test]
+    fn spelling_fold() {
+        assert!(same_spelling("x_a-b", "X-A_B"));
+        assert!(!same_spelling("x-ab", "x-a"));
+        assert!(!same_spelling("x.ab", "x-ab"));
+    }
 }

@@ -151,6 +151,7 @@ mod tests {
             nonce: Some("n".into()),
             tag: None,
             covers_digest: false,
+            covered_fields: Vec::new(),
             signature_base: String::new(),
         }
     }

@@ -163,6 +163,11 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
         e.mode,
         if e.dry_run { "  dry_run" } else { "" }
     );
+    let _ = writeln!(
+        s,
+        "route_matching: case_insensitive {} (every lenient reading of a path; the strictest route wins)",
+        f.route_matching.case_insensitive
+    );
     let g = &f.signature;
     let _ = writeln!(
         s,
@@ -183,19 +188,25 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
         g.public_scheme.map_or("as received", |x| x.as_str())
     );
     let id = &f.identity;
-    let strip: Vec<&str> = id
-        .strip_inbound
-        .iter()
-        .map(http::HeaderName::as_str)
-        .collect();
+    let names = |hs: &[http::HeaderName]| {
+        hs.iter()
+            .map(http::HeaderName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = writeln!(
         s,
         "identity: {} {} {}; also stripped: [{}]; forward_signature_headers: {}",
         id.client_id_header,
         id.key_id_header,
         id.auth_method_header,
-        strip.join(", "),
+        names(&id.strip_inbound),
         id.forward_signature_headers
+    );
+    let _ = writeln!(
+        s,
+        "override headers stripped unless signed: [{}]",
+        names(&id.strip_override_headers)
     );
     let proxies: Vec<String> = f.trusted_proxies.iter().map(ToString::to_string).collect();
     let _ = writeln!(s, "trusted_proxies: [{}]", proxies.join(", "));

@@ -8,7 +8,7 @@ use super::key_entries::{self, KeyEntry};
 use super::network::{Upstream, socket_addr};
 use super::reader::{MapReader, boolean, index, integer, list, string};
 use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
-use super::routes::{self, Route};
+use super::routes::{self, Route, RouteMatching};
 use super::signature::{self, SignaturePolicy};
 use super::types::Mode;
 use super::yaml::Node;
@@ -33,6 +33,7 @@ pub struct PolicyFile {
     pub key_files: Vec<String>,
     pub key_directory: Option<KeyDirectory>,
     pub routes: Vec<Route>,
+    pub route_matching: RouteMatching,
     pub canary: CanaryPolicy,
     pub identity: IdentityPolicy,
     pub trusted_proxies: Vec<IpNet>,
@@ -74,6 +75,7 @@ impl Default for PolicyFile {
             key_files: Vec::new(),
             key_directory: None,
             routes: Vec::new(),
+            route_matching: RouteMatching::default(),
             canary: CanaryPolicy::default(),
             identity: IdentityPolicy::default(),
             trusted_proxies: Vec::new(),
@@ -101,6 +103,7 @@ const TOP: &[&str] = &[
     "key_files",
     "key_directory",
     "routes",
+    "route_matching",
     "canary",
     "identity",
     "trusted_proxies",
@@ -173,6 +176,9 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     }
     if let Some((n, p)) = m.get("routes") {
         f.routes = routes::parse(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("route_matching") {
+        f.route_matching = routes::parse_matching(d, n, &p);
     }
     if let Some((n, p)) = m.get("canary") {
         f.canary = canary::parse(d, n, &p);

@@ -1,5 +1,7 @@
-//! `identity:` — the headers that tell the backend who called, and which inbound headers are
-//! dropped. Names only; stripping and setting them is the proxy's job.
+//! `identity:` — the headers that tell the backend who called, which inbound headers are
+//! dropped, and which request-override headers (`X-HTTP-Method-Override`, `X-Original-URL` …)
+//! are dropped unless a verified signature covers them. Names only; deciding per request and
+//! stripping is the gate's and the proxy's job.
 
 use super::canary::header_name;
 use super::error::Diag;
@@ -14,7 +16,20 @@ pub struct IdentityPolicy {
     /// Extra inbound headers to drop; the three above are always dropped.
     pub strip_inbound: Vec<HeaderName>,
     pub forward_signature_headers: bool,
+    /// Headers that make a backend serve another method or path than the request line says
+    /// (IIS/Symfony/Laravel `X-Original-URL`, frameworks' method overrides): dropped from every
+    /// request, in any case or `_` spelling, unless the verified signature covers them.
+    pub strip_override_headers: Vec<HeaderName>,
 }
+
+/// `identity.strip_override_headers` when the policy does not say.
+pub const DEFAULT_OVERRIDE_HEADERS: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 impl Default for IdentityPolicy {
     fn default() -> Self {
@@ -24,6 +39,10 @@ impl Default for IdentityPolicy {
             auth_method_header: HeaderName::from_static("x-datafold-auth-method"),
             strip_inbound: Vec::new(),
             forward_signature_headers: true,
+            strip_override_headers: DEFAULT_OVERRIDE_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
         }
     }
 }
@@ -36,6 +55,7 @@ pub(crate) fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPoli
         "auth_method_header",
         "strip_inbound",
         "forward_signature_headers",
+        "strip_override_headers",
     ];
     let Some(m) = MapReader::new(d, n, path, KEYS) else {
         return id;
@@ -66,6 +86,17 @@ pub(crate) fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPoli
         for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
             if let Some(h) = header(d, item, &index(&p, i)) {
                 id.strip_inbound.push(h);
+            }
+        }
+    }
+    if let Some((n, p)) = m.get("strip_override_headers") {
+        // Written out, the list replaces the default (`[]` strips none).
+        id.strip_override_headers.clear();
+        for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
+            if let Some(h) = header(d, item, &index(&p, i)) {
+                if !id.strip_override_headers.contains(&h) {
+                    id.strip_override_headers.push(h);
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ pub use crate::keys::{KeySource, KeyStatus};
 pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, StickyOn};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
-pub use identity::IdentityPolicy;
+pub use identity::{DEFAULT_OVERRIDE_HEADERS, IdentityPolicy};
 pub use key_entries::KeyEntry;
 pub use network::Upstream;
 pub use overrides::{
@@ -33,7 +33,7 @@ pub use overrides::{
     parse_mode_value, parse_percent_value,
 };
 pub use replay::{OnStoreError, ReplayBackend, ReplayPolicy};
-pub use routes::{Route, RouteRef};
+pub use routes::{Route, RouteMatching, RouteRef};
 pub use signature::SignaturePolicy;
 pub use types::{Mode, Requirement, Scheme};
 pub use yaml::Pos;
@@ -65,6 +65,7 @@ impl Policy {
             &self.file.routes,
             self.file.mode,
             self.file.dry_run,
+            self.file.route_matching,
             method,
             path,
         )
@@ -125,7 +126,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Entry points for the cargo-fuzz targets in `fuzz/` (not an API; no disk access).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{ConfigErrors, Policy};
+
+    /// `parse` without expanding or reading `key_files` (a fuzzer must not read `/dev/stdin`).
+    pub fn parse_offline(text: &[u8]) -> Result<Policy, ConfigErrors> {
+        super::parse_policy(text, "fuzz.yaml", false)
+    }
+
+    /// A key file's text, as `key_files` entries are read.
+    pub fn parse_key_file(text: &str) -> usize {
+        let (keys, errors) =
+            super::key_entries::parse_key_file(text, std::path::Path::new("keys.yaml"));
+        keys.len() + errors.len()
+    }
+}
+
 fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
+    parse_policy(bytes, file_name, true)
+}
+
+fn parse_policy(
+    bytes: &[u8],
+    file_name: &str,
+    read_key_files: bool,
+) -> Result<Policy, ConfigErrors> {
     let mut d = Diag::new(file_name);
     let sha256 = sha256_hex(bytes);
     let text = match std::str::from_utf8(bytes) {
@@ -157,7 +184,11 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
-    let (keys, key_file_paths) = gather_keys(&file, &root, base, file_name, &mut errors);
+    let (keys, key_file_paths) = if read_key_files {
+        gather_keys(&file, &root, base, file_name, &mut errors)
+    } else {
+        (file.keys.clone(), Vec::new())
+    };
     errors.sort_by(|a, b| {
         (a.file != file_name, &a.file, a.line, a.col).cmp(&(
             b.file != file_name,

@@ -4,7 +4,7 @@
 
 use super::Policy;
 use super::error::{ConfigError, ConfigErrors};
-use super::routes::{self, Route, RouteRef};
+use super::routes::{self, Route, RouteMatching, RouteRef};
 use super::types::Mode;
 use http::Method;
 use std::path::{Path, PathBuf};
@@ -227,13 +227,22 @@ pub struct EffectivePolicy {
     pub cap: Option<Mode>,
     /// The policy's routes with their modes capped (and dry_run forced on under DRY_RUN=true).
     pub routes: Vec<Route>,
+    /// `route_matching` from the file (no override changes it).
+    pub route_matching: RouteMatching,
     pub overrides: Overrides,
 }
 
 impl EffectivePolicy {
     /// First matching route, or the default. Does not allocate for ordinary paths.
     pub fn route_for(&self, method: &Method, path: &str) -> RouteRef<'_> {
-        routes::lookup(&self.routes, self.mode, self.dry_run, method, path)
+        routes::lookup(
+            &self.routes,
+            self.mode,
+            self.dry_run,
+            self.route_matching,
+            method,
+            path,
+        )
     }
 }
 
@@ -267,6 +276,7 @@ pub(crate) fn effective(p: &Policy, o: &Overrides) -> EffectivePolicy {
         canary_percent: o.canary_percent.unwrap_or(p.file.canary.percent),
         cap,
         routes,
+        route_matching: p.file.route_matching,
         overrides: *o,
     }
 }

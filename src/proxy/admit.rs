@@ -166,6 +166,9 @@ impl SigProxy {
         );
         headers::set(up, &headers::X_REQUEST_ID, &ctx.request_id);
         if let Some(pass) = &ctx.pass {
+            for k in &pass.strip {
+                up.remove(k);
+            }
             for (k, v) in &pass.identity {
                 up.insert(k.clone(), v.clone());
             }

@@ -43,6 +43,10 @@ pub struct Pass {
     pub identity: Vec<(HeaderName, HeaderValue)>,
     pub auth_method: AuthMethod,
     pub note: Option<Note>,
+    /// Further inbound headers to remove from this request before it goes upstream, exactly as
+    /// named in the request's header map (e.g. an `X-HTTP-Method-Override` the signature did not
+    /// cover, in whatever spelling it arrived).
+    pub strip: Vec<HeaderName>,
 }
 
 /// Refuse the request; nothing of it reaches the upstream.
@@ -103,6 +107,7 @@ impl Gate for PassthroughGate {
             identity: Vec::new(),
             auth_method: AuthMethod::Legacy,
             note: None,
+            strip: Vec::new(),
         }))
     }
 
@@ -116,6 +121,7 @@ impl Gate for PassthroughGate {
             identity: Vec::new(),
             auth_method: AuthMethod::Legacy,
             note: None,
+            strip: Vec::new(),
         })
     }
 }

@@ -83,9 +83,23 @@ pub struct Verified {
     pub expires: Option<i64>,
     pub nonce: Option<String>,
     pub tag: Option<String>,
-    /// The signature covers `content-digest`: the caller must check the body against it.
+    /// The signature covers `content-digest` (and `body_digest` is not `off`): the caller must
+    /// check the body actually received against it, an empty or absent body included, whatever
+    /// Content-Length or Transfer-Encoding announced.
     pub covers_digest: bool,
+    /// HTTP fields whose whole value the signature covers (lowercase names; a `;key=` member
+    /// alone does not count): e.g. an override header the proxy may then let through.
+    pub covered_fields: Vec<String>,
     pub signature_base: String,
+}
+
+impl Verified {
+    /// The signature covers every value of the field `name` (any ASCII case).
+    pub fn covers_field(&self, name: &str) -> bool {
+        self.covered_fields
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Verifies the request's signature. `has_body` says whether the request has content
@@ -228,7 +242,15 @@ fn verify_entry(
         expires: p.expires,
         nonce: p.nonce.clone(),
         tag: p.tag.clone(),
-        covers_digest: covers_digest && has_body && opts.body_digest != Requirement::Off,
+        // Not `&& has_body`: a covered digest of a 34-byte body sent with `Content-Length: 0`
+        // must fail against the empty body, not skip the check (body stripping).
+        covers_digest: covers_digest && opts.body_digest != Requirement::Off,
+        covered_fields: e
+            .components
+            .iter()
+            .filter(|c| matches!(c.name, ComponentName::Field(_)) && c.key.is_none())
+            .map(|c| c.name_str().to_ascii_lowercase())
+            .collect(),
         signature_base: base,
     })
 }

@@ -50,6 +50,7 @@ impl Gate for TestGate {
             identity: Vec::new(),
             auth_method: AuthMethod::Legacy,
             note: None,
+            strip: Vec::new(),
         }))
     }
 
@@ -66,6 +67,7 @@ impl Gate for TestGate {
             identity: identity(),
             auth_method: AuthMethod::Signature,
             note: None,
+            strip: Vec::new(),
         })
     }
 }

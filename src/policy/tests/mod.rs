@@ -304,3 +304,56 @@ fn policy_can_be_shared_across_threads_and_bad_bytes_are_errors() {
         "{e:?}"
     );
 }
+
+#[test]
+fn route_matching_and_override_headers_parse_with_defaults() {
+    let p = ok("");
+    assert!(p.file.route_matching.case_insensitive);
+    assert_eq!(
+        p.file.identity.strip_override_headers,
+        DEFAULT_OVERRIDE_HEADERS.map(http::HeaderName::from_static)
+    );
+    assert_eq!(
+        p.route_for(&http::Method::GET, "/x").mode,
+        p.effective(&Overrides::default())
+            .route_for(&http::Method::GET, "/x")
+            .mode
+    );
+    let p = ok("route_matching: { case_insensitive: false }
+routes:
+  - { path_prefix: /admin, mode: required }
+identity:
+  strip_override_headers: [X-Original-URL, x_custom, X-Original-URL]
+");
+    assert!(!p.file.route_matching.case_insensitive);
+    let e = p.effective(&Overrides::default());
+    assert!(!e.route_matching.case_insensitive);
+    assert_eq!(e.route_for(&http::Method::GET, "/ADMIN").mode, Mode::Hybrid);
+    assert_eq!(
+        e.route_for(&http::Method::GET, "/health/..;/admin").mode,
+        Mode::Required
+    );
+    assert_eq!(
+        p.file.identity.strip_override_headers,
+        [
+            http::HeaderName::from_static("x-original-url"),
+            http::HeaderName::from_static("x_custom")
+        ]
+    );
+    assert!(
+        ok("identity: { strip_override_headers: [] }")
+            .file
+            .identity
+            .strip_override_headers
+            .is_empty()
+    );
+    let e = one_err("route_matching: { case_insensitive: maybe }");
+    assert!(
+        e.starts_with("p.yaml:1:37: route_matching.case_insensitive:"),
+        "{e}"
+    );
+    let e = one_err("route_matching: { case_sensitive: true }");
+    assert!(e.contains("unknown key `case_sensitive`"), "{e}");
+    let e = one_err("identity: { strip_override_headers: [\"bad header\"] }");
+    assert!(e.contains("identity.strip_override_headers[0]"), "{e}");
+}

@@ -321,6 +321,54 @@ fn body_needs_a_covered_digest() {
     );
 }
 
+/// Body stripping (issue 12 case 1): a covered `content-digest` is to be checked whatever the
+/// request announces, so a signed body resent with `Content-Length: 0` fails on the empty body.
+#[test]
+fn covered_digest_is_checked_even_without_an_announced_body() {
+    let mut fields = base_fields();
+    fields.push((
+        "Content-Digest".into(),
+        b"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:".to_vec(),
+    ));
+    let comps: Vec<Component> = ["@method", "@authority", "@path", "content-digest"]
+        .iter()
+        .map(|c| Component::parse_spec(c).unwrap())
+        .collect();
+    let spec = SignSpec {
+        label: "sig1",
+        components: &comps,
+        key_id: "k1",
+        created: NOW,
+        expires: None,
+        nonce: Some("n-1"),
+        tag: None,
+        include_alg: true,
+    };
+    let h = sign(&view("POST", &fields), &spec, &key()).unwrap();
+    fields.push(("Signature-Input".into(), h.signature_input.into_bytes()));
+    fields.push(("Signature".into(), h.signature.into_bytes()));
+    for has_body in [false, true] {
+        let v = verify(
+            &view("POST", &fields),
+            has_body,
+            &VerifyOptions::default(),
+            &keys(),
+            NOW,
+        )
+        .unwrap();
+        assert!(v.covers_digest, "has_body={has_body}");
+    }
+    let off = VerifyOptions {
+        body_digest: Requirement::Off,
+        ..VerifyOptions::default()
+    };
+    assert!(
+        !verify(&view("POST", &fields), false, &off, &keys(), NOW)
+            .unwrap()
+            .covers_digest
+    );
+}
+
 #[test]
 fn label_and_tag_select_the_signature() {
     let f = signed(&Case {
