@@ -172,7 +172,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// A complete response from `buf`, `None` when more bytes are needed.
-fn try_parse(buf: &[u8], eof: bool, max_body: usize) -> Result<Option<Response>, String> {
+pub(crate) fn try_parse(
+    buf: &[u8],
+    eof: bool,
+    max_body: usize,
+) -> Result<Option<Response>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Response::new(&mut headers);
     let head_len = match parsed.parse(buf) {

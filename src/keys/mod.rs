@@ -19,6 +19,29 @@ pub use set::{KeyRecord, KeySet, KeySource, KeyStatus};
 
 use std::fmt;
 
+/// Entry points for the cargo-fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The key directory's HTTP response reader on `buf` (`eof`: the peer closed): status, ETag
+    /// and body once complete, `None` while more bytes are needed.
+    pub type Response = (u16, Option<String>, Vec<u8>);
+
+    pub fn http_response(
+        buf: &[u8],
+        eof: bool,
+        max_body: usize,
+    ) -> Result<Option<Response>, String> {
+        super::http_get::try_parse(buf, eof, max_body)
+            .map(|r| r.map(|r| (r.status, r.etag, r.body)))
+    }
+
+    /// A JWKS document as the key directory reads it: usable records and skipped keys.
+    pub fn jwks(body: &[u8]) -> Result<(usize, usize), String> {
+        super::jwks::parse_jwks(body, "http://fuzz/keys.jwks")
+            .map(|p| (p.records.len(), p.skipped.len()))
+    }
+}
+
 /// Why key text could not be used; the Display names the problem in terms an operator can act on
 /// ("not 32 bytes after base64 decoding (got 31)").
 #[derive(Clone, Debug, PartialEq, Eq)]
