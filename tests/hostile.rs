@@ -14,6 +14,8 @@
 //! - `case3_slow_clients_are_closed` (case 3; uses the new `limits:` keys)
 //! - `case3_connection_cap` (case 3; `limits.max_connections`)
 //! - `case6_overflowing_chunk_size_is_a_client_error` (case 6)
+//! - `expect_continue_refused_at_once` (found here: a refused `Expect: 100-continue` request is
+//!   answered only once the client gives up waiting and sends its body)
 //!
 //! Case 7 (Redis hung) is tested by the replay work package (tests/replay_redis.rs).
 
@@ -717,6 +719,131 @@ fn framing(e: &Env) -> Vec<Case<'_>> {
                 assert_verified_identity(&e.up.wait_under("/admin/pipe-signed", 1)[0]);
             }
             assert!(e.up.under("/admin/pipe-unsigned").is_empty());
+        }),
+    ));
+    c.push((
+        "framing: a refused request's body never becomes the next request",
+        Box::new(move || {
+            let sm = smuggled(e, "/health/desync");
+            // Unsigned on a required route, Content-Length and chunked.
+            let cl = raw(
+                &[
+                    "POST /admin/desync-cl HTTP/1.1",
+                    &e.host(),
+                    &format!("Content-Length: {}", sm.len()),
+                ],
+                sm.as_bytes(),
+            );
+            let ex = e.send(&cl);
+            assert_eq!(ex.statuses(), [401]);
+            let chunk = format!("{:x}\r\n{sm}\r\n0\r\n\r\n", sm.len());
+            let ch = raw(
+                &[
+                    "POST /admin/desync-ch HTTP/1.1",
+                    &e.host(),
+                    "Transfer-Encoding: chunked",
+                ],
+                chunk.as_bytes(),
+            );
+            let ex = e.send(&ch);
+            assert_eq!(ex.statuses(), [401]);
+            // Expect: 100-continue refused; the client sends the body anyway (as curl does after
+            // 1 s). Whenever the 401 comes (see `expect_continue_refused_at_once`), the body
+            // stays a body.
+            let mut w = Wire::open(e.sc.addr);
+            w.write(
+                format!(
+                    "POST /admin/desync-expect HTTP/1.1\r\n{}\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                    e.host(),
+                    sm.len()
+                )
+                .as_bytes(),
+            );
+            let first = w.read_one(Duration::from_secs(1)).map(|r| r.status);
+            w.write(sm.as_bytes());
+            let rest = w.read_all(Duration::from_secs(2), &[]);
+            let all: Vec<u16> = first.into_iter().chain(rest.statuses()).filter(|s| *s != 100).collect();
+            assert_eq!(all, [401], "{first:?} then {:?}", rest.statuses());
+            // A signed body over max_body_bytes, a request hidden past the first 64 KiB.
+            let mut body = vec![b'a'; 66_000];
+            body.extend_from_slice(sm.as_bytes());
+            let signed = e.sign("POST", "/admin/desync-big", Some(&body), &[]);
+            let ex = e.send(&signed);
+            assert_eq!(ex.statuses(), [413]);
+            settle();
+            let got = e.up.under("/health/desync");
+            assert!(got.is_empty(), "a refused body was read as a request: {got:?}");
+            assert!(e.up.under("/admin/desync").is_empty());
+        }),
+    ));
+    c.push((
+        "framing: absolute-form with another Host: what the backend is told matches what was verified",
+        Box::new(move || {
+            let url = format!("http://{}/admin/absolute-signed", e.sc.addr);
+            let signed = common::sidecar::sign_with(
+                &e.sc.key_path(ACTIVE),
+                ACTIVE,
+                "GET",
+                &url,
+                None,
+                &[],
+            );
+            let abs = replace(
+                &set_header(&signed, "Host", "evil.example"),
+                "GET /admin/absolute-signed",
+                &format!("GET {url}"),
+            );
+            let ex = e.send(&abs);
+            settle();
+            for s in e.up.under("/admin/absolute-signed").into_iter().chain(
+                e.up.seen()
+                    .into_iter()
+                    .filter(|s| s.target().contains("/admin/absolute-signed")),
+            ) {
+                // Verified against the URI's authority: the backend must not be told another.
+                assert_eq!(
+                    s.all("host"),
+                    [e.sc.addr.to_string()],
+                    "status {:?}: {:?}",
+                    ex.statuses(),
+                    s.headers
+                );
+            }
+        }),
+    ));
+    c.push((
+        "identity: hostile X-Request-Id and huge nonces",
+        Box::new(move || {
+            let ex = e.send(&raw(
+                &[
+                    "GET /admin/rid HTTP/1.1",
+                    &e.host(),
+                    "X-Request-Id: \"},\"x\":\"\\",
+                ],
+                b"",
+            ));
+            let r = ex.only();
+            assert_eq!(r.status, 401);
+            assert_eq!(
+                r.json()["error"]["code"],
+                "SIGNATURE_MISSING",
+                "{}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let nonce = "n".repeat(60_000);
+            let signed = e.sign("GET", "/admin/bignonce", None, &["--nonce", &nonce]);
+            let ex = e.send(&signed);
+            assert!(
+                ex.statuses().iter().all(|s| *s < 500),
+                "{:?}",
+                ex.statuses()
+            );
+            let again = e.send(&signed);
+            assert!(
+                again.statuses().iter().all(|s| *s != 200),
+                "{:?}",
+                again.statuses()
+            );
         }),
     ));
     c.push((
@@ -1817,4 +1944,26 @@ fn case3_connection_cap() {
     std::thread::sleep(Duration::from_millis(500));
     let ex = e.send(format!("GET /after HTTP/1.1\r\n{}\r\n\r\n", e.host()).as_bytes());
     assert_eq!(ex.statuses(), [200]);
+}
+
+/// Found by this suite: an `Expect: 100-continue` request the gate refuses from its head alone
+/// (unsigned on a required route) must be answered at once (RFC 9110 §10.1.1: a final status
+/// instead of 100, then read or close). Today the proxy drains the body first, and the client
+/// waits for a 100 that never comes (curl: 1 s on every refused upload).
+#[test]
+fn expect_continue_refused_at_once() {
+    let env = Env::start(POLICY);
+    let e = &env;
+    let mut w = Wire::open(e.sc.addr);
+    w.write(
+        format!(
+            "POST /admin/expect-refused HTTP/1.1\r\n{}\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n",
+            e.host()
+        )
+        .as_bytes(),
+    );
+    let r = w.read_one(Duration::from_secs(3));
+    assert_eq!(r.as_ref().map(|r| r.status), Some(401), "{r:?}");
+    settle();
+    assert!(e.up.under("/admin/expect-refused").is_empty());
 }
