@@ -33,7 +33,8 @@ for t in "${targets[@]}"; do
     log="fuzz/logs/$t.log"
     echo "== $t: ${secs}s" >&2
     # -timeout: one input taking > 10 s is a finding (a hang), not just slow.
-    if cargo fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    # -a: debug assertions (integer overflow checks) on, as in `cargo fuzz build -a`.
+    if cargo fuzz run -a "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1; then
         status=ok
