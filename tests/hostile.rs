@@ -41,6 +41,7 @@ routes:
   - { path_prefix: /static/, mode: off }
   - { path_prefix: /admin, mode: required }
   - { path_prefix: /api/, methods: [GET, POST, PUT, DELETE], mode: required }
+  - { path_prefix: /dry/, mode: required, dry_run: true }
 signature:
   max_body_bytes: 65536
 ";
@@ -332,6 +333,27 @@ fn identity_forgery(e: &Env) -> Vec<Case<'_>> {
             ));
             assert_eq!(ex.only().status, 200);
             assert_no_identity(&e.up.wait_under("/health/id", 1)[0], "none");
+        }),
+    ));
+    c.push((
+        "identity: dry run lets a bad signature through without any identity",
+        Box::new(move || {
+            let signed = e.sign("GET", "/dry/bad", None, &[]);
+            let bad = add_headers(
+                &replace(&signed, "GET /dry/bad", "GET /dry/bad?tampered"),
+                &[
+                    "X-DataFold-Client-Id: evil",
+                    "X-HTTP-Method-Override: DELETE",
+                ],
+            );
+            let ex = e.send(&bad);
+            assert_eq!(ex.only().status, 200);
+            let s = &e.up.wait_under("/dry/bad", 1)[0];
+            assert_no_identity(s, "legacy");
+            assert!(as_backend_reads(s, "x-http-method-override").is_empty());
+            let ex = e.send(&e.sign("GET", "/dry/good", None, &[]));
+            assert_eq!(ex.only().status, 200);
+            assert_verified_identity(&e.up.wait_under("/dry/good", 1)[0]);
         }),
     ));
     c.push((
