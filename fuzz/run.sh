@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz/run.sh SECONDS [TARGET...] — the fuzzing campaign: run every cargo-fuzz target (or the ones
-# named) in turn for SECONDS each, starting from the committed seeds (fuzz/seeds/<target>/) plus
+# named) in turn for SECONDS each, starting from the committed seeds (fuzz/seeds/<target>/) and
+# dictionary (fuzz/dicts/<target>.dict, when there is one) plus
 # whatever earlier runs left in fuzz/corpus/<target>/ (git-ignored), and print one line per target:
 # executions, exec/s, coverage (edges), features, corpus size, and the crash file if any.
 # Logs go to fuzz/logs/<target>.log. Exit status 1 if any target crashed (its input is kept in
@@ -34,7 +35,9 @@ for t in "${targets[@]}"; do
     echo "== $t: ${secs}s" >&2
     # -timeout: one input taking > 10 s is a finding (a hang), not just slow.
     # -a: debug assertions (integer overflow checks) on, as in `cargo fuzz build -a`.
-    if cargo fuzz run -a "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    dict=()
+    [ -f "fuzz/dicts/$t.dict" ] && dict=(-dict="fuzz/dicts/$t.dict")
+    if cargo fuzz run -a "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- "${dict[@]}" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1; then
         status=ok

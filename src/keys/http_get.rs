@@ -248,13 +248,18 @@ fn decode_chunked(mut data: &[u8], max_body: usize) -> Result<Option<Vec<u8>>, S
                 },
             );
         }
-        if body.len() + size > max_body {
+        // Checked: a size near usize::MAX must be an error, not a wrapped sum (regression test
+        // `chunk_sizes_near_usize_max_are_errors`).
+        if body.len().checked_add(size).is_none_or(|n| n > max_body) {
             return Err(format!("response body exceeds {max_body} bytes"));
         }
-        if data.len() < size + 2 {
+        let Some(with_crlf) = size.checked_add(2) else {
+            return Err(format!("response body exceeds {max_body} bytes"));
+        };
+        if data.len() < with_crlf {
             return Ok(None);
         }
-        if &data[size..size + 2] != b"\r\n" {
+        if &data[size..with_crlf] != b"\r\n" {
             return Err("chunk not followed by CRLF".into());
         }
         body.extend_from_slice(&data[..size]);
@@ -368,5 +373,37 @@ mod tests {
         );
         assert!(try_parse(b"SSH-2.0-OpenSSH\r\n\r\n", true, 100).is_err());
         assert!(try_parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", true, 100).is_err());
+    }
+
+    /// Found by the `key_directory` fuzz target: a chunk size near `usize::MAX` after a first
+    /// chunk overflowed `body.len() + size` (a panic with overflow checks; wrapped, a slice index
+    /// out of range, in release): a hostile or broken key directory could kill the refresher.
+    #[test]
+    fn chunk_sizes_near_usize_max_are_errors() {
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "fffffffffffffff0"] {
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n{size}\r\nbc\r\n0\r\n\r\n"
+            );
+            for max in [0, 100, 1 << 20] {
+                assert!(
+                    try_parse(resp.as_bytes(), false, max).is_err(),
+                    "{size} with cap {max}"
+                );
+            }
+            // Without a cap, such a chunk is merely incomplete (never a panic).
+            assert!(!matches!(
+                try_parse(resp.as_bytes(), false, usize::MAX),
+                Ok(Some(_))
+            ));
+        }
+        // One more than fits in a usize: a parse error, not a wrap.
+        assert!(
+            try_parse(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+                false,
+                usize::MAX
+            )
+            .is_err()
+        );
     }
 }
