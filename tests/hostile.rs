@@ -470,6 +470,16 @@ fn framing(e: &Env) -> Vec<Case<'_>> {
         "Transfer_Encoding: chunked",
     ));
     c.push(cl_te(
+        "framing: CL + 'Transfer-Encoding :' (space before the colon)",
+        "/frame/clte8",
+        "Transfer-Encoding : chunked",
+    ));
+    c.push(cl_te(
+        "framing: CL + TE with a vertical tab",
+        "/frame/clte9",
+        "Transfer-Encoding:\x0bchunked",
+    ));
+    c.push(cl_te(
         "framing: CL + TE identity",
         "/frame/clte7",
         "Transfer-Encoding: identity",
@@ -1607,6 +1617,32 @@ fn limits(e: &Env) -> Vec<Case<'_>> {
                     .iter()
                     .all(|t| !t.starts_with("/admin/big"))
             );
+        }),
+    ));
+    c.push((
+        "limits: a signed body in 60 000 one-byte chunks arrives whole",
+        Box::new(move || {
+            let body: Vec<u8> = (0..60_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+            let signed = e.sign("POST", "/admin/tinychunks", Some(&body), &[]);
+            let (head, b) = split(&signed);
+            let head = String::from_utf8(head)
+                .unwrap()
+                .replace(&format!("Content-Length: {}\r\n", b.len()), "");
+            let mut chunked = format!("{head}\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+            for byte in &b {
+                chunked.extend(b"1\r\n");
+                chunked.push(*byte);
+                chunked.extend(b"\r\n");
+            }
+            chunked.extend(b"0\r\n\r\n");
+            let ex = e.send(&chunked);
+            assert_eq!(ex.statuses(), [200]);
+            let s = &e.up.wait_under("/admin/tinychunks", 1)[0];
+            assert_eq!(
+                (s.framing.clone(), s.body == body),
+                (Framing::Length(body.len()), true)
+            );
+            assert_verified_identity(s);
         }),
     ));
     c.push((
