@@ -2025,3 +2025,53 @@ fn expect_continue_refused_at_once() {
     settle();
     assert!(e.up.under("/admin/expect-refused").is_empty());
 }
+
+/// The recorder's own check, straight at it (no proxy): each thing the suite relies on it to
+/// flag is flagged, and a well-formed exchange is parsed into the right pieces.
+#[test]
+fn upstream_recorder_flags_what_a_strict_server_refuses() {
+    let up = RawUpstream::start();
+    let send = |b: &[u8]| {
+        let mut w = Wire::open(up.addr);
+        w.write(b);
+        w.read_all(Duration::from_millis(500), &[])
+    };
+    let ok = send(b"POST /ok HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\nT: v\r\n\r\nGET /ok2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(ok.statuses(), [200, 200]);
+    let s = up.under("/ok");
+    assert_eq!(
+        (
+            s[0].framing.clone(),
+            s[0].body.clone(),
+            s[0].trailers.clone()
+        ),
+        (Framing::Chunked, b"abc".to_vec(), b"T: v\r\n".to_vec())
+    );
+    assert_eq!(
+        (s[1].framing.clone(), s[1].body.clone()),
+        (Framing::Length(2), b"hi".to_vec())
+    );
+    assert!(up.violations().is_empty(), "{:?}", up.violations());
+    let bad: [&[u8]; 8] = [
+        b"GET /a HTTP/1.1\nHost: h\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nX: a\rb\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x1\r\nx\r\n0\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"GET  /a HTTP/1.1\r\n\r\n",
+    ];
+    for (i, b) in bad.iter().enumerate() {
+        let _ = send(b);
+        assert_eq!(
+            up.violations().len(),
+            i + 1,
+            "not flagged: {:?}",
+            String::from_utf8_lossy(b)
+        );
+    }
+    let _ = send(b"POST /cut HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(up.incomplete(), ["/cut"]);
+}
