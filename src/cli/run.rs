@@ -280,6 +280,9 @@ fn settings(live: &Live) -> ProxySettings {
     s.shutdown_grace_seconds = f.shutdown_grace_seconds;
     s.exit_when_drained = true;
     s.handle_signals = true;
+    s.h2c = f.http2.enabled && f.tls.is_none();
+    s.read_buffer_bytes = Some(f.listener.read_buffer_bytes);
+    s.write_buffer_bytes = Some(f.listener.write_buffer_bytes);
     s
 }
 
