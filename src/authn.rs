@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
 
 use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
 use crate::error::{Error, ErrorCode};
 use crate::keys::KeyDirectory;
 use crate::policy::{Mode, OnStoreError};
-use crate::proxy::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
+use crate::proxy::Hop;
+use crate::proxy::gate::{Gate, HeadVerdict, Identity, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
 use crate::replay::{Freshness, NonceStore, StoreError};
 use crate::rollout::{self, CanaryReason, HaltInfo};
@@ -58,7 +58,7 @@ struct Route {
 }
 
 /// The state carried from the head check to the body check.
-struct Pending {
+pub struct Pending {
     live: Arc<Live>,
     verified: Verified,
     route: Route,
@@ -153,7 +153,13 @@ impl Authenticator {
             authority,
             fields: req.headers,
         };
-        signature::verify(&view, req.has_body, &live.verify, &live.keys, now)
+        signature::verify(
+            &view,
+            req.announced_body != Some(0),
+            &live.verify,
+            &live.keys,
+            now,
+        )
     }
 
     /// After the signature (and digest) held: the nonce must be new.
@@ -197,7 +203,7 @@ impl Authenticator {
         route: Route,
         verified: Result<Verified, Error>,
         now: i64,
-    ) -> Verdict {
+    ) -> Verdict<AuditNote> {
         let Route {
             mode,
             dry_run,
@@ -269,40 +275,26 @@ fn note(
     }
 }
 
-fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict {
+fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict<AuditNote> {
     match d.action {
         Action::Pass { auth, identity } => {
             if note.method != AuthMethod::Signature {
                 note.method = auth;
             }
-            let mut headers = Vec::new();
-            if let Some(v) = identity {
-                let id = &live.policy.file.identity;
-                push_header(&mut headers, &id.client_id_header, &v.client_id);
-                push_header(&mut headers, &id.key_id_header, &v.key_id);
-            }
             Verdict::Pass(Pass {
-                identity: headers,
+                identity: identity.and_then(Identity::from_verified),
                 auth_method: auth,
-                note: Some(Box::new(note) as Note),
+                strip: Vec::new(),
+                note,
             })
         }
         Action::Reject(error) => {
             let accept_signature =
                 (error.code.status() == 401).then(|| live.accept_signature.clone());
-            let mut r = Reject::new(error);
+            let mut r = Reject::new(error, note);
             r.accept_signature = accept_signature;
-            r.note = Some(Box::new(note) as Note);
             Verdict::Reject(r)
         }
-    }
-}
-
-fn push_header(out: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, value: &str) {
-    // Key ids and client ids come from configuration; one that is not a valid header value is
-    // left out rather than sent mangled.
-    if let Ok(v) = HeaderValue::from_str(value) {
-        out.push((name.clone(), v));
     }
 }
 
@@ -314,10 +306,26 @@ fn route_path(target: &[u8]) -> &str {
 
 #[async_trait]
 impl Gate for Authenticator {
-    async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict {
+    type Snapshot = Arc<Live>;
+    type Pending = Pending;
+    type Note = AuditNote;
+
+    fn snapshot(&self) -> Arc<Live> {
+        self.runtime.snapshot()
+    }
+
+    fn hop(live: &Arc<Live>) -> &Hop {
+        &live.hop
+    }
+
+    async fn check_head(
+        &self,
+        live: &Arc<Live>,
+        req: &RequestView<'_>,
+    ) -> HeadVerdict<AuditNote, Pending> {
         let started = Instant::now();
         let now = (self.clock)();
-        let mut live = self.runtime.snapshot();
+        let mut live = live.clone();
         let found = live.effective.route_for(req.method, route_path(req.target));
         let label = found
             .route
@@ -381,38 +389,29 @@ impl Gate for Authenticator {
             verified = self.verify_head(&live, req, now);
         }
         match verified {
-            Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Some(Box::new(Pending {
+            Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Pending {
                 live,
                 verified: v,
                 route,
-            }) as Note)),
+            }),
             result => HeadVerdict::Decided(self.finish(&live, req, route, result, now).await),
         }
     }
 
-    async fn check_body(&self, req: &RequestView<'_>, body: &[u8], state: Option<Note>) -> Verdict {
+    async fn check_body(
+        &self,
+        _snapshot: &Arc<Live>,
+        req: &RequestView<'_>,
+        body: &[u8],
+        pending: Pending,
+    ) -> Verdict<AuditNote> {
         let now = (self.clock)();
-        let Some(p) = state.and_then(|s| s.downcast::<Pending>().ok()) else {
-            let live = self.runtime.snapshot();
-            let e = Error::new(
-                ErrorCode::SignatureInvalid,
-                "internal: body check without a verified head",
-            );
-            let d = decide(Mode::Required, false, Outcome::Invalid(&e));
-            let n = note(
-                &d,
-                Mode::Required,
-                false,
-                AuthMethod::Signature,
-                Instant::now(),
-            );
-            return to_verdict(&live, d, n);
-        };
+        // The snapshot of the head check: a key the directory added for this request is in it.
         let Pending {
             live,
             verified,
             route,
-        } = *p;
+        } = pending;
         let checked = check_digest(req, body).map(|()| verified);
         self.finish(&live, req, route, checked, now).await
     }

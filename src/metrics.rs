@@ -39,6 +39,8 @@ pub struct Metrics {
     pub replay_store_errors: IntCounterVec,
     /// Times the canary auto-halt tripped.
     pub canary_halts: IntCounter,
+    /// Client connections ended before a request reached the gate, by reason.
+    pub connections_refused: IntCounterVec,
     progress: Mutex<HashMap<String, ProgressWindow>>,
 }
 
@@ -151,6 +153,15 @@ impl Metrics {
             "Times the canary auto-halt dropped the effective canary to 0",
         )?;
         registry.register(Box::new(canary_halts.clone()))?;
+        let connections_refused = counter_vec(
+            "datafold_connections_refused_total",
+            "Client connections closed before a request reached verification, by reason \
+             (max_connections|header_timeout|bad_request)",
+            &["reason"],
+        )?;
+        for e in crate::proxy::ConnEvent::ALL {
+            connections_refused.with_label_values(&[e.as_str()]);
+        }
         // Pre-create every bounded series so dashboards see zeros, not gaps.
         for c in ErrorCode::ALL {
             requests.with_label_values(&[c.as_str()]);
@@ -177,6 +188,7 @@ impl Metrics {
             upstream_latency,
             replay_store_errors,
             canary_halts,
+            connections_refused,
             progress: Mutex::new(HashMap::new()),
         })
     }

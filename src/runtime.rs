@@ -12,6 +12,7 @@ use http::HeaderValue;
 
 use crate::keys::{KeyRecord, KeySet, KeyStatus};
 use crate::policy::{self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy};
+use crate::proxy::Hop;
 use crate::rollout::{CanaryHalt, PolicyKey};
 use crate::signature::{Component, VerifyOptions};
 
@@ -29,6 +30,8 @@ pub struct Live {
     pub loaded_at: i64,
     /// What a canary halt is tied to: the policy file's bytes and the overrides.
     pub halt_key: PolicyKey,
+    /// What the request path reads from this policy (header names, limits, upstream).
+    pub hop: Hop,
 }
 
 impl Live {
@@ -45,6 +48,7 @@ impl Live {
         records.extend(directory.iter().cloned());
         let keys = KeySet::new(records).map_err(|e| e.join("; "))?;
         let verify = verify_options(&policy)?;
+        let hop = Hop::from_policy(&policy.file)?;
         let accept_signature = accept_signature(&verify);
         let effective = policy.effective(&overrides.overrides);
         let halt_key = PolicyKey {
@@ -61,6 +65,7 @@ impl Live {
             generation,
             loaded_at: now,
             halt_key,
+            hop,
         })
     }
 

@@ -126,21 +126,12 @@ fn accepted_signed_bodies_arrive_intact() {
         assert_eq!(got.header("x-datafold-client-id"), Some("test-client"));
         assert_eq!(got.header("x-datafold-auth-method"), Some("signature"));
     }
-    // Content-Length bodies of every size, and chunked ones up to 64 KiB, go through Pingora's
-    // own proxy loop (retry-buffer replay); only larger chunked bodies are forwarded by hand.
+    // Every size and framing is read whole, then sent on one path.
     let seen = gw.log.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 8);
-    for (s, (n, chunked)) in seen
-        .iter()
-        .zip(SIZES.iter().flat_map(|n| [(*n, false), (*n, true)]))
-    {
+    for (s, n) in seen.iter().zip(SIZES.iter().flat_map(|n| [*n, *n])) {
         assert_eq!(s.status, 200);
         assert_eq!(s.buffered, n);
-        assert_eq!(
-            s.hand_forwarded,
-            chunked && n > 64 * 1024,
-            "size {n} chunked {chunked}"
-        );
         assert!(s.upstream_latency.is_some());
     }
 }
@@ -188,7 +179,7 @@ fn unsigned_bodies_stream_through_unbuffered() {
 fn over_limit_bodies_get_413_and_never_reach_upstream() {
     let up = Upstream::start(Duration::ZERO);
     let mut s = settings(up.addr);
-    s.max_body_bytes = 100_000;
+    s.policy.signature.max_body_bytes = 100_000;
     let gw = start(s);
     // Announced too large: answered from the head, before the body is sent.
     let mut c = Conn::open(gw.addr);
@@ -329,7 +320,7 @@ fn request_id_is_kept_or_generated_and_forwarded_headers_replaced() {
 fn trusted_proxy_forwarded_headers_are_extended() {
     let up = Upstream::start(Duration::ZERO);
     let mut s = settings(up.addr);
-    s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    s.policy.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     let gw = start(s);
     let r = request(
         gw.addr,
@@ -371,7 +362,7 @@ fn upstream_down_is_502_json() {
 fn upstream_slow_is_504_json() {
     let up = Upstream::start(Duration::from_secs(3));
     let mut s = settings(up.addr);
-    s.read_timeout = Duration::from_millis(500);
+    s.policy.upstream_timeout_seconds = 1;
     let gw = start(s);
     let t = std::time::Instant::now();
     let r = request(gw.addr, "GET", "/slow", &[], Body::None);

@@ -16,7 +16,7 @@ use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::policy::{self, OverrideOrigin, ReplayBackend};
-use crate::proxy::{self, IdentityHeaders, ProxySettings};
+use crate::proxy::{self, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
 use crate::rollout::watch::{self, ReloadEvent, Trigger};
@@ -271,33 +271,18 @@ fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEve
     }
 }
 
+/// The start-only settings; everything a request reads comes from the live snapshot.
 fn settings(live: &Live) -> ProxySettings {
     let f = &live.policy.file;
-    let mut s = ProxySettings::new(f.listen.to_string(), f.upstream.clone());
+    let mut s = ProxySettings::new(f.listen.to_string());
     s.admin_listen = Some(f.admin_listen.to_string());
     s.threads = f.threads;
     s.shutdown_grace_seconds = f.shutdown_grace_seconds;
-    s.read_timeout = std::time::Duration::from_secs(f.upstream_timeout_seconds);
-    s.write_timeout = std::time::Duration::from_secs(f.upstream_timeout_seconds);
     s.exit_when_drained = true;
     s.handle_signals = true;
-    s.max_body_bytes = usize::try_from(f.signature.max_body_bytes).unwrap_or(usize::MAX);
-    s.trusted_proxies = f.trusted_proxies.clone();
-    let mut strip: Vec<String> = f
-        .identity
-        .strip_inbound
-        .iter()
-        .map(|h| h.as_str().to_owned())
-        .collect();
-    if !f.identity.forward_signature_headers {
-        strip.extend(["signature".to_owned(), "signature-input".to_owned()]);
-    }
-    s.identity = IdentityHeaders {
-        client_id: f.identity.client_id_header.as_str().to_owned(),
-        key_id: f.identity.key_id_header.as_str().to_owned(),
-        auth_method: f.identity.auth_method_header.as_str().to_owned(),
-        strip_inbound: strip,
-    };
+    s.h2c = f.http2.enabled && f.tls.is_none();
+    s.read_buffer_bytes = Some(f.listener.read_buffer_bytes);
+    s.write_buffer_bytes = Some(f.listener.write_buffer_bytes);
     s
 }
 

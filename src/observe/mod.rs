@@ -13,7 +13,7 @@ use crate::decision::Event;
 use crate::error::ErrorCode;
 use crate::logsink;
 use crate::metrics::{AttemptStatus, Metrics, UNKNOWN_CLIENT};
-use crate::proxy::{RequestObserver, RequestRecord};
+use crate::proxy::{ConnEvent, RequestObserver, RequestRecord};
 
 pub struct Observer {
     metrics: Arc<Metrics>,
@@ -25,8 +25,15 @@ impl Observer {
     }
 }
 
-impl RequestObserver for Observer {
-    fn on_request(&self, r: &RequestRecord<'_>) {
+impl RequestObserver<AuditNote> for Observer {
+    fn on_connection(&self, event: ConnEvent) {
+        self.metrics
+            .connections_refused
+            .with_label_values(&[event.as_str()])
+            .inc();
+    }
+
+    fn on_request(&self, r: &RequestRecord<'_, AuditNote>) {
         let m = &self.metrics;
         m.requests
             .with_label_values(&[r.code.map_or("OK", ErrorCode::as_str)])
@@ -34,7 +41,7 @@ impl RequestObserver for Observer {
         if let Some(d) = r.upstream_latency {
             m.observe_upstream(d);
         }
-        let Some(note) = r.note.and_then(|n| n.downcast_ref::<AuditNote>()) else {
+        let Some(note) = r.note else {
             return;
         };
         let client = note.client_id.as_deref().unwrap_or(UNKNOWN_CLIENT);
@@ -85,7 +92,7 @@ impl RequestObserver for Observer {
     }
 }
 
-fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
+fn audit(r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
     // Honour SIGPROXY_LOG as before (e.g. `audit=off`); the check is a cached callsite lookup.
     if !tracing::enabled!(target: "audit", tracing::Level::INFO) {
         return;

@@ -5,6 +5,8 @@ use super::canary::{self, CanaryPolicy, parse_cidr};
 use super::error::Diag;
 use super::identity::{IdentityPolicy, parse_identity};
 use super::key_entries::{self, KeyEntry};
+use super::limits::{self, Limits};
+use super::listener::{self, Buffers, Http2, TlsListener};
 use super::network::{Upstream, socket_addr};
 use super::reader::{MapReader, boolean, index, integer, list, string};
 use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
@@ -38,6 +40,14 @@ pub struct PolicyFile {
     pub trusted_proxies: Vec<IpNet>,
     pub replay: ReplayPolicy,
     pub failure_rate_limit: FailureRateLimit,
+    pub limits: Limits,
+    /// SIGTERM: keep accepting and serving this long (with `/readyz` 503) before closing the
+    /// listeners, so load balancers stop sending first.
+    pub drain_delay_seconds: u64,
+    /// TLS on the proxy listener; `None`: plain HTTP.
+    pub tls: Option<TlsListener>,
+    pub http2: Http2,
+    pub listener: Buffers,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +93,11 @@ impl Default for PolicyFile {
                 on_store_error: OnStoreError::Reject,
             },
             failure_rate_limit: FailureRateLimit::default(),
+            limits: Limits::default(),
+            drain_delay_seconds: 5,
+            tls: None,
+            http2: Http2::default(),
+            listener: Buffers::default(),
         }
     }
 }
@@ -106,6 +121,11 @@ const TOP: &[&str] = &[
     "trusted_proxies",
     "replay",
     "failure_rate_limit",
+    "limits",
+    "drain_delay_seconds",
+    "tls",
+    "http2",
+    "listener",
 ];
 
 pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
@@ -150,6 +170,21 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     }
     if let Some((n, p)) = m.get("shutdown_grace_seconds") {
         f.shutdown_grace_seconds = integer(d, n, &p, 0, 3600).unwrap_or(f.shutdown_grace_seconds);
+    }
+    if let Some((n, p)) = m.get("drain_delay_seconds") {
+        f.drain_delay_seconds = integer(d, n, &p, 0, 3600).unwrap_or(f.drain_delay_seconds);
+    }
+    if let Some((n, p)) = m.get_some("tls") {
+        f.tls = listener::parse_tls(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("http2") {
+        f.http2 = listener::parse_http2(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("listener") {
+        f.listener = listener::parse_buffers(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("limits") {
+        f.limits = limits::parse(d, n, &p);
     }
     if let Some((n, p)) = m.get("upstream_timeout_seconds") {
         f.upstream_timeout_seconds =

@@ -8,6 +8,8 @@ mod error;
 mod file;
 mod identity;
 mod key_entries;
+mod limits;
+mod listener;
 mod network;
 mod overrides;
 mod reader;
@@ -26,6 +28,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
 pub use identity::IdentityPolicy;
 pub use key_entries::KeyEntry;
+pub use limits::Limits;
+pub use listener::{Buffers, Http2, TlsListener};
 pub use network::Upstream;
 pub use overrides::{
     EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides,

@@ -88,6 +88,16 @@ pub struct Verified {
     pub signature_base: String,
 }
 
+impl Verified {
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
 /// Verifies the request's signature. `has_body` says whether the request has content
 /// (Content-Length > 0 or a Transfer-Encoding); `now` is Unix seconds.
 pub fn verify(
