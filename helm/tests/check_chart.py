@@ -343,6 +343,19 @@ def main():
             check(f"Kubernetes {kube}: the chart renders {label}",
                   r.returncode == 0 and not fails and "errors: []" in r.stdout, (r.stdout + r.stderr)[-600:])
 
+    # A parent chart still including the classic entry alone while asking for the native form.
+    old_style = work / "consumer-old-style"
+    shutil.copytree(consumer, old_style)
+    dep = old_style / "templates" / "deployment.yaml"
+    dep.write_text(dep.read_text().replace('"sigproxy.containers"', '"sigproxy.container"'))
+    try:
+        render(old_style, {"sigproxy": {"sidecar": {"native": True}}})
+        check("refuses sidecar.native with the classic-only sigproxy.container include", False,
+              "rendered without error")
+    except helm.HelmError as e:
+        check("refuses sidecar.native with the classic-only sigproxy.container include, saying what to include",
+              'include "sigproxy.initContainers" under initContainers' in str(e), str(e)[:600])
+
     print("\n-- values the schema must refuse")
     for label, bad in [
         ('mode: off unquoted (YAML 1.1 reads false)', {"policy": {"mode": False}}),
