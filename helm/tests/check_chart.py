@@ -5,7 +5,9 @@ that includes the sidecar templates in its own pod; validate every rendered obje
 `kubernetes-validate --strict` for Kubernetes 1.30; run `sigproxy check-config` on the policy
 rendered into the ConfigMap (with the override keys and key files beside it, as mounted); assert
 the invariants the issue asks for (directory mount, no checksum annotation, restricted security
-context, probes, resources). It writes every rendered object under --out for checkov.
+context, probes, resources, the native-sidecar form, termination timing consistent with the
+rendered policy's drain, and no environment variable the binary does not read). It writes every
+rendered object under --out for checkov.
 
 Prints one line per check and ends with "chart: N passed, M failed"; exits 1 on any failure.
 """
@@ -26,10 +28,18 @@ import yaml
 
 HERE = pathlib.Path(__file__).resolve().parent
 CHART = HERE.parent / "sigproxy"
+SRC = HERE.parent.parent / "src"
 KUBE = "1.30.0"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no schema offline; promtool checks the rules
 
 passed, failed = 0, 0
+
+LINT_AT_VERSION = """
+import json, sys
+import helm_python as helm
+rep = helm.lint(sys.argv[1], json.loads(sys.argv[3]), strict=True, kube_version=sys.argv[2], namespace="sigproxy")
+print("errors:", rep.get("errors"))
+"""
 
 
 def check(name, ok, detail=""):
@@ -56,7 +66,34 @@ def pod_specs(docs):
 
 
 def sidecar(pod):
-    return next(c for c in pod["spec"]["containers"] if "run" in (c.get("args") or [])[:1])
+    """The sigproxy container, a classic `containers` entry or a native sidecar (initContainers)."""
+    spec = pod["spec"]
+    return next(c for c in spec.get("initContainers", []) + spec["containers"]
+                if "run" in (c.get("args") or [])[:1])
+
+
+def binary_env_vars():
+    """Every environment variable the sigproxy binary reads, from its source (not a list kept by
+    hand): clap `env = "X"`, `env::var("X")` / `var_os("X")`, tracing's `from_env("X")`, and the
+    override names of `OVERRIDE_NAMES` (read from the environment at start). Test modules (after
+    `#[cfg(test)]`) are left out: what a unit test sets is not what the binary reads."""
+    names = set()
+    call = re.compile(r'(?:\benv\s*=\s*|\benv::var(?:_os)?\(\s*|\bvar_os\(\s*|from_env\(\s*)"([A-Za-z_][A-Za-z0-9_]*)"')
+    for f in sorted(SRC.rglob("*.rs")):
+        text = f.read_text().split("#[cfg(test)]")[0]
+        names.update(call.findall(text))
+        m = re.search(r"const OVERRIDE_NAMES\b[^=]*=\s*\[(.*?)\];", text, re.S)
+        if m:
+            names.update(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', m.group(1)))
+    return names
+
+
+BINARY_ENV = binary_env_vars()
+
+
+def policy_int(policy, key, default):
+    v = policy.get(key)
+    return default if v is None else int(v)
 
 
 def check_invariants(case, docs):
@@ -71,6 +108,12 @@ def check_invariants(case, docs):
         check(f"{n} has no checksum annotation (policy edits reload, never restart)",
               not any("checksum" in k for k in ann), str(ann))
         c = sidecar(tpl)
+        check_lifecycle(n, tpl, c, yaml.safe_load(cms[0]["data"]["policy.yaml"]) if cms else {})
+        env = [e["name"] for e in c.get("env") or []]
+        check(f"{n} sidecar env vars are all read by the binary ({', '.join(env) or 'none'})",
+              not c.get("envFrom") and set(env) <= BINARY_ENV,
+              f"not read by sigproxy: {sorted(set(env) - BINARY_ENV)}; envFrom: {c.get('envFrom')}; "
+              f"the binary reads {sorted(BINARY_ENV)}")
         mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
         vols = {v["name"]: v for v in tpl["spec"].get("volumes", [])}
         cfg = mounts.get("sigproxy-config", {})
@@ -107,6 +150,37 @@ def check_invariants(case, docs):
             check(f"{case}: dashboard ConfigMap carries files/dashboard.json",
                   json.loads(c["data"]["sigproxy.json"]) == json.loads((CHART / "files/dashboard.json").read_text()))
     return cms[0] if cms else None
+
+
+def check_lifecycle(n, tpl, c, policy):
+    """The native/classic form and the termination timing against the rendered policy's drain
+    delay D and grace G (docs/runbook.md): the app's preStop sleep keeps it serving while the
+    proxy may still forward to it, and terminationGracePeriodSeconds covers all of it."""
+    spec = tpl["spec"]
+    native = any(x is c for x in spec.get("initContainers", []))
+    d = policy_int(policy, "drain_delay_seconds", 5)
+    g = policy_int(policy, "shutdown_grace_seconds", 10)
+    t = spec.get("terminationGracePeriodSeconds", 30)
+    apps = [x for x in spec["containers"] if x is not c]
+    sleeps = [((x.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+              for x in apps]
+    s = max(sleeps, default=0)
+    if native:
+        check(f"{n} native sidecar: initContainers entry with restartPolicy Always, startup probe on /readyz",
+              c.get("restartPolicy") == "Always"
+              and (c.get("startupProbe") or {}).get("httpGet", {}).get("path") == "/readyz",
+              str({k: c.get(k) for k in ("restartPolicy", "startupProbe")}))
+        check(f"{n} app preStop sleep {sleeps} >= drain_delay_seconds {d} (the proxy drains only after the app exits)",
+              all(x >= d for x in sleeps if x))
+        need = s + d + g
+    else:
+        check(f"{n} classic sidecar: a containers entry without restartPolicy",
+              "restartPolicy" not in c and not spec.get("initContainers"))
+        check(f"{n} app preStop sleep {sleeps} >= drain {d} + grace {g} (the proxy may forward until then)",
+              all(x >= d + g for x in sleeps if x))
+        need = max(s, d + g)
+    check(f"{n} terminationGracePeriodSeconds {t} > {need} (drain {d}, grace {g}, app sleep {s}, "
+          f"{'native' if native else 'classic'})", t > need)
 
 
 def kubernetes_validate(case, files):
@@ -173,6 +247,11 @@ def main():
     cases = [(f"values/{p.stem}", CHART, yaml.safe_load(p.read_text()) or {})
              for p in sorted((HERE / "values").glob("*.yaml"))]
     cases.append(("consumer chart (include)", consumer, {}))
+    cases.append(("consumer chart (include, native sidecar)", consumer, {"sigproxy": {"sidecar": {"native": True}}}))
+
+    print("\n-- environment variables the binary reads (from src/)")
+    check(f"found them: {', '.join(sorted(BINARY_ENV))}",
+          {"SIGPROXY_LOG", "SIGPROXY_CONFIG"} <= BINARY_ENV, "the extraction in binary_env_vars() broke")
 
     for case, chart, values in cases:
         print(f"\n-- {case}")
@@ -210,6 +289,72 @@ def main():
           tpl(base) == tpl(changed) and cm(base) != cm(changed))
     check("an image change does change the pod template",
           tpl(base) != tpl(render(CHART, {"image": {"tag": "0.2.0"}})))
+
+    print("\n-- termination timing derived from the policy's drain (one place)")
+    def pod(values):
+        return tpl(render(CHART, values))["spec"]
+    def app_sleep(spec):
+        app = next(c for c in spec["containers"] if c["name"] == "app")
+        return ((app.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds")
+    for label, values, want_t, want_s in [
+        ("defaults: D 5 + G 10 + margin 5; app sleeps D + G", {}, 20, 15),
+        ("drain 20: the pod's grace follows", {"policy": {"drain_delay_seconds": 20}}, 35, 30),
+        ("native: app sleeps D, then the proxy drains: 5 + 5 + 10 + 5", {"sidecar": {"native": True}}, 25, 5),
+        ("explicit and sufficient: kept as given", {"termination": {"gracePeriodSeconds": 90}}, 90, 15),
+        ("drain 0, no app sleep: G + margin", {"policy": {"drain_delay_seconds": 0},
+                                               "termination": {"appPreStopSleepSeconds": 0}}, 15, None),
+    ]:
+        spec = pod(values)
+        got = (spec["terminationGracePeriodSeconds"], app_sleep(spec))
+        check(f"{label}: terminationGracePeriodSeconds {want_t}, app preStop sleep {want_s}",
+              got == (want_t, want_s), f"got {got}")
+    for label, values, want in [
+        ("an explicit terminationGracePeriodSeconds shorter than drain + grace + margin",
+         {"policy": {"drain_delay_seconds": 30}, "termination": {"gracePeriodSeconds": 30}},
+         "termination.gracePeriodSeconds=30 is shorter than the shutdown it must cover: max(app preStop sleep 40, "
+         "policy.drain_delay_seconds 30 + policy.shutdown_grace_seconds 10) + termination.marginSeconds 5 = 45"),
+        ("the same in the native form",
+         {"sidecar": {"native": True}, "termination": {"gracePeriodSeconds": 20}},
+         "termination.gracePeriodSeconds=20 is shorter than the shutdown it must cover: app preStop sleep 5 + "
+         "policy.drain_delay_seconds 5 + policy.shutdown_grace_seconds 10 + termination.marginSeconds 5"),
+    ]:
+        try:
+            render(CHART, values)
+            check(f"refuses {label}", False, "rendered without error")
+        except helm.HelmError as e:
+            check(f"refuses {label}, naming the keys and the sum", want in str(e), str(e)[:600])
+    for label, kube, values, want in [
+        ("native sidecar on Kubernetes 1.28", "v1.28.0", {"sidecar": {"native": True}},
+         "sidecar.native needs Kubernetes >= 1.29"),
+        ("an explicit app preStop sleep on Kubernetes 1.29 (no sleep action)", "v1.29.0",
+         {"termination": {"appPreStopSleepSeconds": 15}}, "needs Kubernetes >= 1.30"),
+        ("nothing: classic form on Kubernetes 1.28, no sleep action, grace D + G + margin", "v1.28.0", {}, None),
+    ]:
+        # Only lint takes a Kubernetes version, and lint runs `fail` in its lint mode: it logs
+        # the message (on the Go side's stderr) instead of failing. Run it in a child process
+        # and read that log.
+        r = subprocess.run([sys.executable, "-c", LINT_AT_VERSION, str(CHART), kube, json.dumps(values)],
+                           capture_output=True, text=True)
+        fails = re.findall(r'funcMap fail message="([^"]*)"', r.stderr)
+        if want:
+            check(f"Kubernetes {kube}: the chart refuses {label}",
+                  any(want in f for f in fails), (r.stdout + r.stderr)[-600:])
+        else:
+            check(f"Kubernetes {kube}: the chart renders {label}",
+                  r.returncode == 0 and not fails and "errors: []" in r.stdout, (r.stdout + r.stderr)[-600:])
+
+    # A parent chart still including the classic entry alone while asking for the native form.
+    old_style = work / "consumer-old-style"
+    shutil.copytree(consumer, old_style)
+    dep = old_style / "templates" / "deployment.yaml"
+    dep.write_text(dep.read_text().replace('"sigproxy.containers"', '"sigproxy.container"'))
+    try:
+        render(old_style, {"sigproxy": {"sidecar": {"native": True}}})
+        check("refuses sidecar.native with the classic-only sigproxy.container include", False,
+              "rendered without error")
+    except helm.HelmError as e:
+        check("refuses sidecar.native with the classic-only sigproxy.container include, saying what to include",
+              'include "sigproxy.initContainers" under initContainers' in str(e), str(e)[:600])
 
     print("\n-- values the schema must refuse")
     for label, bad in [

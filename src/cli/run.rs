@@ -27,11 +27,33 @@ pub struct RunArgs {
     /// Policy file (default: $SIGPROXY_CONFIG, else config/policy.yaml).
     #[arg(long, env = "SIGPROXY_CONFIG", default_value = "config/policy.yaml")]
     pub config: PathBuf,
+    /// Binary upgrade: take the listening sockets over from the `sigproxy run` that uses the same
+    /// --runtime-dir. Start this process first, then send the old one SIGQUIT: it hands its
+    /// sockets over, stops accepting 5 s later and finishes its requests within
+    /// shutdown_grace_seconds. Exits 1 if no sockets arrive within about 5 s.
+    #[arg(long, requires = "runtime_dir")]
+    pub upgrade: bool,
+    /// Directory for the pid file and the upgrade socket (default: one per process under
+    /// $XDG_RUNTIME_DIR or the temp dir). Old and new process of an upgrade need the same one.
+    #[arg(long, env = "SIGPROXY_RUNTIME_DIR")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+/// How a `run` process gets its listening sockets: bound afresh (default), or handed over by
+/// the previous process in `runtime_dir` (`upgrade`).
+#[derive(Clone, Debug, Default)]
+pub struct Handover {
+    pub upgrade: bool,
+    pub runtime_dir: Option<PathBuf>,
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
     let sink = init_logging();
-    let result = serve(&args.config, None);
+    let handover = Handover {
+        upgrade: args.upgrade,
+        runtime_dir: args.runtime_dir.clone(),
+    };
+    let result = serve_with(&args.config, None, handover);
     sink.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,6 +87,15 @@ pub fn init_logging() -> LogSink {
 pub type OnReady = Box<dyn FnOnce(&Live) + Send>;
 
 pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
+    serve_with(config, on_ready, Handover::default())
+}
+
+/// `serve`, with the listening sockets bound or taken over as `handover` says.
+pub fn serve_with(
+    config: &Path,
+    on_ready: Option<OnReady>,
+    handover: Handover,
+) -> Result<(), String> {
     let env = policy::overrides_from_env(std::env::vars()).map_err(|e| e.to_string())?;
     let runtime = Arc::new(
         Runtime::load(config, env, unix_now())
@@ -104,7 +135,9 @@ pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
         )?;
     }
 
-    let settings = settings(&live);
+    let mut settings = settings(&live);
+    settings.upgrade = handover.upgrade;
+    settings.runtime_dir = handover.runtime_dir;
     let ready = Arc::new(AtomicBool::new(false));
     let admin = AdminState {
         ready: ready.clone(),

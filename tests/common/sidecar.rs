@@ -42,7 +42,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn keygen(dir: &Path, id: &str, client: &str) -> String {
+pub fn keygen(dir: &Path, id: &str, client: &str) -> String {
     let out = Command::new(EXE)
         .args(["keygen", "--key-id", id, "--client-id", client, "--out"])
         .arg(dir)
