@@ -50,16 +50,19 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
     }
 
     /// HTTP/1.1, request after request, until the client or a limit ends the connection.
+    /// Between requests the connection holds only its socket and this small future: the
+    /// request's own state (session, buffers, the exchange) lives in a box for its duration.
     async fn serve_h1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
-        let core = &self.core;
         let mut prefix: Option<BytesMut> = None;
         let mut first = true;
         loop {
-            let snap = core.gate.snapshot();
-            let hop = G::hop(&snap);
             if !first && prefix.is_none() {
                 // Idle between requests: the next one's first byte, within the keep-alive time.
-                let Some(idle) = hop.keepalive_timeout() else {
+                let idle = {
+                    let snap = self.core.gate.snapshot();
+                    G::hop(&snap).keepalive_timeout()
+                };
+                let Some(idle) = idle else {
                     return;
                 };
                 let mut shutdown = shutdown.clone();
@@ -73,48 +76,61 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
                     _ = shutdown.changed() => return,
                 }
             }
-            let mut session = ServerSession::new_http1(stream);
-            if let Some(p) = prefix.take() {
-                session.set_pipelined_prefix(p);
-            }
-            session.set_pipelining_enabled(true);
-            match hop.keepalive_timeout() {
-                Some(t) if !core.draining.is_set() && !*shutdown.borrow() => {
-                    session.set_keepalive(Some(t.as_secs()))
-                }
-                _ => session.set_keepalive(None),
-            }
-            match tokio::time::timeout(hop.header_timeout(), session.read_request()).await {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => return,
-                Ok(Err(e)) => {
-                    if e.etype() == &pingora::ErrorType::InvalidHTTPHeader {
-                        core.observer.on_connection(ConnEvent::BadRequest);
-                        bad_request(&mut session, &e).await;
-                    }
-                    return;
-                }
-                Err(_) => {
-                    // nginx's client_header_timeout: close without an answer.
-                    core.observer.on_connection(ConnEvent::HeaderTimeout);
-                    return;
-                }
-            }
-            // Boxed: the exchange is the large part of the future, and only a request in
-            // progress should pay for it, not every idle connection.
-            let reuse = Box::pin(core.serve(&mut session, snap, self.scheme)).await;
-            if !reuse {
-                return;
-            }
-            match session.finish().await {
-                Ok(Some(next)) => {
-                    let (s, p) = next.into_parts();
+            match Box::pin(self.one_request(stream, prefix.take(), shutdown)).await {
+                Some((s, p)) => {
                     stream = s;
                     prefix = p;
                 }
-                _ => return,
+                None => return,
             }
             first = false;
+        }
+    }
+
+    /// Read one request head (within the header timeout), serve it, and give the connection
+    /// back when it can carry another request.
+    async fn one_request(
+        &self,
+        stream: Stream,
+        prefix: Option<BytesMut>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(Stream, Option<BytesMut>)> {
+        let core = &self.core;
+        let snap = core.gate.snapshot();
+        let hop = G::hop(&snap);
+        let mut session = ServerSession::new_http1(stream);
+        if let Some(p) = prefix {
+            session.set_pipelined_prefix(p);
+        }
+        session.set_pipelining_enabled(true);
+        match hop.keepalive_timeout() {
+            Some(t) if !core.draining.is_set() && !*shutdown.borrow() => {
+                session.set_keepalive(Some(t.as_secs()))
+            }
+            _ => session.set_keepalive(None),
+        }
+        match tokio::time::timeout(hop.header_timeout(), session.read_request()).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return None,
+            Ok(Err(e)) => {
+                if e.etype() == &pingora::ErrorType::InvalidHTTPHeader {
+                    core.observer.on_connection(ConnEvent::BadRequest);
+                    bad_request(&mut session, &e).await;
+                }
+                return None;
+            }
+            Err(_) => {
+                // nginx's client_header_timeout: close without an answer.
+                core.observer.on_connection(ConnEvent::HeaderTimeout);
+                return None;
+            }
+        }
+        if !core.serve(&mut session, snap, self.scheme).await {
+            return None;
+        }
+        match session.finish().await {
+            Ok(Some(next)) => Some(next.into_parts()),
+            _ => None,
         }
     }
 }
