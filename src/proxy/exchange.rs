@@ -313,6 +313,7 @@ fn upstream_request<N>(
         }
     }
     let chunked = up.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let had_length = up.headers.contains_key(http::header::CONTENT_LENGTH);
     let announced = body::announced_length(session);
     strip_hop_by_hop(&mut up);
     up.remove(&http::header::EXPECT);
@@ -320,7 +321,7 @@ fn upstream_request<N>(
         // Read whole and verified: sent with its exact length, whatever the client's framing.
         Some(b) => {
             up.remove(&http::header::CONTENT_LENGTH);
-            if !b.is_empty() || chunked || announced != Some(0) {
+            if !b.is_empty() || chunked || had_length || announced != Some(0) {
                 up.insert(http::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
             }
         }
