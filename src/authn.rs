@@ -18,7 +18,7 @@ use crate::proxy::gate::{Gate, HeadVerdict, Identity, Pass, Reject, RequestView,
 use crate::ratelimit::{FailureLimiter, RateDecision};
 use crate::replay::{Freshness, NonceStore, StoreError};
 use crate::rollout::{self, CanaryReason, HaltInfo};
-use crate::runtime::{Live, Runtime};
+use crate::live::{Snapshot, LivePolicy};
 use crate::signature::target::Target;
 use crate::signature::{self, Requirement, Verified, digest};
 
@@ -59,13 +59,13 @@ struct Route {
 
 /// The state carried from the head check to the body check.
 pub struct Pending {
-    live: Arc<Live>,
+    live: Arc<Snapshot>,
     verified: Verified,
     route: Route,
 }
 
 pub struct Authenticator {
-    runtime: Arc<Runtime>,
+    runtime: Arc<LivePolicy>,
     replay: Arc<dyn NonceStore>,
     limiter: FailureLimiter,
     clock: fn() -> i64,
@@ -75,7 +75,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(
-        runtime: Arc<Runtime>,
+        runtime: Arc<LivePolicy>,
         replay: Arc<dyn NonceStore>,
         limiter: FailureLimiter,
         clock: fn() -> i64,
@@ -94,7 +94,7 @@ impl Authenticator {
     /// (they are verified either way) but count toward the halt's window as not rejected.
     fn canary(
         &self,
-        live: &Live,
+        live: &Snapshot,
         req: &RequestView<'_>,
         mode: Mode,
         signed: bool,
@@ -137,7 +137,7 @@ impl Authenticator {
     }
 
     /// Verifies the signature: everything that needs only the head.
-    fn verify_head(&self, live: &Live, req: &RequestView<'_>, now: i64) -> Result<Verified, Error> {
+    fn verify_head(&self, live: &Snapshot, req: &RequestView<'_>, now: i64) -> Result<Verified, Error> {
         let target = std::str::from_utf8(req.target)
             .map_err(|_| Error::new(ErrorCode::SignatureInvalid, "request target is not UTF-8"))?;
         let sig = &live.policy.file.signature;
@@ -163,7 +163,7 @@ impl Authenticator {
     }
 
     /// After the signature (and digest) held: the nonce must be new.
-    async fn check_replay(&self, live: &Live, v: &Verified, now: i64) -> Result<bool, Error> {
+    async fn check_replay(&self, live: &Snapshot, v: &Verified, now: i64) -> Result<bool, Error> {
         let Some(nonce) = v
             .nonce
             .as_deref()
@@ -198,7 +198,7 @@ impl Authenticator {
 
     async fn finish(
         &self,
-        live: &Live,
+        live: &Snapshot,
         req: &RequestView<'_>,
         route: Route,
         verified: Result<Verified, Error>,
@@ -275,7 +275,7 @@ fn note(
     }
 }
 
-fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict<AuditNote> {
+fn to_verdict(live: &Snapshot, d: Decision<'_>, mut note: AuditNote) -> Verdict<AuditNote> {
     match d.action {
         Action::Pass { auth, identity } => {
             if note.method != AuthMethod::Signature {
@@ -306,21 +306,21 @@ fn route_path(target: &[u8]) -> &str {
 
 #[async_trait]
 impl Gate for Authenticator {
-    type Snapshot = Arc<Live>;
+    type Snapshot = Arc<Snapshot>;
     type Pending = Pending;
     type Note = AuditNote;
 
-    fn snapshot(&self) -> Arc<Live> {
+    fn snapshot(&self) -> Arc<Snapshot> {
         self.runtime.snapshot()
     }
 
-    fn hop(live: &Arc<Live>) -> &Hop {
+    fn hop(live: &Arc<Snapshot>) -> &Hop {
         &live.hop
     }
 
     async fn check_head(
         &self,
-        live: &Arc<Live>,
+        live: &Arc<Snapshot>,
         req: &RequestView<'_>,
     ) -> HeadVerdict<AuditNote, Pending> {
         let started = Instant::now();
@@ -400,7 +400,7 @@ impl Gate for Authenticator {
 
     async fn check_body(
         &self,
-        _snapshot: &Arc<Live>,
+        _snapshot: &Arc<Snapshot>,
         req: &RequestView<'_>,
         body: &[u8],
         pending: Pending,

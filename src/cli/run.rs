@@ -19,8 +19,8 @@ use crate::policy::{self, OverrideOrigin, ReplayBackend};
 use crate::proxy::{self, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
-use crate::rollout::watch::{self, ReloadEvent, Trigger};
-use crate::runtime::{Live, Runtime};
+use crate::live::reload::{self, ReloadEvent, Trigger};
+use crate::live::{Snapshot, LivePolicy};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -84,7 +84,7 @@ pub fn init_logging() -> LogSink {
 /// Everything `run` and `demo` share: loads, builds and serves; returns only on shutdown or on
 /// a configuration error (before anything was bound). `on_ready` runs once the gateway is built.
 /// Called once the gateway is built, before it serves (the demo prints its lines here).
-pub type OnReady = Box<dyn FnOnce(&Live) + Send>;
+pub type OnReady = Box<dyn FnOnce(&Snapshot) + Send>;
 
 pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
     serve_with(config, on_ready, Handover::default())
@@ -98,7 +98,7 @@ pub fn serve_with(
 ) -> Result<(), String> {
     let env = policy::overrides_from_env(std::env::vars()).map_err(|e| e.to_string())?;
     let runtime = Arc::new(
-        Runtime::load(config, env, unix_now())
+        LivePolicy::load(config, env, unix_now())
             .map_err(|e| format!("{e}\n{}: policy not valid; not starting", config.display()))?,
     );
     let live = runtime.snapshot();
@@ -128,7 +128,7 @@ pub fn serve_with(
     publish_gauges(&metrics, &runtime, &runtime.snapshot());
     {
         let metrics = metrics.clone();
-        watch::spawn(
+        reload::spawn(
             runtime.clone(),
             unix_now,
             Box::new(move |rt, trigger, event| on_reload(&metrics, rt, trigger, event)),
@@ -192,7 +192,7 @@ pub fn serve_with(
 /// and keeps refreshing it on a thread of its own, independent of the proxy's runtimes.
 fn start_key_directory(
     kd: &policy::KeyDirectory,
-    runtime: &Arc<Runtime>,
+    runtime: &Arc<LivePolicy>,
     metrics: &Arc<Metrics>,
 ) -> Result<KeyDirectory, String> {
     let (target, metrics) = (runtime.clone(), metrics.clone());
@@ -256,7 +256,7 @@ fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> boo
     false
 }
 
-fn publish_gauges(m: &Metrics, runtime: &Runtime, live: &Live) {
+fn publish_gauges(m: &Metrics, runtime: &LivePolicy, live: &Snapshot) {
     m.active_keys.set(live.active_keys() as i64);
     m.canary_percent
         .set(i64::from(runtime.canary_percent(live)));
@@ -272,7 +272,7 @@ fn publish_gauges(m: &Metrics, runtime: &Runtime, live: &Live) {
 }
 
 /// After each reload attempt: count it, log it, and refresh the gauges from what is in force.
-fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEvent) {
+fn on_reload(m: &Metrics, runtime: &LivePolicy, trigger: Trigger, event: &ReloadEvent) {
     match event {
         ReloadEvent::Applied {
             changed,
@@ -305,7 +305,7 @@ fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEve
 }
 
 /// The start-only settings; everything a request reads comes from the live snapshot.
-fn settings(live: &Live) -> ProxySettings {
+fn settings(live: &Snapshot) -> ProxySettings {
     let f = &live.policy.file;
     let mut s = ProxySettings::new(f.listen.to_string());
     s.admin_listen = Some(f.admin_listen.to_string());
@@ -320,7 +320,7 @@ fn settings(live: &Live) -> ProxySettings {
 }
 
 /// SPEC §5 `/status`.
-pub fn status(runtime: &Runtime, replay: &dyn NonceStore) -> serde_json::Value {
+pub fn status(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Value {
     let live = runtime.snapshot();
     let f = &live.policy.file;
     let overrides: serde_json::Map<String, serde_json::Value> = live

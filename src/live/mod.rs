@@ -1,7 +1,10 @@
-//! The live state a request reads: one immutable snapshot (`Live`) of policy, overrides, keys
-//! and derived verifier settings, swapped whole through `arc-swap` so a request always sees one
-//! consistent policy. Building a snapshot is read → validate → derive; a snapshot that fails to
-//! build never replaces the one in force.
+//! The policy in force: one immutable `Snapshot` of policy, overrides, keys and derived verifier
+//! settings, held by `LivePolicy` and swapped whole through `arc-swap` so a request always sees
+//! one consistent policy; `reload` notices edits and asks for a new one. Building a snapshot is
+//! read → validate → derive; a snapshot that fails to build never replaces the one in force.
+//! It does not parse YAML (`crate::policy`) nor decide canary membership (`crate::rollout`).
+
+pub mod reload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use crate::rollout::{CanaryHalt, PolicyKey};
 use crate::signature::{Component, VerifyOptions};
 
 /// One consistent view of everything configurable.
-pub struct Live {
+pub struct Snapshot {
     pub policy: Policy,
     pub overrides: FoundOverrides,
     pub effective: EffectivePolicy,
@@ -34,7 +37,7 @@ pub struct Live {
     pub hop: Hop,
 }
 
-impl Live {
+impl Snapshot {
     /// Derives a snapshot from a validated policy, the overrides in force and the key directory's
     /// current records (a key id in two sources is an error).
     pub fn build(
@@ -127,8 +130,8 @@ fn accept_signature(v: &VerifyOptions) -> HeaderValue {
 }
 
 /// The snapshot in force, how it was loaded, and the last reload error.
-pub struct Runtime {
-    pub live: ArcSwap<Live>,
+pub struct LivePolicy {
+    pub live: ArcSwap<Snapshot>,
     pub path: PathBuf,
     /// Overrides from the environment, read once at start; files beside the policy win.
     pub env_overrides: FoundOverrides,
@@ -140,7 +143,7 @@ pub struct Runtime {
     directory_keys: Mutex<Arc<Vec<KeyRecord>>>,
 }
 
-impl Runtime {
+impl LivePolicy {
     /// Loads the policy, the override files beside it and the key files; every problem is an
     /// error naming file:line:col.
     pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
@@ -155,12 +158,12 @@ impl Runtime {
         })
     }
 
-    pub fn snapshot(&self) -> Arc<Live> {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
         self.live.load_full()
     }
 
     /// The canary percent in force for `live`: the effective one, or 0 while auto-halted.
-    pub fn canary_percent(&self, live: &Live) -> u8 {
+    pub fn canary_percent(&self, live: &Snapshot) -> u8 {
         self.canary_halt
             .effective_percent(&live.halt_key, live.effective.canary_percent)
     }
@@ -196,7 +199,7 @@ impl Runtime {
     }
 }
 
-impl Runtime {
+impl LivePolicy {
     /// The key directory fetched new records: rebuild the snapshot with them (same policy, same
     /// generation and load time). On a key id clash the snapshot in force stays and the error goes
     /// back to the directory, which keeps its previous records and shows the error in `/status`.
@@ -206,7 +209,7 @@ impl Runtime {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load_full();
-        let next = Live::build(
+        let next = Snapshot::build(
             current.policy.clone(),
             current.overrides.clone(),
             &records,
@@ -225,7 +228,7 @@ fn load_live(
     directory: &[KeyRecord],
     generation: u64,
     now: i64,
-) -> Result<Live, ConfigErrors> {
+) -> Result<Snapshot, ConfigErrors> {
     let policy = policy::load(path)?;
     let dir = path
         .parent()
@@ -233,7 +236,7 @@ fn load_live(
         .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
     let overrides = FoundOverrides::layered(env, files);
-    Live::build(policy, overrides, directory, generation, now).map_err(|message| {
+    Snapshot::build(policy, overrides, directory, generation, now).map_err(|message| {
         ConfigErrors(vec![policy::ConfigError {
             file: path.display().to_string(),
             line: 1,
