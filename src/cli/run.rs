@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::json;
-
 use super::{EXIT_USAGE, unix_now};
 use crate::admin::AdminState;
 use crate::authn::Authenticator;
@@ -15,7 +13,7 @@ use crate::keys::{DirectoryConfig, KeyDirectory};
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
-use crate::policy::{self, OverrideOrigin, ReplayBackend};
+use crate::policy::{self, ReplayBackend};
 use crate::proxy::{self, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
@@ -147,7 +145,7 @@ pub fn serve_with(
             let replay = replay.clone();
             let directory = directory.clone();
             Arc::new(move || {
-                let mut s = status(&runtime, replay.as_ref());
+                let mut s = crate::admin::status::document(&runtime, replay.as_ref());
                 if let Some(d) = &directory {
                     s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
                 }
@@ -317,77 +315,4 @@ fn settings(live: &Snapshot) -> ProxySettings {
     s.read_buffer_bytes = Some(f.listener.read_buffer_bytes);
     s.write_buffer_bytes = Some(f.listener.write_buffer_bytes);
     s
-}
-
-/// SPEC §5 `/status`.
-pub fn status(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Value {
-    let live = runtime.snapshot();
-    let f = &live.policy.file;
-    let overrides: serde_json::Map<String, serde_json::Value> = live
-        .overrides
-        .settings
-        .iter()
-        .map(|s| {
-            let source = match &s.origin {
-                OverrideOrigin::Env => "environment".to_owned(),
-                OverrideOrigin::File(p) => p.display().to_string(),
-            };
-            (s.name.clone(), json!({"value": s.value, "source": source}))
-        })
-        .collect();
-    let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
-    sources.sort();
-    sources.dedup();
-    let last_error = runtime
-        .last_reload_error
-        .lock()
-        .ok()
-        .and_then(|e| e.clone());
-    json!({
-        "mode": f.mode.as_str(),
-        "effective_mode": live.effective.mode.as_str(),
-        "overrides": overrides,
-        "dry_run": live.effective.dry_run,
-        "canary_percent": runtime.canary_percent(&live),
-        "canary": {
-            "percent": live.effective.canary_percent,
-            "effective_percent": runtime.canary_percent(&live),
-            "auto_halt": live.policy.file.canary.auto_halt.map(|h| json!({
-                "max_reject_percent": h.max_reject_percent,
-                "window_seconds": h.window_seconds,
-                "min_requests": h.min_requests,
-            })),
-            "halted": runtime.canary_halt.status(&live.halt_key).map(|h| json!({
-                "at": h.at,
-                "rejected": h.rejected,
-                "total": h.total,
-                "window_seconds": h.window_seconds,
-                "percent_before": h.percent_before,
-            })),
-        },
-        "routes": live.effective.routes.iter().map(|r| json!({
-            "path_prefix": r.path_prefix,
-            "methods": r.methods.as_ref().map(|ms| ms.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),
-            "mode": r.mode.as_str(),
-            "dry_run": r.dry_run.unwrap_or(live.effective.dry_run),
-        })).collect::<Vec<_>>(),
-        "policy": {
-            "path": live.policy.path.display().to_string(),
-            "sha256": live.policy.sha256,
-            "generation": live.generation,
-            "loaded_at": live.loaded_at,
-        },
-        "last_reload_error": last_error,
-        "keys": {
-            "active": live.keys.active_count(),
-            "revoked": live.keys.revoked_count(),
-            "sources": sources,
-        },
-        "replay": {
-            "store": match f.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
-            "entries": replay.entries(),
-            "max_entries": f.replay.max_entries,
-        },
-        "version": env!("CARGO_PKG_VERSION"),
-    })
 }

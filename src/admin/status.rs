@@ -1,0 +1,82 @@
+//! The `/status` document (SPEC §5): what is in force — modes, overrides and where they came
+//! from, canary, routes, policy generation and reload error, keys, replay store — read from the
+//! live policy. It serves nothing (see `admin`) and changes nothing.
+
+use serde_json::json;
+
+use crate::live::LivePolicy;
+use crate::policy::{OverrideOrigin, ReplayBackend};
+use crate::replay::NonceStore;
+
+/// SPEC §5 `/status`.
+pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Value {
+    let live = runtime.snapshot();
+    let f = &live.policy.file;
+    let overrides: serde_json::Map<String, serde_json::Value> = live
+        .overrides
+        .settings
+        .iter()
+        .map(|s| {
+            let source = match &s.origin {
+                OverrideOrigin::Env => "environment".to_owned(),
+                OverrideOrigin::File(p) => p.display().to_string(),
+            };
+            (s.name.clone(), json!({"value": s.value, "source": source}))
+        })
+        .collect();
+    let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
+    sources.sort();
+    sources.dedup();
+    let last_error = runtime
+        .last_reload_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone());
+    json!({
+        "mode": f.mode.as_str(),
+        "effective_mode": live.effective.mode.as_str(),
+        "overrides": overrides,
+        "dry_run": live.effective.dry_run,
+        "canary_percent": runtime.canary_percent(&live),
+        "canary": {
+            "percent": live.effective.canary_percent,
+            "effective_percent": runtime.canary_percent(&live),
+            "auto_halt": live.policy.file.canary.auto_halt.map(|h| json!({
+                "max_reject_percent": h.max_reject_percent,
+                "window_seconds": h.window_seconds,
+                "min_requests": h.min_requests,
+            })),
+            "halted": runtime.canary_halt.status(&live.halt_key).map(|h| json!({
+                "at": h.at,
+                "rejected": h.rejected,
+                "total": h.total,
+                "window_seconds": h.window_seconds,
+                "percent_before": h.percent_before,
+            })),
+        },
+        "routes": live.effective.routes.iter().map(|r| json!({
+            "path_prefix": r.path_prefix,
+            "methods": r.methods.as_ref().map(|ms| ms.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),
+            "mode": r.mode.as_str(),
+            "dry_run": r.dry_run.unwrap_or(live.effective.dry_run),
+        })).collect::<Vec<_>>(),
+        "policy": {
+            "path": live.policy.path.display().to_string(),
+            "sha256": live.policy.sha256,
+            "generation": live.generation,
+            "loaded_at": live.loaded_at,
+        },
+        "last_reload_error": last_error,
+        "keys": {
+            "active": live.keys.active_count(),
+            "revoked": live.keys.revoked_count(),
+            "sources": sources,
+        },
+        "replay": {
+            "store": match f.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
+            "entries": replay.entries(),
+            "max_entries": f.replay.max_entries,
+        },
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
