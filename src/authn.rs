@@ -12,13 +12,13 @@ use async_trait::async_trait;
 use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
 use crate::error::{Error, ErrorCode};
 use crate::keys::KeyDirectory;
+use crate::live::{LivePolicy, Snapshot};
 use crate::policy::{Mode, OnStoreError};
 use crate::proxy::Hop;
 use crate::proxy::gate::{Gate, HeadVerdict, Identity, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
 use crate::replay::{Freshness, NonceStore, StoreError};
 use crate::rollout::{self, CanaryReason, HaltInfo};
-use crate::live::{Snapshot, LivePolicy};
 use crate::signature::target::Target;
 use crate::signature::{self, Requirement, Verified, digest};
 
@@ -137,7 +137,12 @@ impl Authenticator {
     }
 
     /// Verifies the signature: everything that needs only the head.
-    fn verify_head(&self, live: &Snapshot, req: &RequestView<'_>, now: i64) -> Result<Verified, Error> {
+    fn verify_head(
+        &self,
+        live: &Snapshot,
+        req: &RequestView<'_>,
+        now: i64,
+    ) -> Result<Verified, Error> {
         let target = std::str::from_utf8(req.target)
             .map_err(|_| Error::new(ErrorCode::SignatureInvalid, "request target is not UTF-8"))?;
         let sig = &live.policy.file.signature;

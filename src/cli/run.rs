@@ -10,6 +10,8 @@ use super::{EXIT_USAGE, unix_now};
 use crate::admin::AdminState;
 use crate::authn::Authenticator;
 use crate::keys::{DirectoryConfig, KeyDirectory};
+use crate::live::reload::{self, ReloadEvent, Trigger};
+use crate::live::{LivePolicy, Snapshot};
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
@@ -17,8 +19,6 @@ use crate::policy::{self, ReplayBackend};
 use crate::proxy::{self, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
-use crate::live::reload::{self, ReloadEvent, Trigger};
-use crate::live::{Snapshot, LivePolicy};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {

@@ -293,7 +293,7 @@ fn shipped_example_policies_are_valid() {
     );
     // Every key of SPEC §3 is written out, so the example documents them all: the file's values
     // are the defaults wherever the SPEC gives one.
-    let mut spec_defaults = ok("").file;
+    let mut spec_defaults = ok("mode: hybrid\n").file;
     spec_defaults.routes = full.file.routes.clone();
     spec_defaults.keys = full.file.keys.clone();
     spec_defaults.key_files = full.file.key_files.clone();
