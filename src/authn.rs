@@ -234,7 +234,11 @@ impl Authenticator {
         let decision = decide(mode, dry_run, outcome);
         if let (Err((e, _)), Some(ip)) = (&result, Self::ip_key(req)) {
             if e.code.status() == 401 {
-                self.limiter.record_failure(ip, now.max(0) as u64);
+                self.limiter.record_failure(
+                    ip,
+                    now.max(0) as u64,
+                    live.policy.file.failure_rate_limit.per_minute,
+                );
             }
         }
         let known = match &result {
@@ -361,9 +365,11 @@ impl Gate for Authenticator {
             return HeadVerdict::Decided(to_verdict(&live, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {
-            if let RateDecision::Limited { retry_after_secs } =
-                self.limiter.check(ip, now.max(0) as u64)
-            {
+            if let RateDecision::Limited { retry_after_secs } = self.limiter.check(
+                ip,
+                now.max(0) as u64,
+                live.policy.file.failure_rate_limit.per_minute,
+            ) {
                 if !dry_run {
                     let e = Error::new(
                         ErrorCode::RateLimited,

@@ -67,15 +67,17 @@ pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Va
             "loaded_at": live.loaded_at,
         },
         "last_reload_error": last_error,
+        "restart_required": live.restart_required,
         "keys": {
             "active": live.keys.active_count(),
             "revoked": live.keys.revoked_count(),
             "sources": sources,
         },
+        // The store in use is the one the process started with (restart-only keys).
         "replay": {
-            "store": match f.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
+            "store": match runtime.started.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
             "entries": replay.entries(),
-            "max_entries": f.replay.max_entries,
+            "max_entries": runtime.started.replay.max_entries,
         },
         "version": env!("CARGO_PKG_VERSION"),
     })

@@ -112,7 +112,7 @@ pub fn serve_with(
                 .map_err(|e| format!("{}: {e}", config.display()))?,
         ),
     };
-    let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
+    let limiter = FailureLimiter::new(DEFAULT_MAX_TRACKED);
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     let directory = match &file.key_directory {
@@ -259,6 +259,7 @@ fn publish_gauges(m: &Metrics, runtime: &LivePolicy, live: &Snapshot) {
     m.canary_percent
         .set(i64::from(runtime.canary_percent(live)));
     m.set_effective_mode(live.effective.mode);
+    m.set_restart_required(&live.restart_required);
     let mut routes: Vec<String> = live
         .effective
         .routes

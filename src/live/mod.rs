@@ -14,7 +14,9 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::keys::{KeyRecord, KeySet, KeyStatus};
-use crate::policy::{self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy};
+use crate::policy::{
+    self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy, PolicyFile, schema,
+};
 use crate::proxy::Hop;
 use crate::rollout::{CanaryHalt, PolicyKey};
 use crate::signature::{Component, VerifyOptions};
@@ -35,6 +37,9 @@ pub struct Snapshot {
     pub halt_key: PolicyKey,
     /// What the request path reads from this policy (header names, limits, upstream).
     pub hop: Hop,
+    /// Restart-only keys (`policy::schema`) whose value here differs from the one the process
+    /// started with: still running with the start value until a restart.
+    pub restart_required: Vec<&'static str>,
 }
 
 impl Snapshot {
@@ -69,6 +74,7 @@ impl Snapshot {
             loaded_at: now,
             halt_key,
             hop,
+            restart_required: Vec::new(),
         })
     }
 
@@ -135,6 +141,8 @@ pub struct LivePolicy {
     pub path: PathBuf,
     /// Overrides from the environment, read once at start; files beside the policy win.
     pub env_overrides: FoundOverrides,
+    /// The policy file the process started with: what the restart-only keys are running with.
+    pub started: PolicyFile,
     pub last_reload_error: Mutex<Option<String>>,
     /// The canary auto-halt state; survives reloads, cleared by a policy change.
     pub canary_halt: CanaryHalt,
@@ -149,6 +157,7 @@ impl LivePolicy {
     pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
         let live = load_live(path, &env, &[], 1, now)?;
         Ok(Self {
+            started: live.policy.file.clone(),
             live: ArcSwap::from_pointee(live),
             path: path.to_path_buf(),
             env_overrides: env,
@@ -169,7 +178,9 @@ impl LivePolicy {
     }
 
     /// Re-reads everything; on success swaps the snapshot in, on failure keeps the old one and
-    /// remembers the error. Returns whether anything changed.
+    /// remembers the error. Returns whether anything changed. Restart-only keys that now differ
+    /// from the start values are listed in the snapshot's `restart_required` and logged at error
+    /// level: the reload applies everything else.
     pub fn reload(&self, now: i64) -> Result<bool, String> {
         let directory = self
             .directory_keys
@@ -178,7 +189,15 @@ impl LivePolicy {
         let current = self.live.load();
         let generation = current.generation + 1;
         match load_live(&self.path, &self.env_overrides, &directory, generation, now) {
-            Ok(next) => {
+            Ok(mut next) => {
+                next.restart_required = schema::restart_pending(&self.started, &next.policy.file);
+                if !next.restart_required.is_empty() {
+                    tracing::error!(
+                        restart_required = ?next.restart_required,
+                        "policy reloaded; a restart is required for {}: until then the process keeps the values it started with",
+                        next.restart_required.join(", ")
+                    );
+                }
                 let changed = next.policy != current.policy || next.overrides != current.overrides;
                 if changed {
                     self.live.store(Arc::new(next));
@@ -209,13 +228,14 @@ impl LivePolicy {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load_full();
-        let next = Snapshot::build(
+        let mut next = Snapshot::build(
             current.policy.clone(),
             current.overrides.clone(),
             &records,
             current.generation,
             current.loaded_at,
         )?;
+        next.restart_required = current.restart_required.clone();
         *directory = records;
         self.live.store(Arc::new(next));
         Ok(())
