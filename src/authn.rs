@@ -104,12 +104,18 @@ impl Authenticator {
         if mode != Mode::Hybrid {
             return (mode, None, None);
         }
-        let canary = &live.policy.file.canary;
+        // The policy's canary with FORCE_SIGNATURE_USERS added.
+        let canary = &live.effective.canary;
         let percent = self.runtime.canary_percent(live);
+        let legacy = match &canary.legacy_user {
+            Some(rule) if !signed => rollout::canary::legacy_user(rule, req.headers),
+            _ => None,
+        };
         let caller = rollout::Caller {
             headers: req.headers,
             ip: Self::ip_key(req),
             client_id: None,
+            legacy_user: legacy.as_deref(),
         };
         let v = rollout::canary::apply(mode, live.effective.cap, percent, canary, &caller);
         let enforced = v.mode == Mode::Required;

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::live::LivePolicy;
-use crate::policy::{OverrideOrigin, ReplayBackend};
+use crate::policy::ReplayBackend;
 use crate::replay::NonceStore;
 
 /// SPEC §5 `/status`.
@@ -17,13 +17,22 @@ pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Va
         .settings
         .iter()
         .map(|s| {
-            let source = match &s.origin {
-                OverrideOrigin::Env => "environment".to_owned(),
-                OverrideOrigin::File(p) => p.display().to_string(),
-            };
-            (s.name.clone(), json!({"value": s.value, "source": source}))
+            let v =
+                json!({"value": s.value, "source": s.origin.describe(), "sets": s.kind.as_str()});
+            (s.name.clone(), v)
         })
         .collect();
+    // Per setting: which name(s) set it and from where (a setting set in a file hides the
+    // environment's names of it).
+    let mut by_setting = serde_json::Map::new();
+    for s in &live.overrides.settings {
+        let entry = by_setting
+            .entry(s.kind.as_str().to_owned())
+            .or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"name": s.name, "value": s.value, "source": s.origin.describe()}));
+        }
+    }
     let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
     sources.sort();
     sources.dedup();
@@ -36,6 +45,8 @@ pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Va
         "mode": f.mode.as_str(),
         "effective_mode": live.effective.mode.as_str(),
         "overrides": overrides,
+        "override_settings": by_setting,
+        "force_signature_users": live.overrides.overrides.force_users,
         "dry_run": live.effective.dry_run,
         "canary_percent": runtime.canary_percent(&live),
         "canary": {

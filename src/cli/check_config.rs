@@ -59,7 +59,9 @@ pub fn check(
         .ok();
     match (policy, env, files) {
         (Some(p), Some(env), Some(files)) if errors.is_empty() => {
-            Ok(render(&p, &FoundOverrides::layered(&env, files)))
+            let found = FoundOverrides::layered(&env, files);
+            policy::check_overrides(&p, &found)?;
+            Ok(render(&p, &found))
         }
         _ => Err(ConfigErrors(errors)),
     }
@@ -110,7 +112,13 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
                 OverrideOrigin::Env => "environment".to_string(),
                 OverrideOrigin::File(path) => format!("file {}", path.display()),
             };
-            let _ = writeln!(s, "  {}={} ({origin})", o.name, o.value);
+            let _ = writeln!(
+                s,
+                "  {}={} ({origin}; sets {})",
+                o.name,
+                o.value,
+                o.kind.as_str()
+            );
         }
     }
     let was = |now: String, file: String| {
@@ -219,7 +227,8 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
             format!("{rl}/minute per ip")
         }
     );
-    let c = &f.canary;
+    // The canary in force: FORCE_SIGNATURE_USERS joins always_require.
+    let c = &e.canary;
     let list = |v: &[policy::CallerMatcher]| {
         v.iter()
             .map(ToString::to_string)
@@ -232,6 +241,17 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
         list(&c.always_require),
         list(&c.never_require)
     );
+    if let Some(l) = &c.legacy_user {
+        let how = match l.hash {
+            policy::LegacyUserHash::None => "its value",
+            policy::LegacyUserHash::Sha256 => "the SHA-256 hex of its value",
+        };
+        let _ = writeln!(
+            s,
+            "canary legacy_user: an unsigned caller is client:ID for always_require when {how} in {} is ID",
+            l.header
+        );
+    }
     if let Some(h) = &c.auto_halt {
         let _ = writeln!(
             s,
@@ -325,7 +345,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment)"),
+            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment; sets canary_percent)"),
             "{out}"
         );
         assert!(out.contains("canary: 10% (file: 0%) of callers"), "{out}");

@@ -61,7 +61,7 @@ impl Snapshot {
         let effective = policy.effective(&overrides.overrides);
         let halt_key = PolicyKey {
             sha256: policy.sha256.clone(),
-            overrides: overrides.overrides,
+            overrides: overrides.overrides.clone(),
         };
         Ok(Self {
             policy,
@@ -256,6 +256,7 @@ fn load_live(
         .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
     let overrides = FoundOverrides::layered(env, files);
+    policy::check_overrides(&policy, &overrides)?;
     Snapshot::build(policy, overrides, directory, generation, now).map_err(|message| {
         ConfigErrors(vec![policy::ConfigError {
             file: path.display().to_string(),

@@ -33,9 +33,10 @@ pub use limits::Limits;
 pub use listener::{Buffers, Http2, TlsListener};
 pub use network::Upstream;
 pub use overrides::{
-    EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides,
+    EffectivePolicy, FoundOverrides, MAX_FORCE_USERS, OVERRIDE_NAMES, OverrideKind, OverrideOrigin,
+    OverrideSetting, OverrideValue, Overrides, check_against as check_overrides,
     from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
-    parse_mode_value, parse_percent_value,
+    parse_guide_mode_value, parse_mode_value, parse_percent_value, parse_users_value,
 };
 pub use replay::{OnStoreError, ReplayBackend, ReplayPolicy};
 pub use routes::{Route, RouteRef};
