@@ -312,9 +312,15 @@ fn an_empty_or_truncated_policy_is_refused_and_the_last_good_one_keeps_enforcing
             assert!(t0.elapsed() < RELOAD, "{what}: no refused reload counted");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let e = t.proxy.status()["last_reload_error"].as_str().unwrap_or("").to_owned();
+        let e = t.proxy.status()["last_reload_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         assert!(e.contains(why), "{what}: {e}");
-        assert!(e.contains(&format!("{}:", t.path().display())), "{what}: {e}");
+        assert!(
+            e.contains(&format!("{}:", t.path().display())),
+            "{what}: {e}"
+        );
         enforcing(what);
         // A second look after the debounce: still enforcing (nothing half-applied later).
         std::thread::sleep(Duration::from_millis(400));
