@@ -39,9 +39,14 @@ impl OverrideKind {
 /// Live overrides; `None` = not set, the policy file decides.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `SIGNATURE_AUTH_MODE` (alias `auth_mode`, and `AUTH_MODE` in the migration guide's words;
-    /// `SIGNATURE_AUTH_ENABLED=false` is `off`): replaces `mode` and caps every route.
+    /// `SIGNATURE_AUTH_MODE` (alias `auth_mode`; `SIGNATURE_AUTH_ENABLED=false` is `off`;
+    /// `AUTH_MODE` in the migration guide's words): replaces `mode` and caps every route.
     pub mode: Option<Mode>,
+    /// The mode was set by `AUTH_MODE` alone: as in the migration guide, `AUTH_MODE=hybrid`
+    /// is the state in which the canary (`SIGNATURE_AUTH_PERCENTAGE`, `FORCE_SIGNATURE_USERS`)
+    /// runs, so it caps the routes but not the canary. Our `SIGNATURE_AUTH_MODE=hybrid` is the
+    /// emergency rollback and stops the canary too.
+    pub mode_keeps_canary: bool,
     /// `SIGNATURE_AUTH_REQUIRED`: `false` caps every route at hybrid; `true` adds no cap.
     pub required: Option<bool>,
     /// `SIGNATURE_AUTH_CANARY_PERCENT` (alias `SIGNATURE_AUTH_PERCENTAGE`): replaces
@@ -130,10 +135,11 @@ pub fn parse_users_value(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// One override's value as it sets its setting. `Mode(None)` is `SIGNATURE_AUTH_ENABLED=true`:
-/// checking on, at the policy's mode.
+/// checking on, at the policy's mode; `GuideMode` is `AUTH_MODE` (see `mode_keeps_canary`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OverrideValue {
     Mode(Option<Mode>),
+    GuideMode(Mode),
     Bool(bool),
     Percent(u8),
     Users(Vec<String>),
@@ -150,7 +156,7 @@ impl OverrideValue {
             }
             "AUTH_MODE" => (
                 OverrideKind::Mode,
-                V::Mode(Some(parse_guide_mode_value(value)?)),
+                V::GuideMode(parse_guide_mode_value(value)?),
             ),
             "SIGNATURE_AUTH_ENABLED" => {
                 let on = parse_bool_value(value)?;
@@ -173,10 +179,20 @@ impl OverrideValue {
     }
 
     /// Two names of one setting, read together: the value both mean, or `None` when they
-    /// disagree. `SIGNATURE_AUTH_ENABLED=true` agrees with any mode but `off`.
+    /// disagree. `SIGNATURE_AUTH_ENABLED=true` agrees with any mode but `off`; `AUTH_MODE`
+    /// agrees with our name for the same mode, which then decides (it is the stricter switch).
     fn agree(&self, other: &OverrideValue) -> Option<OverrideValue> {
+        use OverrideValue as V;
         match (self, other) {
             (a, b) if a == b => Some(a.clone()),
+            (V::GuideMode(g), V::Mode(Some(m))) | (V::Mode(Some(m)), V::GuideMode(g)) if g == m => {
+                Some(V::Mode(Some(*m)))
+            }
+            (V::GuideMode(g), V::Mode(None)) | (V::Mode(None), V::GuideMode(g))
+                if *g != Mode::Off =>
+            {
+                Some(V::GuideMode(*g))
+            }
             (OverrideValue::Mode(None), OverrideValue::Mode(Some(m)))
             | (OverrideValue::Mode(Some(m)), OverrideValue::Mode(None))
                 if *m != Mode::Off =>
@@ -267,6 +283,10 @@ fn fold(settings: &[OverrideSetting]) -> Overrides {
     for (setting, v) in seen {
         match (setting, v) {
             (OverrideKind::Mode, OverrideValue::Mode(m)) => o.mode = m,
+            (OverrideKind::Mode, OverrideValue::GuideMode(m)) => {
+                o.mode = Some(m);
+                o.mode_keeps_canary = true;
+            }
             (OverrideKind::Required, OverrideValue::Bool(b)) => o.required = Some(b),
             (OverrideKind::CanaryPercent, OverrideValue::Percent(p)) => o.canary_percent = Some(p),
             (OverrideKind::DryRun, OverrideValue::Bool(b)) => o.dry_run = Some(b),
@@ -396,7 +416,8 @@ pub struct EffectivePolicy {
     pub mode: Mode,
     pub dry_run: bool,
     pub canary_percent: u8,
-    /// The strictest mode any route may have under the overrides; `None` = no cap.
+    /// The strictest mode the canary may raise a hybrid route to under the overrides; `None` =
+    /// no cap. (The routes' own caps are applied to `routes` and `mode` already.)
     pub cap: Option<Mode>,
     /// The policy's routes with their modes capped (and dry_run forced on under DRY_RUN=true).
     pub routes: Vec<Route>,
@@ -426,6 +447,11 @@ pub(crate) fn effective(p: &Policy, o: &Overrides) -> EffectivePolicy {
         (a, b) => a.or(b),
     };
     let capped = |m: Mode| cap.map_or(m, |c| m.capped(c));
+    let canary_cap = if o.mode_keeps_canary {
+        required_cap
+    } else {
+        cap
+    };
     let force_dry = o.dry_run == Some(true);
     let routes = p
         .file
@@ -441,7 +467,7 @@ pub(crate) fn effective(p: &Policy, o: &Overrides) -> EffectivePolicy {
         mode: capped(o.mode.unwrap_or(p.file.mode)),
         dry_run: o.dry_run.unwrap_or(p.file.dry_run),
         canary_percent: o.canary_percent.unwrap_or(p.file.canary.percent),
-        cap,
+        cap: canary_cap,
         routes,
         canary: effective_canary(&p.file.canary, &o.force_users),
         overrides: o.clone(),

@@ -166,6 +166,7 @@ fn overrides_from_env_and_dir_files_win() {
             canary_percent: None,
             dry_run: Some(true),
             force_users: vec![],
+            mode_keeps_canary: false,
         }
     );
     std::fs::write(dir.path().join("SIGNATURE_AUTH_CANARY_PERCENT"), "150").unwrap();
@@ -512,4 +513,26 @@ fn forced_users_join_always_require_and_need_a_legacy_user_rule() {
         hashed.effective(&found.overrides).canary.always_require,
         [CallerMatcher::Client("ab".repeat(32))]
     );
+}
+
+#[test]
+fn auth_mode_hybrid_caps_the_routes_but_keeps_the_canary_running() {
+    let p = ok("mode: required\ncanary: {percent: 25}\n");
+    // The guide's canary state: everything hybrid, 25 % of callers must sign.
+    let guide = env(&[("AUTH_MODE", "hybrid"), ("SIGNATURE_AUTH_PERCENTAGE", "25")]).unwrap();
+    let e = p.effective(&guide.overrides);
+    assert_eq!((e.mode, e.cap, e.canary_percent), (Mode::Hybrid, None, 25));
+    // Our emergency switch of the same name stops the canary as well.
+    let ours = env(&[("SIGNATURE_AUTH_MODE", "hybrid")]).unwrap();
+    let e = p.effective(&ours.overrides);
+    assert_eq!((e.mode, e.cap), (Mode::Hybrid, Some(Mode::Hybrid)));
+    // Both names, same mode: ours decides. SIGNATURE_AUTH_REQUIRED=false still stops it.
+    let both = env(&[("SIGNATURE_AUTH_MODE", "hybrid"), ("AUTH_MODE", "hybrid")]).unwrap();
+    assert_eq!(p.effective(&both.overrides).cap, Some(Mode::Hybrid));
+    let rollback = env(&[
+        ("AUTH_MODE", "hybrid"),
+        ("SIGNATURE_AUTH_REQUIRED", "false"),
+    ])
+    .unwrap();
+    assert_eq!(p.effective(&rollback.overrides).cap, Some(Mode::Hybrid));
 }
