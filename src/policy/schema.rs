@@ -281,6 +281,7 @@ mod tests {
         assert!(restart_pending(&a, &b).is_empty());
         b.threads = 3;
         b.mode = crate::policy::Mode::Required;
+        b.shutdown_grace_seconds = 1;
         b.replay.backend = ReplayBackend::Redis {
             url: "redis://127.0.0.1:1/0".into(),
         };

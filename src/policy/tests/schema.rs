@@ -307,7 +307,114 @@ fn pairs() -> Vec<(&'static str, String, String)> {
             ),
         ),
     ];
-    v.into_iter().map(|(k, (a, b))| (k, a, b)).collect()
+    let tls = |cert: &str, key: &str, ca: &str| {
+        format!("tls: {{cert_file: {cert}, key_file: {key}, client_ca_file: {ca}}}")
+    };
+    let more: Vec<(&'static str, (String, String))> = vec![
+        (
+            "drain_delay_seconds",
+            s("drain_delay_seconds: 1", "drain_delay_seconds: 2"),
+        ),
+        (
+            "limits.header_timeout_seconds",
+            s(
+                "limits: {header_timeout_seconds: 1}",
+                "limits: {header_timeout_seconds: 2}",
+            ),
+        ),
+        (
+            "limits.body_timeout_seconds",
+            s(
+                "limits: {body_timeout_seconds: 1}",
+                "limits: {body_timeout_seconds: 2}",
+            ),
+        ),
+        (
+            "limits.keepalive_timeout_seconds",
+            s(
+                "limits: {keepalive_timeout_seconds: 0}",
+                "limits: {keepalive_timeout_seconds: 2}",
+            ),
+        ),
+        (
+            "limits.send_timeout_seconds",
+            s(
+                "limits: {send_timeout_seconds: 1}",
+                "limits: {send_timeout_seconds: 2}",
+            ),
+        ),
+        (
+            "limits.max_connections",
+            s(
+                "limits: {max_connections: 1}",
+                "limits: {max_connections: 2}",
+            ),
+        ),
+        (
+            "tls.cert_file",
+            (
+                tls("a.pem", "k.pem", "ca.pem"),
+                tls("b.pem", "k.pem", "ca.pem"),
+            ),
+        ),
+        (
+            "tls.key_file",
+            (
+                tls("a.pem", "k.pem", "ca.pem"),
+                tls("a.pem", "l.pem", "ca.pem"),
+            ),
+        ),
+        (
+            "tls.client_ca_file",
+            (
+                tls("a.pem", "k.pem", "ca.pem"),
+                tls("a.pem", "k.pem", "cb.pem"),
+            ),
+        ),
+        (
+            "http2.enabled",
+            s("http2: {enabled: true}", "http2: {enabled: false}"),
+        ),
+        (
+            "http2.max_concurrent_streams",
+            s(
+                "http2: {max_concurrent_streams: 1}",
+                "http2: {max_concurrent_streams: 2}",
+            ),
+        ),
+        (
+            "http2.max_header_list_bytes",
+            s(
+                "http2: {max_header_list_bytes: 4096}",
+                "http2: {max_header_list_bytes: 8192}",
+            ),
+        ),
+        (
+            "http2.max_pending_resets",
+            s(
+                "http2: {max_pending_resets: 1}",
+                "http2: {max_pending_resets: 2}",
+            ),
+        ),
+        (
+            "listener.read_buffer_bytes",
+            s(
+                "listener: {read_buffer_bytes: 0}",
+                "listener: {read_buffer_bytes: 4096}",
+            ),
+        ),
+        (
+            "listener.write_buffer_bytes",
+            s(
+                "listener: {write_buffer_bytes: 1460}",
+                "listener: {write_buffer_bytes: 4096}",
+            ),
+        ),
+    ];
+    v.into_iter()
+        .chain(more)
+        .map(|(k, (a, b))| (k, a, b))
+        .collect()
 }
 
 #[test]
@@ -346,12 +453,20 @@ fn restart_only_keys_are_the_documented_few() {
             "listen",
             "admin_listen",
             "threads",
-            "shutdown_grace_seconds",
             "key_directory.url",
             "key_directory.refresh_seconds",
             "replay.store",
             "replay.max_entries",
             "replay.redis_url",
+            "tls.cert_file",
+            "tls.key_file",
+            "tls.client_ca_file",
+            "http2.enabled",
+            "http2.max_concurrent_streams",
+            "http2.max_header_list_bytes",
+            "http2.max_pending_resets",
+            "listener.read_buffer_bytes",
+            "listener.write_buffer_bytes",
         ]
     );
     // A reload that changes one of them is seen as pending.
