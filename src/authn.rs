@@ -12,13 +12,13 @@ use async_trait::async_trait;
 use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
 use crate::error::{Error, ErrorCode};
 use crate::keys::KeyDirectory;
+use crate::live::{LivePolicy, Snapshot};
 use crate::policy::{Mode, OnStoreError};
 use crate::proxy::Hop;
 use crate::proxy::gate::{Gate, HeadVerdict, Identity, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
 use crate::replay::{Freshness, NonceStore, StoreError};
 use crate::rollout::{self, CanaryReason, HaltInfo};
-use crate::runtime::{Live, Runtime};
 use crate::signature::target::Target;
 use crate::signature::{self, Requirement, Verified, digest};
 
@@ -59,13 +59,13 @@ struct Route {
 
 /// The state carried from the head check to the body check.
 pub struct Pending {
-    live: Arc<Live>,
+    live: Arc<Snapshot>,
     verified: Verified,
     route: Route,
 }
 
 pub struct Authenticator {
-    runtime: Arc<Runtime>,
+    runtime: Arc<LivePolicy>,
     replay: Arc<dyn NonceStore>,
     limiter: FailureLimiter,
     clock: fn() -> i64,
@@ -75,7 +75,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(
-        runtime: Arc<Runtime>,
+        runtime: Arc<LivePolicy>,
         replay: Arc<dyn NonceStore>,
         limiter: FailureLimiter,
         clock: fn() -> i64,
@@ -94,7 +94,7 @@ impl Authenticator {
     /// (they are verified either way) but count toward the halt's window as not rejected.
     fn canary(
         &self,
-        live: &Live,
+        live: &Snapshot,
         req: &RequestView<'_>,
         mode: Mode,
         signed: bool,
@@ -104,12 +104,18 @@ impl Authenticator {
         if mode != Mode::Hybrid {
             return (mode, None, None);
         }
-        let canary = &live.policy.file.canary;
+        // The policy's canary with FORCE_SIGNATURE_USERS added.
+        let canary = &live.effective.canary;
         let percent = self.runtime.canary_percent(live);
+        let legacy = match &canary.legacy_user {
+            Some(rule) if !signed => rollout::canary::legacy_user(rule, req.headers),
+            _ => None,
+        };
         let caller = rollout::Caller {
             headers: req.headers,
             ip: Self::ip_key(req),
             client_id: None,
+            legacy_user: legacy.as_deref(),
         };
         let v = rollout::canary::apply(mode, live.effective.cap, percent, canary, &caller);
         let enforced = v.mode == Mode::Required;
@@ -137,7 +143,12 @@ impl Authenticator {
     }
 
     /// Verifies the signature: everything that needs only the head.
-    fn verify_head(&self, live: &Live, req: &RequestView<'_>, now: i64) -> Result<Verified, Error> {
+    fn verify_head(
+        &self,
+        live: &Snapshot,
+        req: &RequestView<'_>,
+        now: i64,
+    ) -> Result<Verified, Error> {
         let target = std::str::from_utf8(req.target)
             .map_err(|_| Error::new(ErrorCode::SignatureInvalid, "request target is not UTF-8"))?;
         let sig = &live.policy.file.signature;
@@ -163,7 +174,7 @@ impl Authenticator {
     }
 
     /// After the signature (and digest) held: the nonce must be new.
-    async fn check_replay(&self, live: &Live, v: &Verified, now: i64) -> Result<bool, Error> {
+    async fn check_replay(&self, live: &Snapshot, v: &Verified, now: i64) -> Result<bool, Error> {
         let Some(nonce) = v
             .nonce
             .as_deref()
@@ -198,7 +209,7 @@ impl Authenticator {
 
     async fn finish(
         &self,
-        live: &Live,
+        live: &Snapshot,
         req: &RequestView<'_>,
         route: Route,
         verified: Result<Verified, Error>,
@@ -229,7 +240,11 @@ impl Authenticator {
         let decision = decide(mode, dry_run, outcome);
         if let (Err((e, _)), Some(ip)) = (&result, Self::ip_key(req)) {
             if e.code.status() == 401 {
-                self.limiter.record_failure(ip, now.max(0) as u64);
+                self.limiter.record_failure(
+                    ip,
+                    now.max(0) as u64,
+                    live.policy.file.failure_rate_limit.per_minute,
+                );
             }
         }
         let known = match &result {
@@ -275,7 +290,7 @@ fn note(
     }
 }
 
-fn to_verdict(live: &Live, d: Decision<'_>, mut note: AuditNote) -> Verdict<AuditNote> {
+fn to_verdict(live: &Snapshot, d: Decision<'_>, mut note: AuditNote) -> Verdict<AuditNote> {
     match d.action {
         Action::Pass { auth, identity } => {
             if note.method != AuthMethod::Signature {
@@ -306,21 +321,21 @@ fn route_path(target: &[u8]) -> &str {
 
 #[async_trait]
 impl Gate for Authenticator {
-    type Snapshot = Arc<Live>;
+    type Snapshot = Arc<Snapshot>;
     type Pending = Pending;
     type Note = AuditNote;
 
-    fn snapshot(&self) -> Arc<Live> {
+    fn snapshot(&self) -> Arc<Snapshot> {
         self.runtime.snapshot()
     }
 
-    fn hop(live: &Arc<Live>) -> &Hop {
+    fn hop(live: &Arc<Snapshot>) -> &Hop {
         &live.hop
     }
 
     async fn check_head(
         &self,
-        live: &Arc<Live>,
+        live: &Arc<Snapshot>,
         req: &RequestView<'_>,
     ) -> HeadVerdict<AuditNote, Pending> {
         let started = Instant::now();
@@ -356,9 +371,11 @@ impl Gate for Authenticator {
             return HeadVerdict::Decided(to_verdict(&live, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {
-            if let RateDecision::Limited { retry_after_secs } =
-                self.limiter.check(ip, now.max(0) as u64)
-            {
+            if let RateDecision::Limited { retry_after_secs } = self.limiter.check(
+                ip,
+                now.max(0) as u64,
+                live.policy.file.failure_rate_limit.per_minute,
+            ) {
                 if !dry_run {
                     let e = Error::new(
                         ErrorCode::RateLimited,
@@ -400,7 +417,7 @@ impl Gate for Authenticator {
 
     async fn check_body(
         &self,
-        _snapshot: &Arc<Live>,
+        _snapshot: &Arc<Snapshot>,
         req: &RequestView<'_>,
         body: &[u8],
         pending: Pending,

@@ -13,7 +13,7 @@ use prometheus::{
 
 use crate::decision::AuthMethod;
 use crate::error::ErrorCode;
-use crate::policy::Mode;
+use crate::policy::{Mode, schema};
 
 /// Client id label for callers that did not verify.
 pub const UNKNOWN_CLIENT: &str = "unknown";
@@ -41,6 +41,8 @@ pub struct Metrics {
     pub canary_halts: IntCounter,
     /// Client connections ended before a request reached the gate, by reason.
     pub connections_refused: IntCounterVec,
+    /// 1 for each restart-only policy key whose reloaded value waits for a restart.
+    pub restart_required: IntGaugeVec,
     progress: Mutex<HashMap<String, ProgressWindow>>,
 }
 
@@ -162,6 +164,17 @@ impl Metrics {
         for e in crate::proxy::ConnEvent::ALL {
             connections_refused.with_label_values(&[e.as_str()]);
         }
+        let restart_required = IntGaugeVec::new(
+            Opts::new(
+                "datafold_config_restart_required",
+                "1 for each restart-only policy key whose reloaded value is not in force until a restart",
+            ),
+            &["key"],
+        )?;
+        registry.register(Box::new(restart_required.clone()))?;
+        for k in schema::leaves().filter(|k| k.apply == schema::Apply::Restart) {
+            restart_required.with_label_values(&[k.path]);
+        }
         // Pre-create every bounded series so dashboards see zeros, not gaps.
         for c in ErrorCode::ALL {
             requests.with_label_values(&[c.as_str()]);
@@ -189,6 +202,7 @@ impl Metrics {
             replay_store_errors,
             canary_halts,
             connections_refused,
+            restart_required,
             progress: Mutex::new(HashMap::new()),
         })
     }
@@ -198,6 +212,16 @@ impl Metrics {
             self.effective_mode
                 .with_label_values(&[m.as_str()])
                 .set(i64::from(m == mode));
+        }
+    }
+
+    /// `pending`: the restart-only keys that differ from the start values (labels are the
+    /// schema's restart-only keys, a fixed set).
+    pub fn set_restart_required(&self, pending: &[&str]) {
+        for k in schema::leaves().filter(|k| k.apply == schema::Apply::Restart) {
+            self.restart_required
+                .with_label_values(&[k.path])
+                .set(i64::from(pending.contains(&k.path)));
         }
     }
 
@@ -322,6 +346,7 @@ mod tests {
             "datafold_requests_total",
             "datafold_upstream_latency_seconds",
             "datafold_canary_auto_halts_total",
+            "datafold_config_restart_required",
         ] {
             assert!(
                 names.iter().any(|n| n == want),

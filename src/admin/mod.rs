@@ -1,6 +1,8 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text of a registry we are
 //! given) and `/status` (JSON from a callback we are given), served by a separate Pingora
-//! service on its own port. It computes no metrics and no status itself.
+//! service on its own port. It computes no metrics; the `/status` document is built by `status`.
+
+pub mod status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

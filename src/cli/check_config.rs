@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::policy::schema::{self, Apply};
 use crate::policy::{self, ConfigErrors, FoundOverrides, OverrideOrigin, Policy};
 
 #[derive(clap::Args, Debug)]
@@ -58,7 +59,9 @@ pub fn check(
         .ok();
     match (policy, env, files) {
         (Some(p), Some(env), Some(files)) if errors.is_empty() => {
-            Ok(render(&p, &FoundOverrides::layered(&env, files)))
+            let found = FoundOverrides::layered(&env, files);
+            policy::check_overrides(&p, &found)?;
+            Ok(render(&p, &found))
         }
         _ => Err(ConfigErrors(errors)),
     }
@@ -109,7 +112,13 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
                 OverrideOrigin::Env => "environment".to_string(),
                 OverrideOrigin::File(path) => format!("file {}", path.display()),
             };
-            let _ = writeln!(s, "  {}={} ({origin})", o.name, o.value);
+            let _ = writeln!(
+                s,
+                "  {}={} ({origin}; sets {})",
+                o.name,
+                o.value,
+                o.kind.as_str()
+            );
         }
     }
     let was = |now: String, file: String| {
@@ -218,7 +227,8 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
             format!("{rl}/minute per ip")
         }
     );
-    let c = &f.canary;
+    // The canary in force: FORCE_SIGNATURE_USERS joins always_require.
+    let c = &e.canary;
     let list = |v: &[policy::CallerMatcher]| {
         v.iter()
             .map(ToString::to_string)
@@ -231,6 +241,17 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
         list(&c.always_require),
         list(&c.never_require)
     );
+    if let Some(l) = &c.legacy_user {
+        let how = match l.hash {
+            policy::LegacyUserHash::None => "its value",
+            policy::LegacyUserHash::Sha256 => "the SHA-256 hex of its value",
+        };
+        let _ = writeln!(
+            s,
+            "canary legacy_user: an unsigned caller is client:ID for always_require when {how} in {} is ID",
+            l.header
+        );
+    }
     if let Some(h) = &c.auto_halt {
         let _ = writeln!(
             s,
@@ -267,7 +288,34 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
             k.key_id, k.client_id, status, k.file, k.pos.line, k.pos.col
         );
     }
+    render_classes(&mut s);
     s
+}
+
+/// Every key by class (`policy::schema`): what a reload applies and what needs a restart.
+fn render_classes(s: &mut String) {
+    let _ = writeln!(
+        s,
+        "key classes (sigproxy run applies `live` keys on reload; a changed `restart` key is reported in /status restart_required until a restart):"
+    );
+    for (apply, label) in [(Apply::Live, "live"), (Apply::Restart, "restart")] {
+        let keys: Vec<&str> = schema::leaves()
+            .filter(|k| k.apply == apply)
+            .map(|k| k.path)
+            .collect();
+        let mut line = format!("  {label}:");
+        for (i, k) in keys.iter().enumerate() {
+            let sep = if i + 1 < keys.len() { "," } else { "" };
+            if line.len() + k.len() + 2 > 100 {
+                let _ = writeln!(s, "{line}");
+                line = " ".repeat(label.len() + 3);
+            }
+            line.push(' ');
+            line.push_str(k);
+            line.push_str(sep);
+        }
+        let _ = writeln!(s, "{line}");
+    }
 }
 
 #[cfg(test)]
@@ -297,13 +345,35 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment)"),
+            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment; sets canary_percent)"),
             "{out}"
         );
         assert!(out.contains("canary: 10% (file: 0%) of callers"), "{out}");
         assert!(
             out.contains("k1 ") && out.contains("client web") && out.contains("active"),
             "{out}"
+        );
+        // Every key is named once, under its class.
+        let classes = &out[out.find("key classes").unwrap()..];
+        let mut class = "";
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for line in classes.lines().skip(1) {
+            let mut words = line.split([' ', ',']).filter(|w| !w.is_empty()).peekable();
+            if let Some(label) = words.peek().and_then(|w| w.strip_suffix(':')) {
+                class = label;
+                words.next();
+            }
+            seen.extend(words.map(|w| (w.to_owned(), class)));
+        }
+        let mut want: Vec<(String, &str)> = schema::leaves()
+            .map(|k| (k.path.to_owned(), k.apply.as_str()))
+            .collect();
+        seen.sort();
+        want.sort();
+        assert_eq!(seen, want, "{classes}");
+        assert!(
+            classes.contains("restart: listen, admin_listen, threads"),
+            "{classes}"
         );
 
         std::fs::write(&file, "mode: false\nlisten: x\n").unwrap();

@@ -6,21 +6,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::json;
-
 use super::{EXIT_USAGE, unix_now};
 use crate::admin::AdminState;
 use crate::authn::Authenticator;
 use crate::keys::{DirectoryConfig, KeyDirectory};
+use crate::live::reload::{self, ReloadEvent, Trigger};
+use crate::live::{LivePolicy, Snapshot};
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
-use crate::policy::{self, OverrideOrigin, ReplayBackend};
+use crate::policy::{self, ReplayBackend};
 use crate::proxy::{self, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
 use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
-use crate::rollout::watch::{self, ReloadEvent, Trigger};
-use crate::runtime::{Live, Runtime};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -84,7 +82,7 @@ pub fn init_logging() -> LogSink {
 /// Everything `run` and `demo` share: loads, builds and serves; returns only on shutdown or on
 /// a configuration error (before anything was bound). `on_ready` runs once the gateway is built.
 /// Called once the gateway is built, before it serves (the demo prints its lines here).
-pub type OnReady = Box<dyn FnOnce(&Live) + Send>;
+pub type OnReady = Box<dyn FnOnce(&Snapshot) + Send>;
 
 pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
     serve_with(config, on_ready, Handover::default())
@@ -98,7 +96,7 @@ pub fn serve_with(
 ) -> Result<(), String> {
     let env = policy::overrides_from_env(std::env::vars()).map_err(|e| e.to_string())?;
     let runtime = Arc::new(
-        Runtime::load(config, env, unix_now())
+        LivePolicy::load(config, env, unix_now())
             .map_err(|e| format!("{e}\n{}: policy not valid; not starting", config.display()))?,
     );
     let live = runtime.snapshot();
@@ -114,7 +112,7 @@ pub fn serve_with(
                 .map_err(|e| format!("{}: {e}", config.display()))?,
         ),
     };
-    let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
+    let limiter = FailureLimiter::new(DEFAULT_MAX_TRACKED);
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     let directory = match &file.key_directory {
@@ -128,7 +126,7 @@ pub fn serve_with(
     publish_gauges(&metrics, &runtime, &runtime.snapshot());
     {
         let metrics = metrics.clone();
-        watch::spawn(
+        reload::spawn(
             runtime.clone(),
             unix_now,
             Box::new(move |rt, trigger, event| on_reload(&metrics, rt, trigger, event)),
@@ -147,7 +145,7 @@ pub fn serve_with(
             let replay = replay.clone();
             let directory = directory.clone();
             Arc::new(move || {
-                let mut s = status(&runtime, replay.as_ref());
+                let mut s = crate::admin::status::document(&runtime, replay.as_ref());
                 if let Some(d) = &directory {
                     s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
                 }
@@ -192,7 +190,7 @@ pub fn serve_with(
 /// and keeps refreshing it on a thread of its own, independent of the proxy's runtimes.
 fn start_key_directory(
     kd: &policy::KeyDirectory,
-    runtime: &Arc<Runtime>,
+    runtime: &Arc<LivePolicy>,
     metrics: &Arc<Metrics>,
 ) -> Result<KeyDirectory, String> {
     let (target, metrics) = (runtime.clone(), metrics.clone());
@@ -256,11 +254,12 @@ fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> boo
     false
 }
 
-fn publish_gauges(m: &Metrics, runtime: &Runtime, live: &Live) {
+fn publish_gauges(m: &Metrics, runtime: &LivePolicy, live: &Snapshot) {
     m.active_keys.set(live.active_keys() as i64);
     m.canary_percent
         .set(i64::from(runtime.canary_percent(live)));
     m.set_effective_mode(live.effective.mode);
+    m.set_restart_required(&live.restart_required);
     let mut routes: Vec<String> = live
         .effective
         .routes
@@ -272,7 +271,7 @@ fn publish_gauges(m: &Metrics, runtime: &Runtime, live: &Live) {
 }
 
 /// After each reload attempt: count it, log it, and refresh the gauges from what is in force.
-fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEvent) {
+fn on_reload(m: &Metrics, runtime: &LivePolicy, trigger: Trigger, event: &ReloadEvent) {
     match event {
         ReloadEvent::Applied {
             changed,
@@ -305,7 +304,7 @@ fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEve
 }
 
 /// The start-only settings; everything a request reads comes from the live snapshot.
-fn settings(live: &Live) -> ProxySettings {
+fn settings(live: &Snapshot) -> ProxySettings {
     let f = &live.policy.file;
     let mut s = ProxySettings::new(f.listen.to_string());
     s.admin_listen = Some(f.admin_listen.to_string());
@@ -317,77 +316,4 @@ fn settings(live: &Live) -> ProxySettings {
     s.read_buffer_bytes = Some(f.listener.read_buffer_bytes);
     s.write_buffer_bytes = Some(f.listener.write_buffer_bytes);
     s
-}
-
-/// SPEC §5 `/status`.
-pub fn status(runtime: &Runtime, replay: &dyn NonceStore) -> serde_json::Value {
-    let live = runtime.snapshot();
-    let f = &live.policy.file;
-    let overrides: serde_json::Map<String, serde_json::Value> = live
-        .overrides
-        .settings
-        .iter()
-        .map(|s| {
-            let source = match &s.origin {
-                OverrideOrigin::Env => "environment".to_owned(),
-                OverrideOrigin::File(p) => p.display().to_string(),
-            };
-            (s.name.clone(), json!({"value": s.value, "source": source}))
-        })
-        .collect();
-    let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
-    sources.sort();
-    sources.dedup();
-    let last_error = runtime
-        .last_reload_error
-        .lock()
-        .ok()
-        .and_then(|e| e.clone());
-    json!({
-        "mode": f.mode.as_str(),
-        "effective_mode": live.effective.mode.as_str(),
-        "overrides": overrides,
-        "dry_run": live.effective.dry_run,
-        "canary_percent": runtime.canary_percent(&live),
-        "canary": {
-            "percent": live.effective.canary_percent,
-            "effective_percent": runtime.canary_percent(&live),
-            "auto_halt": live.policy.file.canary.auto_halt.map(|h| json!({
-                "max_reject_percent": h.max_reject_percent,
-                "window_seconds": h.window_seconds,
-                "min_requests": h.min_requests,
-            })),
-            "halted": runtime.canary_halt.status(&live.halt_key).map(|h| json!({
-                "at": h.at,
-                "rejected": h.rejected,
-                "total": h.total,
-                "window_seconds": h.window_seconds,
-                "percent_before": h.percent_before,
-            })),
-        },
-        "routes": live.effective.routes.iter().map(|r| json!({
-            "path_prefix": r.path_prefix,
-            "methods": r.methods.as_ref().map(|ms| ms.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),
-            "mode": r.mode.as_str(),
-            "dry_run": r.dry_run.unwrap_or(live.effective.dry_run),
-        })).collect::<Vec<_>>(),
-        "policy": {
-            "path": live.policy.path.display().to_string(),
-            "sha256": live.policy.sha256,
-            "generation": live.generation,
-            "loaded_at": live.loaded_at,
-        },
-        "last_reload_error": last_error,
-        "keys": {
-            "active": live.keys.active_count(),
-            "revoked": live.keys.revoked_count(),
-            "sources": sources,
-        },
-        "replay": {
-            "store": match f.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
-            "entries": replay.entries(),
-            "max_entries": f.replay.max_entries,
-        },
-        "version": env!("CARGO_PKG_VERSION"),
-    })
 }

@@ -212,7 +212,7 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
 /// The policy's `signature:` rules and every key it loads (inline and key_files).
 fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
     let policy = crate::policy::load(path).map_err(|e| e.to_string())?;
-    let options = crate::runtime::verify_options(&policy)?;
+    let options = crate::live::verify_options(&policy)?;
     let keys = crate::keys::KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
     let sig = &policy.file.signature;
     Ok(Setup {

@@ -11,6 +11,7 @@ use super::network::{Upstream, socket_addr};
 use super::reader::{MapReader, boolean, index, integer, list, string};
 use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
 use super::routes::{self, Route};
+use super::schema;
 use super::signature::{self, SignaturePolicy};
 use super::types::Mode;
 use super::yaml::Node;
@@ -102,35 +103,9 @@ impl Default for PolicyFile {
     }
 }
 
-const TOP: &[&str] = &[
-    "mode",
-    "dry_run",
-    "listen",
-    "upstream",
-    "admin_listen",
-    "threads",
-    "shutdown_grace_seconds",
-    "upstream_timeout_seconds",
-    "signature",
-    "keys",
-    "key_files",
-    "key_directory",
-    "routes",
-    "canary",
-    "identity",
-    "trusted_proxies",
-    "replay",
-    "failure_rate_limit",
-    "limits",
-    "drain_delay_seconds",
-    "tls",
-    "http2",
-    "listener",
-];
-
 pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     let mut f = PolicyFile::default();
-    let Some(m) = MapReader::new(d, root, "", TOP) else {
+    let Some(m) = MapReader::new(d, root, "", &schema::children("")) else {
         return f;
     };
     if let Some((n, p)) = m.get("mode") {
@@ -230,7 +205,7 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
         f.replay = parse_replay(d, n, &p, f.replay.clone());
     }
     if let Some((n, p)) = m.get("failure_rate_limit") {
-        if let Some(r) = MapReader::new(d, n, &p, &["per_minute"]) {
+        if let Some(r) = MapReader::new(d, n, &p, &schema::children("failure_rate_limit")) {
             if let Some((n, p)) = r.get("per_minute") {
                 f.failure_rate_limit.per_minute =
                     integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
@@ -247,7 +222,7 @@ fn http_url(s: &str) -> bool {
 }
 
 fn parse_key_directory(d: &mut Diag, n: &Node, path: &str) -> Option<KeyDirectory> {
-    let m = MapReader::new(d, n, path, &["url", "refresh_seconds"])?;
+    let m = MapReader::new(d, n, path, &schema::children("key_directory"))?;
     let url = match m.get("url") {
         Some((n, p)) => string(d, n, &p).and_then(|s| {
             if http_url(s) {

@@ -43,8 +43,6 @@ const STATUS: [(&str, KeyStatus); 2] = [
     ("revoked", KeyStatus::Revoked),
 ];
 
-const KEYS: &[&str] = &["key_id", "client_id", "public_key", "status"];
-
 /// Parse a `keys:` list; `source` is where these entries come from.
 pub(crate) fn parse_list(
     d: &mut Diag,
@@ -55,7 +53,7 @@ pub(crate) fn parse_list(
     let mut out = Vec::new();
     for (i, item) in list(d, node, path).unwrap_or(&[]).iter().enumerate() {
         let ip = index(path, i);
-        let Some(m) = MapReader::new(d, item, &ip, KEYS) else {
+        let Some(m) = MapReader::new(d, item, &ip, &super::schema::children("keys[]")) else {
             continue;
         };
         let req = |key: &str, d: &mut Diag| match m.get(key) {

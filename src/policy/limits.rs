@@ -35,17 +35,9 @@ impl Default for Limits {
     }
 }
 
-pub(crate) const KEYS: &[&str] = &[
-    "header_timeout_seconds",
-    "body_timeout_seconds",
-    "keepalive_timeout_seconds",
-    "send_timeout_seconds",
-    "max_connections",
-];
-
 pub(crate) fn parse(d: &mut Diag, n: &Node, path: &str) -> Limits {
     let mut l = Limits::default();
-    let Some(m) = MapReader::new(d, n, path, KEYS) else {
+    let Some(m) = MapReader::new(d, n, path, &super::schema::children("limits")) else {
         return l;
     };
     for (key, slot, min) in [

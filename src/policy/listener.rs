@@ -62,7 +62,7 @@ impl Default for Buffers {
 }
 
 pub(crate) fn parse_tls(d: &mut Diag, n: &Node, path: &str) -> Option<TlsListener> {
-    let m = MapReader::new(d, n, path, &["cert_file", "key_file", "client_ca_file"])?;
+    let m = MapReader::new(d, n, path, &super::schema::children("tls"))?;
     let mut need = |key: &str| match m.get(key) {
         Some((n, p)) => string(d, n, &p).map(str::to_owned),
         None => {
@@ -84,17 +84,7 @@ pub(crate) fn parse_tls(d: &mut Diag, n: &Node, path: &str) -> Option<TlsListene
 
 pub(crate) fn parse_http2(d: &mut Diag, n: &Node, path: &str) -> Http2 {
     let mut h = Http2::default();
-    let Some(m) = MapReader::new(
-        d,
-        n,
-        path,
-        &[
-            "enabled",
-            "max_concurrent_streams",
-            "max_header_list_bytes",
-            "max_pending_resets",
-        ],
-    ) else {
+    let Some(m) = MapReader::new(d, n, path, &super::schema::children("http2")) else {
         return h;
     };
     if let Some((n, p)) = m.get("enabled") {
@@ -117,7 +107,7 @@ pub(crate) fn parse_http2(d: &mut Diag, n: &Node, path: &str) -> Http2 {
 
 pub(crate) fn parse_buffers(d: &mut Diag, n: &Node, path: &str) -> Buffers {
     let mut b = Buffers::default();
-    let Some(m) = MapReader::new(d, n, path, &["read_buffer_bytes", "write_buffer_bytes"]) else {
+    let Some(m) = MapReader::new(d, n, path, &super::schema::children("listener")) else {
         return b;
     };
     if let Some((n, p)) = m.get("read_buffer_bytes") {

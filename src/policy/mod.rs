@@ -15,6 +15,7 @@ mod overrides;
 mod reader;
 mod replay;
 mod routes;
+pub mod schema;
 mod signature;
 mod types;
 mod yaml;
@@ -23,7 +24,7 @@ mod yaml;
 mod tests;
 
 pub use crate::keys::{KeySource, KeyStatus};
-pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, StickyOn};
+pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, LegacyUser, LegacyUserHash, StickyOn};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
 pub use identity::IdentityPolicy;
@@ -32,9 +33,10 @@ pub use limits::Limits;
 pub use listener::{Buffers, Http2, TlsListener};
 pub use network::Upstream;
 pub use overrides::{
-    EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides,
+    EffectivePolicy, FoundOverrides, MAX_FORCE_USERS, OVERRIDE_NAMES, OverrideKind, OverrideOrigin,
+    OverrideSetting, OverrideValue, Overrides, check_against as check_overrides,
     from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
-    parse_mode_value, parse_percent_value,
+    parse_guide_mode_value, parse_mode_value, parse_percent_value, parse_users_value,
 };
 pub use replay::{OnStoreError, ReplayBackend, ReplayPolicy};
 pub use routes::{Route, RouteRef};
@@ -153,10 +155,40 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
             d.err(pos, "", format!("YAML syntax error: {msg}"));
             return Err(ConfigErrors(d.errors));
         }
-        Ok(root) => root.unwrap_or(yaml::Node {
-            pos: Pos { line: 1, col: 1 },
-            value: yaml::Value::Null,
-        }),
+        Ok(root) => root,
+    };
+    // Every key has a default, so an empty document would be a valid policy: hybrid, no keys.
+    // It is what a failed render, a truncation (`> policy.yaml`) or a wrong mount leaves, never
+    // what an operator means, so it is refused rather than silently weakening enforcement.
+    let root = match root {
+        Some(n) if matches!(&n.value, yaml::Value::Map(m) if !m.is_empty()) => n,
+        other => {
+            let (pos, what) = match &other {
+                None => (Pos { line: 1, col: 1 }, "the policy is empty".to_owned()),
+                Some(n) if n.value == yaml::Value::Null => {
+                    (Pos { line: 1, col: 1 }, "the policy is empty".to_owned())
+                }
+                Some(n) if matches!(n.value, yaml::Value::Map(_)) => {
+                    (n.pos, "the policy is an empty mapping".to_owned())
+                }
+                Some(n) => {
+                    let msg = format!(
+                        "expected a mapping, got {}: a policy is a mapping of keys (mode:, upstream:, ...)",
+                        n.kind()
+                    );
+                    d.err(n.pos, "", msg);
+                    return Err(ConfigErrors(d.errors));
+                }
+            };
+            d.err(
+                pos,
+                "",
+                format!(
+                    "{what} (a failed render or a truncated file?); write at least `mode:` and `upstream:`"
+                ),
+            );
+            return Err(ConfigErrors(d.errors));
+        }
     };
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;

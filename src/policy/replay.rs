@@ -3,6 +3,7 @@
 
 use super::error::Diag;
 use super::reader::{MapReader, choice, integer, opt_string};
+use super::schema;
 use super::yaml::Node;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayBackend {
@@ -39,12 +40,7 @@ pub(crate) fn parse_replay(
     path: &str,
     mut r: ReplayPolicy,
 ) -> ReplayPolicy {
-    let Some(m) = MapReader::new(
-        d,
-        n,
-        path,
-        &["store", "max_entries", "redis_url", "on_store_error"],
-    ) else {
+    let Some(m) = MapReader::new(d, n, path, &schema::children("replay")) else {
         return r;
     };
     #[derive(Clone, Copy, PartialEq)]
@@ -74,6 +70,17 @@ pub(crate) fn parse_replay(
             ok
         })
     });
+    if let (Some(Store::Memory), Some(_)) = (store, &url) {
+        // Not silently ignored: a redis_url under the memory store is a half-made change.
+        let (n, p) = m
+            .get("redis_url")
+            .map_or((m.pos, path.to_owned()), |(n, p)| (n.pos, p));
+        d.err(
+            n,
+            &p,
+            "redis_url is only used with store: redis (the store here is memory)",
+        );
+    }
     if store == Some(Store::Redis) {
         match url {
             Some(url) => r.backend = ReplayBackend::Redis { url },

@@ -137,7 +137,6 @@ fn normalize(path: &str) -> String {
     s
 }
 
-const KEYS: &[&str] = &["path_prefix", "methods", "mode", "dry_run"];
 const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
@@ -149,7 +148,7 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> Vec<Route> {
     };
     for (i, item) in items.iter().enumerate() {
         let rp = index(path, i);
-        let Some(m) = MapReader::new(d, item, &rp, KEYS) else {
+        let Some(m) = MapReader::new(d, item, &rp, &super::schema::children("routes[]")) else {
             continue;
         };
         let prefix = match m.get("path_prefix") {

@@ -3,6 +3,7 @@
 
 mod errors;
 mod live;
+mod schema;
 
 use super::*;
 use std::net::SocketAddr;
@@ -31,8 +32,35 @@ pub(super) fn one_err(text: &str) -> String {
 }
 
 #[test]
-fn empty_file_gets_every_spec_default() {
-    for text in ["", "# nothing\n", "{}", "---\n"] {
+fn empty_or_mapping_less_documents_are_refused() {
+    for text in [
+        "",
+        "# nothing\n",
+        "---\n",
+        "--- # only a marker\n...\n",
+        "null\n",
+        "~\n",
+    ] {
+        assert_eq!(
+            one_err(text),
+            "p.yaml:1:1: (root): the policy is empty (a failed render or a truncated file?); write at least `mode:` and `upstream:`",
+            "{text:?}"
+        );
+    }
+    assert!(one_err("{}\n").starts_with("p.yaml:1:1: (root): the policy is an empty mapping"));
+    assert!(one_err("\n\n  - mode: required\n").starts_with(
+        "p.yaml:3:3: (root): expected a mapping, got a list: a policy is a mapping of keys"
+    ));
+    assert!(
+        one_err("mode\n").starts_with(
+            "p.yaml:1:1: (root): expected a mapping, got string \"mode\": a policy is"
+        )
+    );
+}
+
+#[test]
+fn a_one_key_file_gets_every_spec_default() {
+    for text in ["mode: hybrid\n", "---\ndry_run: false\n", "{threads: 0}"] {
         let p = ok(text);
         let f = &p.file;
         assert_eq!(f.mode, Mode::Hybrid);

@@ -1,7 +1,10 @@
-//! The live state a request reads: one immutable snapshot (`Live`) of policy, overrides, keys
-//! and derived verifier settings, swapped whole through `arc-swap` so a request always sees one
-//! consistent policy. Building a snapshot is read → validate → derive; a snapshot that fails to
-//! build never replaces the one in force.
+//! The policy in force: one immutable `Snapshot` of policy, overrides, keys and derived verifier
+//! settings, held by `LivePolicy` and swapped whole through `arc-swap` so a request always sees
+//! one consistent policy; `reload` notices edits and asks for a new one. Building a snapshot is
+//! read → validate → derive; a snapshot that fails to build never replaces the one in force.
+//! It does not parse YAML (`crate::policy`) nor decide canary membership (`crate::rollout`).
+
+pub mod reload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,13 +14,15 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::keys::{KeyRecord, KeySet, KeyStatus};
-use crate::policy::{self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy};
+use crate::policy::{
+    self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy, PolicyFile, schema,
+};
 use crate::proxy::Hop;
 use crate::rollout::{CanaryHalt, PolicyKey};
 use crate::signature::{Component, VerifyOptions};
 
 /// One consistent view of everything configurable.
-pub struct Live {
+pub struct Snapshot {
     pub policy: Policy,
     pub overrides: FoundOverrides,
     pub effective: EffectivePolicy,
@@ -32,9 +37,12 @@ pub struct Live {
     pub halt_key: PolicyKey,
     /// What the request path reads from this policy (header names, limits, upstream).
     pub hop: Hop,
+    /// Restart-only keys (`policy::schema`) whose value here differs from the one the process
+    /// started with: still running with the start value until a restart.
+    pub restart_required: Vec<&'static str>,
 }
 
-impl Live {
+impl Snapshot {
     /// Derives a snapshot from a validated policy, the overrides in force and the key directory's
     /// current records (a key id in two sources is an error).
     pub fn build(
@@ -53,7 +61,7 @@ impl Live {
         let effective = policy.effective(&overrides.overrides);
         let halt_key = PolicyKey {
             sha256: policy.sha256.clone(),
-            overrides: overrides.overrides,
+            overrides: overrides.overrides.clone(),
         };
         Ok(Self {
             policy,
@@ -66,6 +74,7 @@ impl Live {
             loaded_at: now,
             halt_key,
             hop,
+            restart_required: Vec::new(),
         })
     }
 
@@ -127,11 +136,13 @@ fn accept_signature(v: &VerifyOptions) -> HeaderValue {
 }
 
 /// The snapshot in force, how it was loaded, and the last reload error.
-pub struct Runtime {
-    pub live: ArcSwap<Live>,
+pub struct LivePolicy {
+    pub live: ArcSwap<Snapshot>,
     pub path: PathBuf,
     /// Overrides from the environment, read once at start; files beside the policy win.
     pub env_overrides: FoundOverrides,
+    /// The policy file the process started with: what the restart-only keys are running with.
+    pub started: PolicyFile,
     pub last_reload_error: Mutex<Option<String>>,
     /// The canary auto-halt state; survives reloads, cleared by a policy change.
     pub canary_halt: CanaryHalt,
@@ -140,12 +151,13 @@ pub struct Runtime {
     directory_keys: Mutex<Arc<Vec<KeyRecord>>>,
 }
 
-impl Runtime {
+impl LivePolicy {
     /// Loads the policy, the override files beside it and the key files; every problem is an
     /// error naming file:line:col.
     pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
         let live = load_live(path, &env, &[], 1, now)?;
         Ok(Self {
+            started: live.policy.file.clone(),
             live: ArcSwap::from_pointee(live),
             path: path.to_path_buf(),
             env_overrides: env,
@@ -155,18 +167,20 @@ impl Runtime {
         })
     }
 
-    pub fn snapshot(&self) -> Arc<Live> {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
         self.live.load_full()
     }
 
     /// The canary percent in force for `live`: the effective one, or 0 while auto-halted.
-    pub fn canary_percent(&self, live: &Live) -> u8 {
+    pub fn canary_percent(&self, live: &Snapshot) -> u8 {
         self.canary_halt
             .effective_percent(&live.halt_key, live.effective.canary_percent)
     }
 
     /// Re-reads everything; on success swaps the snapshot in, on failure keeps the old one and
-    /// remembers the error. Returns whether anything changed.
+    /// remembers the error. Returns whether anything changed. Restart-only keys that now differ
+    /// from the start values are listed in the snapshot's `restart_required` and logged at error
+    /// level: the reload applies everything else.
     pub fn reload(&self, now: i64) -> Result<bool, String> {
         let directory = self
             .directory_keys
@@ -175,7 +189,15 @@ impl Runtime {
         let current = self.live.load();
         let generation = current.generation + 1;
         match load_live(&self.path, &self.env_overrides, &directory, generation, now) {
-            Ok(next) => {
+            Ok(mut next) => {
+                next.restart_required = schema::restart_pending(&self.started, &next.policy.file);
+                if !next.restart_required.is_empty() {
+                    tracing::error!(
+                        restart_required = ?next.restart_required,
+                        "policy reloaded; a restart is required for {}: until then the process keeps the values it started with",
+                        next.restart_required.join(", ")
+                    );
+                }
                 let changed = next.policy != current.policy || next.overrides != current.overrides;
                 if changed {
                     self.live.store(Arc::new(next));
@@ -196,7 +218,7 @@ impl Runtime {
     }
 }
 
-impl Runtime {
+impl LivePolicy {
     /// The key directory fetched new records: rebuild the snapshot with them (same policy, same
     /// generation and load time). On a key id clash the snapshot in force stays and the error goes
     /// back to the directory, which keeps its previous records and shows the error in `/status`.
@@ -206,13 +228,14 @@ impl Runtime {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load_full();
-        let next = Live::build(
+        let mut next = Snapshot::build(
             current.policy.clone(),
             current.overrides.clone(),
             &records,
             current.generation,
             current.loaded_at,
         )?;
+        next.restart_required = current.restart_required.clone();
         *directory = records;
         self.live.store(Arc::new(next));
         Ok(())
@@ -225,7 +248,7 @@ fn load_live(
     directory: &[KeyRecord],
     generation: u64,
     now: i64,
-) -> Result<Live, ConfigErrors> {
+) -> Result<Snapshot, ConfigErrors> {
     let policy = policy::load(path)?;
     let dir = path
         .parent()
@@ -233,7 +256,8 @@ fn load_live(
         .unwrap_or(Path::new("."));
     let files = policy::overrides_from_dir(dir)?;
     let overrides = FoundOverrides::layered(env, files);
-    Live::build(policy, overrides, directory, generation, now).map_err(|message| {
+    policy::check_overrides(&policy, &overrides)?;
+    Snapshot::build(policy, overrides, directory, generation, now).map_err(|message| {
         ConfigErrors(vec![policy::ConfigError {
             file: path.display().to_string(),
             line: 1,

@@ -1,7 +1,7 @@
 //! Noticing that the policy changed: a polling watcher over the policy file, the override files
 //! beside it, the key files and the directories `key_files` lists, plus `SIGHUP`. A change is
 //! debounced (the files must read the same twice in a row), then handed to
-//! `Runtime::reload`. It does not parse or validate anything itself.
+//! `LivePolicy::reload`. It does not parse or validate anything itself.
 //!
 //! Why polling rather than inotify: every path is re-resolved on every tick, so a ConfigMap's
 //! `..data` symlink swap, a write-and-rename and an in-place write all look the same (the bytes
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::live::{LivePolicy, Snapshot};
 use crate::policy::{self, OVERRIDE_NAMES};
-use crate::runtime::{Live, Runtime};
 
 /// How often the files are read.
 pub const INTERVAL: Duration = Duration::from_millis(250);
@@ -51,11 +51,15 @@ impl Trigger {
     }
 }
 
-pub type OnReload = Box<dyn Fn(&Runtime, Trigger, &ReloadEvent) + Send>;
+pub type OnReload = Box<dyn Fn(&LivePolicy, Trigger, &ReloadEvent) + Send>;
 
 /// Starts the watcher thread (and the `SIGHUP` listener on Unix). The `SIGHUP` handler is
 /// installed before this returns, so a `SIGHUP` after it can no longer kill the process.
-pub fn spawn(runtime: Arc<Runtime>, clock: fn() -> i64, on_reload: OnReload) -> Result<(), String> {
+pub fn spawn(
+    runtime: Arc<LivePolicy>,
+    clock: fn() -> i64,
+    on_reload: OnReload,
+) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<()>();
     listen_sighup(tx)?;
     std::thread::Builder::new()
@@ -65,7 +69,7 @@ pub fn spawn(runtime: Arc<Runtime>, clock: fn() -> i64, on_reload: OnReload) -> 
     Ok(())
 }
 
-fn watch_loop(runtime: &Runtime, hup: &mpsc::Receiver<()>, clock: fn() -> i64, f: &OnReload) {
+fn watch_loop(runtime: &LivePolicy, hup: &mpsc::Receiver<()>, clock: fn() -> i64, f: &OnReload) {
     let mut last = fingerprint(&runtime.path, &runtime.snapshot());
     let mut hup_open = true;
     loop {
@@ -120,7 +124,7 @@ fn settle(mut fp: [u8; 32], read: impl Fn() -> [u8; 32]) -> [u8; 32] {
 
 /// Every path whose bytes (or absence) decide the snapshot, and the directories whose listing
 /// decides which key files a pattern matches.
-pub fn watched(policy_path: &Path, live: &Live) -> (Vec<PathBuf>, Vec<PathBuf>) {
+pub fn watched(policy_path: &Path, live: &Snapshot) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let dir = policy_dir(policy_path);
     let mut files = vec![policy_path.to_path_buf()];
     files.extend(OVERRIDE_NAMES.iter().map(|n| dir.join(n)));
@@ -146,7 +150,7 @@ fn policy_dir(path: &Path) -> PathBuf {
 
 /// A digest of what the watched paths read as now (content, not mtime: mtimes can be coarse and
 /// the kubelet's swap keeps them).
-pub fn fingerprint(policy_path: &Path, live: &Live) -> [u8; 32] {
+pub fn fingerprint(policy_path: &Path, live: &Snapshot) -> [u8; 32] {
     let (files, dirs) = watched(policy_path, live);
     let mut h = Sha256::new();
     for f in files {
@@ -244,7 +248,7 @@ mod tests {
         std::os::unix::fs::symlink("..v1", d.join("..data")).unwrap();
         std::os::unix::fs::symlink("..data/policy.yaml", d.join("policy.yaml")).unwrap();
         let path = d.join("policy.yaml");
-        let rt = Runtime::load(&path, Default::default(), 1).unwrap();
+        let rt = LivePolicy::load(&path, Default::default(), 1).unwrap();
         let live = rt.snapshot();
         let a = fingerprint(&path, &live);
         assert_eq!(a, fingerprint(&path, &live));
