@@ -97,7 +97,9 @@ fn sigterm_drains_then_stops_without_a_refused_connection() {
 
     let term = Instant::now();
     sc.signal("TERM");
-    // /readyz is 503 from the first moment of the drain until the admin listener closes.
+    // /readyz is 503 from the moment the signal is handled (a few ms for delivery and the
+    // runtime's signal task) until the admin listener closes.
+    std::thread::sleep(Duration::from_millis(100));
     let mut readyz = Vec::new();
     while term.elapsed() < Duration::from_millis(1700) {
         if let Ok(s) = TcpStream::connect_timeout(&sc.admin, Duration::from_millis(500)) {
