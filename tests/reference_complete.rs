@@ -490,3 +490,50 @@ fn status_members_and_audit_fields_of_the_running_binary_are_documented() {
         "§5.2 lists members /status lacks: {stale:?}"
     );
 }
+
+/// The original design brief is not shipped: nothing in the repository may cite it. Code and docs
+/// cite `reference §N` (docs/reference.md) instead.
+#[test]
+fn nothing_cites_the_original_brief() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let needles = [["SPEC", " §"].concat(), ["SPEC", ".md"].concat()];
+    let mut stack: Vec<std::path::PathBuf> = [
+        "src", "tests", "docs", "helm", "config", "docker", "benches", "fuzz", "examples",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .chain([root.join("README.md")])
+    .collect();
+    let (mut files, mut found) = (0, Vec::new());
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            let skip = p
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "corpus");
+            if !skip {
+                stack.extend(
+                    std::fs::read_dir(&p)
+                        .unwrap()
+                        .filter_map(|e| Some(e.ok()?.path())),
+                );
+            }
+            continue;
+        }
+        files += 1;
+        assert!(files < 20_000, "repository walk does not end");
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue; // binary
+        };
+        for (i, line) in text.lines().enumerate() {
+            if needles.iter().any(|n| line.contains(n.as_str())) {
+                found.push(format!("{}:{}: {line}", p.display(), i + 1));
+            }
+        }
+    }
+    assert!(files > 100, "walked only {files} files");
+    assert!(
+        found.is_empty(),
+        "cite docs/reference.md instead:\n{}",
+        found.join("\n")
+    );
+}

@@ -341,8 +341,8 @@ pub fn add_headers(raw: &[u8], lines: &[&str]) -> Vec<u8> {
     [&raw[..i], extra.as_bytes(), &raw[i..]].concat()
 }
 
-/// Assert a SPEC §4 rejection: status, JSON body with code/message/request_id, Content-Type,
-/// X-Request-Id equal to the body's, Accept-Signature on 401.
+/// Assert a rejection (reference §4.4): status, JSON body with code/message/request_id,
+/// Content-Type, X-Request-Id equal to the body's, Accept-Signature on 401.
 pub fn assert_rejected(r: &Response, status: u16, code: &str) {
     let body = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "want {status} {code}, got {body}");

@@ -163,7 +163,7 @@ pub fn sign_get(path: &str, key: &SigningKey, key_id: &str, nonce: &str) -> Vec<
     ]
 }
 
-/// The SPEC §4 error code of a rejection, or "" for a non-JSON answer.
+/// The error code (reference §4.5) of a rejection, or "" for a non-JSON answer.
 pub fn code(r: &Response) -> String {
     r.json()["error"]["code"].as_str().unwrap_or("").to_owned()
 }
