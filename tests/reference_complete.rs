@@ -1,9 +1,10 @@
 //! docs/reference.md cannot drift silently from the code: every error code (with its status and
 //! message), metric, alert rule, policy key, live override, CLI subcommand and flag, environment
-//! variable, `/status` member and audit line field the code has is in the reference, and every
-//! one the reference tables list exists. The lists are read from the code itself — `ErrorCode::ALL`,
-//! the metrics registry, the policy parser's own unknown-key answers, clap's command tree, the
-//! running binary's `/status` and audit lines — never from a copy kept here.
+//! variable, `/status` member and audit line field the code has is in the reference, and every one
+//! the reference tables list exists. The lists are read from the code itself — `ErrorCode::ALL`,
+//! the metrics registry, `policy::schema` (the parser's list of keys, with each key's live/restart
+//! class), clap's command tree, the running binary's `/status` and audit lines — never from a copy
+//! kept here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -19,6 +20,7 @@ use common::upstream::Upstream;
 use sigproxy::error::ErrorCode;
 use sigproxy::metrics::Metrics;
 use sigproxy::policy::OVERRIDE_NAMES;
+use sigproxy::policy::schema::{self, Apply};
 
 const REFERENCE: &str = include_str!("../docs/reference.md");
 
@@ -205,74 +207,31 @@ fn every_alert_rule_is_listed_and_uses_only_registered_metrics() {
     }
 }
 
-const PROBE: &str = "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz";
-
-/// The keys the policy parser accepts in the mapping at `at` (segments; `name[]` for the items
-/// of a list), read from its unknown-key error; `None` when no mapping is read there.
-fn keys_at(at: &[String]) -> Option<Vec<String>> {
-    let mut value = format!("{{{PROBE}: 1}}");
-    let mut path = PROBE.to_owned();
-    for seg in at.iter().rev() {
-        let (name, list) = match seg.strip_suffix("[]") {
-            Some(n) => (n, true),
-            None => (seg.as_str(), false),
-        };
-        if list {
-            value = format!("[{value}]");
-            path = format!("{name}[0].{path}");
-        } else {
-            path = format!("{name}.{path}");
-        }
-        value = format!("{{{name}: {value}}}");
-    }
-    let errors = sigproxy::policy::parse(&format!("{value}\n"), "probe.yaml").err()?;
-    let e = errors.iter().find(|e| e.path == path)?;
-    let list = e.message.split_once("known keys here: ")?.1;
-    Some(list.split(", ").map(str::to_owned).collect())
-}
-
-/// Every key of the policy file as a dotted path (`routes[].mode`), sections included, found by
-/// walking the parser: a key that reads a mapping (or a list of mappings) is a section whose own
-/// keys are walked in turn.
-fn policy_keys() -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut todo: Vec<Vec<String>> = vec![vec![]];
-    let mut steps = 0;
-    while let Some(at) = todo.pop() {
-        steps += 1;
-        assert!(steps < 200 && at.len() < 6, "the walk does not end: {at:?}");
-        let keys = keys_at(&at).unwrap_or_else(|| panic!("no mapping at {at:?}"));
-        for k in keys {
-            let mut as_map = at.clone();
-            as_map.push(k.clone());
-            let mut as_list = at.clone();
-            as_list.push(format!("{k}[]"));
-            let dotted = |segs: &[String]| segs.join(".");
-            out.insert(dotted(&as_map));
-            if keys_at(&as_map).is_some() {
-                todo.push(as_map);
-            } else if keys_at(&as_list).is_some() {
-                todo.push(as_list);
-            }
-        }
-    }
-    // A list section's items are written `name[].key`; the section itself `name`.
-    out
-}
-
+/// Every policy key with its class, from `policy::schema` — the parser's own list of known keys —
+/// must have its row in §3.2, with the class in the apply column (empty for a section); and every
+/// row must be a key.
 #[test]
 fn every_policy_key_and_override_is_in_the_policy_tables() {
-    let keys = policy_keys();
-    for must in [
-        "mode",
-        "signature.max_age_seconds",
-        "routes[].path_prefix",
-        "keys[].public_key",
-        "canary.auto_halt.window_seconds",
-    ] {
-        assert!(keys.contains(must), "the walk missed {must}: {keys:?}");
+    let table = numbered("3.2");
+    let by_key: Vec<Vec<String>> = rows(table);
+    for key in schema::KEYS {
+        let row = by_key
+            .iter()
+            .find(|r| r[0] == format!("`{}`", key.path))
+            .unwrap_or_else(|| panic!("§3.2 has no row for {}", key.path));
+        let apply = &row[3];
+        match key.apply {
+            Apply::Section => assert!(apply.is_empty(), "{}: a section, not {apply:?}", key.path),
+            class => assert!(
+                apply.starts_with(class.as_str()),
+                "{}: §3.2 says {apply:?}, the schema {}",
+                key.path,
+                class.as_str()
+            ),
+        }
     }
-    same("policy keys (§3.2)", &keys, &row_names(numbered("3.2")));
+    let keys: BTreeSet<String> = schema::KEYS.iter().map(|k| k.path.to_owned()).collect();
+    same("policy keys (§3.2)", &keys, &row_names(table));
     let overrides: BTreeSet<String> = OVERRIDE_NAMES.iter().map(|s| (*s).to_owned()).collect();
     same(
         "live overrides (§3.7)",

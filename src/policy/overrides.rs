@@ -58,8 +58,9 @@ pub struct Overrides {
     pub force_users: Vec<String>,
 }
 
-/// Every name that is an override, in the order they are reported: ours (reference §3.7; `auth_mode`
-/// is the incident runbook's spelling of `SIGNATURE_AUTH_MODE`), then the migration guide's.
+/// Every name that is an override, in the order they are reported: ours (reference §3.7;
+/// `auth_mode` is the incident runbook's spelling of `SIGNATURE_AUTH_MODE`), then the migration
+/// guide's.
 pub const OVERRIDE_NAMES: [&str; 9] = [
     "SIGNATURE_AUTH_MODE",
     "auth_mode",
