@@ -16,7 +16,8 @@ use sigproxy::replay::{Freshness, MemoryStore, NonceStore};
 const TTL: Duration = Duration::from_secs(100);
 const T0: u64 = 1_700_000_000;
 /// One clock second per this many inserts: with a 100 s ttl the store settles near 1 million live
-/// nonces, the size SPEC's default `max_entries` is for, and sweeps run as they would in service.
+/// nonces, the size the default `replay.max_entries` (reference §3.2) is for, and sweeps run as
+/// they would in service.
 const INSERTS_PER_SEC: u64 = 10_000;
 
 /// A distinct 16-character nonce per counter value, written without allocating.

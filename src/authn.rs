@@ -1,5 +1,5 @@
-//! The `Gate` sigproxy runs: route → effective mode → verify the signature → check the body
-//! against `Content-Digest` → remember the nonce → decide (SPEC §4). It reads the live policy
+//! The `Gate` sigproxy runs: route → effective mode → verify the signature → check the body against
+//! `Content-Digest` → remember the nonce → decide (reference §4.2). It reads the live policy
 //! snapshot once per request and attaches an [`AuditNote`] for the logging phase; it writes no
 //! metric and no log line itself (see `observe`).
 

@@ -1,10 +1,10 @@
-//! The one error type of sigproxy's request path: a stable code (SPEC §4) plus a detail that
+//! The one error type of sigproxy's request path: a stable code (reference §4.5) plus a detail that
 //! names exactly what was wrong. Status, code string and public message live here and nowhere else.
 
 use std::borrow::Cow;
 use std::fmt;
 
-/// Stable machine-readable rejection codes (SPEC §4). The string forms never change.
+/// Stable machine-readable rejection codes (reference §4.5). The string forms never change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorCode {
     SignatureMissing,
@@ -35,7 +35,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in SPEC order; used to pre-register bounded metric labels.
+    /// Every code, in the order of reference §4.5; used to pre-register bounded metric labels.
     pub const ALL: [ErrorCode; 21] = [
         Self::SignatureMissing,
         Self::SignatureMalformed,
@@ -101,7 +101,7 @@ impl ErrorCode {
         }
     }
 
-    /// The fixed public message of SPEC §4 (what a client sees in the JSON body).
+    /// The fixed public message of reference §4.5 (what a client sees in the JSON body).
     pub const fn message(self) -> &'static str {
         match self {
             Self::SignatureMissing => "Required signature headers missing",

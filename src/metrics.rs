@@ -1,4 +1,4 @@
-//! Prometheus metrics of SPEC §5, registered once at start in one registry. Label values stay
+//! Prometheus metrics of reference §6, registered once at start in one registry. Label values stay
 //! bounded: codes and modes are enums, client ids come only from configured keys (`unknown`
 //! otherwise), auth methods and statuses are fixed sets. The hot path only increments.
 
@@ -100,7 +100,7 @@ impl Metrics {
         )?;
         let invalid_signatures = counter_vec(
             "datafold_invalid_signatures_total",
-            "Rejected signatures by reason (SPEC §4 code)",
+            "Rejected signatures by reason (error code)",
             &["reason"],
         )?;
         let replay_attempts = counter_vec(
@@ -138,7 +138,7 @@ impl Metrics {
         registry.register(Box::new(effective_mode.clone()))?;
         let requests = counter_vec(
             "datafold_requests_total",
-            "Requests by outcome code (OK or a SPEC §4 code)",
+            "Requests by outcome code (OK or an error code)",
             &["code"],
         )?;
         let upstream_latency = histogram(

@@ -1,5 +1,5 @@
-//! Failed-verification throttling per source address (SPEC §3 `failure_rate_limit`): counts an
-//! address's failures over a rolling minute and says how long it must wait once it has used its
+//! Failed-verification throttling per source address (reference §4.9, `failure_rate_limit`): counts
+//! an address's failures over a rolling minute and says how long it must wait once it has used its
 //! allowance. It does not decide what a failure is, answer requests, keep time or hold the limit:
 //! the gateway calls `check` before verifying (a limited caller costs no Ed25519 work),
 //! `record_failure` after a failed verification, and passes `now` and the policy's `per_minute` of

@@ -11,13 +11,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::net::free_port;
 use common::sidecar::{ACTIVE, ACTIVE_CLIENT, EXE, keygen, sign_with};
 use common::upstream::Upstream;
 
@@ -122,14 +123,6 @@ impl Proc {
             self.stderr.lock().unwrap()
         )
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One request on a fresh connection (`Connection: close`), never panicking: the status, or

@@ -340,7 +340,7 @@ fn trusted_proxy_forwarded_headers_are_extended() {
 
 #[test]
 fn upstream_down_is_502_json() {
-    let port = common::gateway::free_port();
+    let port = common::net::free_port();
     let gw = start(settings(format!("127.0.0.1:{port}").parse().unwrap()));
     let r = request(gw.addr, "GET", "/a", &[], Body::None);
     assert_json_error(&r, 502, "UPSTREAM_UNAVAILABLE");

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::client::{Body, Conn, request};
-use common::gateway::{free_port, settings, start, start_with_admin};
+use common::gateway::{settings, start, start_with_admin};
+use common::net::free_port;
 use common::upstream::Upstream;
 use sigproxy::admin::AdminState;
 

@@ -1,4 +1,4 @@
-//! The `/status` document (SPEC §5): what is in force — modes, overrides and where they came
+//! The `/status` document (reference §5.2): what is in force — modes, overrides and where they came
 //! from, canary, routes, policy generation and reload error, keys, replay store — read from the
 //! live policy. It serves nothing (see `admin`) and changes nothing.
 
@@ -8,7 +8,7 @@ use crate::live::LivePolicy;
 use crate::policy::ReplayBackend;
 use crate::replay::NonceStore;
 
-/// SPEC §5 `/status`.
+/// The `/status` document (reference §5.2).
 pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Value {
     let live = runtime.snapshot();
     let f = &live.policy.file;

@@ -1,5 +1,5 @@
-//! The `sigproxy` command line (SPEC §2): one binary, clap subcommands. Each subcommand lives in
-//! its own module and returns the process exit code.
+//! The `sigproxy` command line (reference §2): one binary, clap subcommands. Each subcommand lives
+//! in its own module and returns the process exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +41,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
 }
 
-/// Exit codes shared by the offline tools (SPEC §2).
+/// Exit codes shared by the offline tools (reference §2.1).
 pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 

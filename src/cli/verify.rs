@@ -34,8 +34,9 @@ pub struct VerifyArgs {
     /// Unix time to verify at (default: now).
     #[arg(long)]
     pub now: Option<i64>,
-    /// Scheme the client used (default: the policy's public_scheme, else http — what the
-    /// gateway itself sees on its plain listener).
+    /// Scheme the client used (default: the policy's public_scheme, else https, as in the RFC 9421
+    /// examples; the gateway's plain listener sees http: pass `--scheme http` to check a request
+    /// as it verified there when @scheme or @target-uri is covered).
     #[arg(long)]
     pub scheme: Option<String>,
     /// Authority the client signed (default: the policy's public_authority, else Host).

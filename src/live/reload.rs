@@ -7,7 +7,7 @@
 //! `..data` symlink swap, a write-and-rename and an in-place write all look the same (the bytes
 //! read through the path changed) and no watch can die with a replaced inode or directory.
 //! The cost is reading a few small files every `interval` (250 ms), which bounds the reaction
-//! time well under SPEC §3's 2 s without a new dependency or per-platform code.
+//! time well under the 2 s of reference §3.8 without a new dependency or per-platform code.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! The logging phase: one place turns a finished request into metrics and, for every decision,
-//! one JSON audit line on stdout (SPEC §6), encoded by `line` and buffered by `crate::logsink`.
+//! The logging phase: one place turns a finished request into metrics and, for every decision, one
+//! JSON audit line on stdout (reference §7.1), encoded by `line` and buffered by `crate::logsink`.
 //! Never a key, never a raw credential, never a query string (it may carry tokens).
 
 use std::sync::Arc;

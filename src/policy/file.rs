@@ -1,5 +1,6 @@
-//! The policy file as written, validated and typed (`PolicyFile`), with every SPEC §3 default so
-//! an almost empty file is valid. No overrides, no key material, no I/O: see `Policy` for those.
+//! The policy file as written, validated and typed (`PolicyFile`), with every default of reference
+//! §3.2 so an almost empty file is valid. No overrides, no key material, no I/O: see `Policy` for
+//! those.
 
 use super::canary::{self, CanaryPolicy, parse_cidr};
 use super::error::Diag;

@@ -1,4 +1,4 @@
-//! The policy file of SPEC §3: YAML 1.2 text → validated, typed `Policy`, with every error
+//! The policy file of reference §3: YAML 1.2 text → validated, typed `Policy`, with every error
 //! collected and reported as `file:line:col: path: message`, plus the live overrides and the
 //! effective view they produce. It does not watch files or swap policies at run time (reload),
 //! and it does not decide requests (`crate::decision`).
@@ -81,7 +81,7 @@ impl Policy {
         self.keys.iter().map(KeyEntry::record).collect()
     }
 
-    /// The policy with `overrides` applied (SPEC §3 table). Pure.
+    /// The policy with `overrides` applied (reference §3.7). Pure.
     pub fn effective(&self, overrides: &Overrides) -> EffectivePolicy {
         overrides::effective(self, overrides)
     }

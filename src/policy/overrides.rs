@@ -1,4 +1,4 @@
-//! The emergency switches of SPEC §3 (`SIGNATURE_AUTH_*`) and the DataFold migration guide's
+//! The emergency switches of reference §3.7 (`SIGNATURE_AUTH_*`) and the DataFold migration guide's
 //! feature flags that mean the same things (`AUTH_MODE`, `SIGNATURE_AUTH_ENABLED`,
 //! `SIGNATURE_AUTH_PERCENTAGE`, `FORCE_SIGNATURE_USERS`): parsing their string values, finding
 //! them in the environment or as files beside the policy, refusing two names that set one
@@ -58,8 +58,9 @@ pub struct Overrides {
     pub force_users: Vec<String>,
 }
 
-/// Every name that is an override, in the order they are reported: ours (SPEC §3; `auth_mode`
-/// is the incident runbook's spelling of `SIGNATURE_AUTH_MODE`), then the migration guide's.
+/// Every name that is an override, in the order they are reported: ours (reference §3.7;
+/// `auth_mode` is the incident runbook's spelling of `SIGNATURE_AUTH_MODE`), then the migration
+/// guide's.
 pub const OVERRIDE_NAMES: [&str; 9] = [
     "SIGNATURE_AUTH_MODE",
     "auth_mode",
@@ -434,7 +435,7 @@ impl EffectivePolicy {
     }
 }
 
-/// SPEC §3's table. `DRY_RUN=true` puts every route in dry-run (the switch means "reject
+/// Reference §3.7's table. `DRY_RUN=true` puts every route in dry-run (the switch means "reject
 /// nothing"); `DRY_RUN=false` replaces the top-level value, so a route that explicitly says
 /// `dry_run: true` keeps it: an override never makes a route stricter than its file says.
 pub(crate) fn effective(p: &Policy, o: &Overrides) -> EffectivePolicy {

@@ -29,8 +29,9 @@ pub enum Freshness {
 /// Why a store could not answer. Both are answered 503 REPLAY_STORE_UNAVAILABLE.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The memory store holds its `max_entries` unexpired nonces. Always fail closed (SPEC §3): this
-    /// is capacity, not an outage, so `on_store_error: allow` must not let the request through.
+    /// The memory store holds its `max_entries` unexpired nonces. Always fail closed (reference
+    /// §4.8): this is capacity, not an outage, so `on_store_error: allow` must not let the request
+    /// through.
     #[error("replay store full: {max_entries} unexpired nonces remembered")]
     Full { max_entries: usize },
     /// The store could not be reached or answered garbage (a later Redis store). `on_store_error`

@@ -55,7 +55,7 @@ pub struct VerifyOptions {
 }
 
 impl Default for VerifyOptions {
-    /// The SPEC §3 defaults.
+    /// The defaults of reference §3.2 (`signature.*`).
     fn default() -> Self {
         let required = ["@method", "@authority", "@path"]
             .iter()

@@ -1,7 +1,7 @@
 //! The gateway in-process on an ephemeral port, with the test gate: rejects on `x-test-reject`,
 //! asks for the body when `x-test-signed` is present and rejects a body containing "tamper".
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ use sigproxy::proxy::{
     RequestObserver, RequestRecord, RequestView, Upstream, Verdict,
 };
 use sigproxy::signature::{self, Component, KeyResolver, Requirement, ResolvedKey, VerifyOptions};
+
+/// The harness's one port helper (`common::net`), also reachable here where gateway tests look.
+pub use super::net::free_port;
 
 /// The gate's settings are fixed per gateway (a test that wants other ones starts another).
 pub struct TestGate {
@@ -184,14 +187,6 @@ impl Running {
         let _ = t.join();
         Some(t0.elapsed())
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The in-process gateway's start settings and the policy-derived settings its gate serves.

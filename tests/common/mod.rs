@@ -4,5 +4,6 @@
 
 pub mod client;
 pub mod gateway;
+pub mod net;
 pub mod sidecar;
 pub mod upstream;

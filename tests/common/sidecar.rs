@@ -3,13 +3,14 @@
 //! --emit-request`. Everything bounded in time; the child is killed on drop.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{Body, Conn, Response, request};
+use super::net::free_port;
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_sigproxy");
 
@@ -32,14 +33,6 @@ impl Drop for Sidecar {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn keygen(dir: &Path, id: &str, client: &str) -> String {
@@ -348,8 +341,8 @@ pub fn add_headers(raw: &[u8], lines: &[&str]) -> Vec<u8> {
     [&raw[..i], extra.as_bytes(), &raw[i..]].concat()
 }
 
-/// Assert a SPEC §4 rejection: status, JSON body with code/message/request_id, Content-Type,
-/// X-Request-Id equal to the body's, Accept-Signature on 401.
+/// Assert a rejection (reference §4.4): status, JSON body with code/message/request_id,
+/// Content-Type, X-Request-Id equal to the body's, Accept-Signature on 401.
 pub fn assert_rejected(r: &Response, status: u16, code: &str) {
     let body = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "want {status} {code}, got {body}");

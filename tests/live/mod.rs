@@ -14,7 +14,7 @@ use sigproxy::signature::sign::{SignSpec, sign};
 use sigproxy::signature::{Component, RequestView};
 
 use crate::common::client::{Body, Conn, Response, request};
-use crate::common::gateway::free_port;
+use crate::common::net::free_port;
 
 /// A fixed test key (seed 7,7,…): its public half goes into the policies below.
 pub fn key() -> SigningKey {

@@ -6,5 +6,7 @@
 #[path = "../common/client.rs"]
 pub mod client;
 pub mod jwks_server;
+#[path = "../common/net.rs"]
+pub mod net;
 pub mod proxy;
 pub mod redis_server;

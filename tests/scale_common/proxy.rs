@@ -2,7 +2,7 @@
 //! a temp dir, its stdout/stderr to files there), waited for on `/readyz`, killed on drop; and
 //! requests signed with the library's own signer.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,18 +12,11 @@ use sigproxy::signature::sign::{SignSpec, sign};
 use sigproxy::signature::{Component, RequestView};
 
 use super::client::{self, Body, Response};
+use super::net::free_port;
 
 /// The authority every test request is signed for (`signature.public_authority`), so one signed
 /// request is valid at every sigproxy instance whatever its port.
 pub const AUTHORITY: &str = "api.test";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 pub struct Sigproxy {
     pub addr: SocketAddr,
@@ -170,7 +163,7 @@ pub fn sign_get(path: &str, key: &SigningKey, key_id: &str, nonce: &str) -> Vec<
     ]
 }
 
-/// The SPEC §4 error code of a rejection, or "" for a non-JSON answer.
+/// The error code (reference §4.5) of a rejection, or "" for a non-JSON answer.
 pub fn code(r: &Response) -> String {
     r.json()["error"]["code"].as_str().unwrap_or("").to_owned()
 }

@@ -3,7 +3,7 @@
 //! on drop.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,8 @@ pub struct RedisServer {
 impl RedisServer {
     /// Panics (failing the test) when `redis-server` is missing or does not answer within 10 s.
     pub fn start() -> Self {
-        // redis-server needs an explicit port: take one the kernel considers free, then release it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // redis-server needs an explicit port: one the kernel considers free, released again.
+        let port = super::net::free_port();
         let mut server = Self { port, child: None };
         server.restart();
         server

@@ -67,7 +67,8 @@ the keys Secret's mount prepended to key_files.
 {{- toYaml $p -}}
 {{- end -}}
 
-{{/* The live override keys that are set (SPEC §3), as ConfigMap data lines (or nothing). */}}
+{{/* The live override keys that are set (docs/reference.md §3.7), as ConfigMap data lines (or
+    nothing). */}}
 {{- define "sigproxy.overrides" -}}
 {{- $o := default dict .values.overrides -}}
 {{- $map := dict "mode" "SIGNATURE_AUTH_MODE" "required" "SIGNATURE_AUTH_REQUIRED" "canaryPercent" "SIGNATURE_AUTH_CANARY_PERCENT" "dryRun" "SIGNATURE_AUTH_DRY_RUN" -}}

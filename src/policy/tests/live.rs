@@ -293,8 +293,8 @@ fn shipped_example_policies_are_valid() {
         full.route_for(&http::Method::GET, "/api/orders").mode,
         Mode::Hybrid
     );
-    // Every key of SPEC §3 is written out, so the example documents them all: the file's values
-    // are the defaults wherever the SPEC gives one.
+    // config/policy.yaml writes keys out with their defaults (reference §3.2): wherever the file
+    // gives a value, it is the default.
     let mut spec_defaults = ok("mode: hybrid\n").file;
     spec_defaults.routes = full.file.routes.clone();
     spec_defaults.keys = full.file.keys.clone();
