@@ -99,6 +99,9 @@ fn measure(store: Arc<dyn NonceStore>, inflight: usize, seconds: u64, tag: &str)
     })
 }
 
+/// Builds a fresh store for one round.
+type MakeStore<'a> = Box<dyn Fn() -> Arc<dyn NonceStore> + 'a>;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -130,18 +133,14 @@ fn main() {
             .unwrap(),
         )
     };
-    let stores: Vec<(&str, Box<dyn Fn() -> Arc<dyn NonceStore>>)> = vec![
+    let stores: Vec<(&str, MakeStore)> = vec![
         (
             "memory (baseline)",
             Box::new(|| Arc::new(MemoryStore::new(20_000_000).unwrap())),
         ),
         (
             "redis, one server",
-            Box::new(|| {
-                redis(RedisTopology::Standalone {
-                    url: single.url(),
-                })
-            }),
+            Box::new(|| redis(RedisTopology::Standalone { url: single.url() })),
         ),
         (
             "redis cluster, 3 masters + 3 replicas",

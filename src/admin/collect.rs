@@ -1,32 +1,46 @@
 //! Prometheus collectors that read the replay store's and the key directory's own state at scrape
 //! time, so neither needs to know about metrics: the replay scope (`process` or `shared`), whether
 //! the store answered its last probe, what became of released claims, and the directory's fetches,
-//! failures, keys and the age of its last good set. Counters mirror monotonic counts kept by the
-//! store and the directory (each scrape adds the difference since the last one).
+//! failures, keys and the age of its last good set. Registered with the other metrics (names in
+//! `crate::metrics`) and bound to the store and directory once they exist; unbound, they report
+//! nothing. Counters mirror monotonic counts kept by the store and the directory (each scrape adds
+//! the difference since the last one).
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::keys::KeyDirectory;
+use crate::metrics as names;
 use crate::policy::ReplayScope;
 use crate::replay::{NonceStore, StoreStats};
 
-/// Registers the replay store's collector and, when there is one, the key directory's.
-pub fn register(
-    registry: &prometheus::Registry,
-    store: &Arc<dyn NonceStore>,
-    directory: Option<&KeyDirectory>,
-) -> Result<(), prometheus::Error> {
-    registry.register(Box::new(ReplayCollector::new(store.clone())?))?;
-    if let Some(d) = directory {
-        registry.register(Box::new(DirectoryCollector::new(d.clone())?))?;
+/// Where the collectors read from; set once at start.
+#[derive(Clone, Default)]
+pub struct Bindings {
+    store: Arc<OnceLock<Arc<dyn NonceStore>>>,
+    directory: Arc<OnceLock<KeyDirectory>>,
+}
+
+impl Bindings {
+    pub fn bind_store(&self, store: Arc<dyn NonceStore>) {
+        let _ = self.store.set(store);
     }
-    Ok(())
+
+    pub fn bind_directory(&self, directory: KeyDirectory) {
+        let _ = self.directory.set(directory);
+    }
+}
+
+/// Registers both collectors, unbound.
+pub fn register(registry: &Registry) -> Result<Bindings, prometheus::Error> {
+    let b = Bindings::default();
+    registry.register(Box::new(ReplayCollector::new(b.store.clone())?))?;
+    registry.register(Box::new(DirectoryCollector::new(b.directory.clone())?))?;
+    Ok(b)
 }
 
 /// A counter that follows a monotonic count kept elsewhere.
@@ -54,10 +68,10 @@ impl Mirror {
 /// Reads one count out of the store's stats.
 type StatFn = fn(&StoreStats) -> u64;
 
-/// `datafold_replay_scope{scope}`, `datafold_replay_store_up` (Redis only) and
+/// `datafold_replay_scope{scope}`, `datafold_replay_store_up` (stores that are probed: Redis) and
 /// `datafold_replay_store_releases_total{result}`.
-pub struct ReplayCollector {
-    store: Arc<dyn NonceStore>,
+struct ReplayCollector {
+    store: Arc<OnceLock<Arc<dyn NonceStore>>>,
     scope: IntGaugeVec,
     up: IntGauge,
     releases: IntCounterVec,
@@ -66,21 +80,21 @@ pub struct ReplayCollector {
 }
 
 impl ReplayCollector {
-    pub fn new(store: Arc<dyn NonceStore>) -> Result<Self, prometheus::Error> {
+    fn new(store: Arc<OnceLock<Arc<dyn NonceStore>>>) -> Result<Self, prometheus::Error> {
         let scope = IntGaugeVec::new(
             Opts::new(
-                "datafold_replay_scope",
+                names::REPLAY_SCOPE,
                 "1 for the replay store's scope: process (memory: a replay is caught only by the process that saw the original) or shared (redis: by every replica)",
             ),
             &["scope"],
         )?;
         let up = IntGauge::new(
-            "datafold_replay_store_up",
+            names::REPLAY_STORE_UP,
             "1 when the shared replay store answered its last probe (every 5 s), else 0",
         )?;
         let releases = IntCounterVec::new(
             Opts::new(
-                "datafold_replay_store_releases_total",
+                names::REPLAY_STORE_RELEASES,
                 "Nonce claims released after a timeout or an abandoned request, by result (released | not_held | queued | failed)",
             ),
             &["result"],
@@ -94,10 +108,8 @@ impl ReplayCollector {
         ];
         let mut descs: Vec<Desc> = Vec::new();
         descs.extend(scope.desc().into_iter().cloned());
+        descs.extend(up.desc().into_iter().cloned());
         descs.extend(releases.desc().into_iter().cloned());
-        if store.stats().up.is_some() {
-            descs.extend(up.desc().into_iter().cloned());
-        }
         Ok(Self {
             store,
             scope,
@@ -115,13 +127,16 @@ impl Collector for ReplayCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let active = self.store.scope();
+        let Some(store) = self.store.get() else {
+            return Vec::new();
+        };
+        let active = store.scope();
         for s in ReplayScope::ALL {
             self.scope
                 .with_label_values(&[s.as_str()])
                 .set(i64::from(s == active));
         }
-        let stats = self.store.stats();
+        let stats = store.stats();
         for (mirror, read) in &self.mirrors {
             mirror.sync(read(&stats));
         }
@@ -136,8 +151,8 @@ impl Collector for ReplayCollector {
 }
 
 /// `datafold_key_directory_*`: fetches, failures, keys, and the age of the last good set.
-pub struct DirectoryCollector {
-    directory: KeyDirectory,
+struct DirectoryCollector {
+    directory: Arc<OnceLock<KeyDirectory>>,
     started: Instant,
     fetches: Mirror,
     failures: Mirror,
@@ -148,25 +163,25 @@ pub struct DirectoryCollector {
 }
 
 impl DirectoryCollector {
-    pub fn new(directory: KeyDirectory) -> Result<Self, prometheus::Error> {
+    fn new(directory: Arc<OnceLock<KeyDirectory>>) -> Result<Self, prometheus::Error> {
         let fetches = IntCounter::new(
-            "datafold_key_directory_fetches_total",
+            names::KEY_DIRECTORY_FETCHES,
             "Key directory fetches started (periodic and unknown-keyid)",
         )?;
         let failures = IntCounter::new(
-            "datafold_key_directory_failures_total",
+            names::KEY_DIRECTORY_FAILURES,
             "Key directory fetches that failed (network, HTTP status, bad document, refused keys); the last good set stays",
         )?;
         let keys = IntGauge::new(
-            "datafold_key_directory_keys",
+            names::KEY_DIRECTORY_KEYS,
             "Keys in the key directory's last good set",
         )?;
         let age = Gauge::new(
-            "datafold_key_directory_age_seconds",
+            names::KEY_DIRECTORY_AGE,
             "Seconds since the key directory last answered successfully (since start while it never has)",
         )?;
         let loaded = IntGauge::new(
-            "datafold_key_directory_loaded",
+            names::KEY_DIRECTORY_LOADED,
             "1 once a key directory fetch has succeeded since start",
         )?;
         let mut descs: Vec<Desc> = Vec::new();
@@ -198,7 +213,10 @@ impl Collector for DirectoryCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let s = self.directory.status();
+        let Some(directory) = self.directory.get() else {
+            return Vec::new();
+        };
+        let s = directory.status();
         self.fetches.sync(s.fetches);
         self.failures.sync(s.failures);
         self.keys.set(s.keys as i64);
@@ -228,7 +246,7 @@ mod tests {
     use super::*;
     use crate::replay::MemoryStore;
 
-    fn text(r: &prometheus::Registry) -> String {
+    fn text(r: &Registry) -> String {
         let mut buf = Vec::new();
         prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &r.gather(), &mut buf)
             .unwrap();
@@ -236,11 +254,11 @@ mod tests {
     }
 
     #[test]
-    fn memory_store_reports_process_scope_and_no_up_gauge() {
-        let r = prometheus::Registry::new();
-        let store: Arc<dyn NonceStore> = Arc::new(MemoryStore::new(8).unwrap());
-        r.register(Box::new(ReplayCollector::new(store).unwrap()))
-            .unwrap();
+    fn unbound_says_nothing_and_a_memory_store_reports_process_scope_without_up() {
+        let r = Registry::new();
+        let b = register(&r).unwrap();
+        assert_eq!(text(&r), "");
+        b.bind_store(Arc::new(MemoryStore::new(8).unwrap()));
         let t = text(&r);
         assert!(
             t.contains("datafold_replay_scope{scope=\"process\"} 1"),
@@ -255,6 +273,7 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("datafold_replay_store_up"), "{t}");
+        assert!(!t.contains("datafold_key_directory"), "{t}");
     }
 
     #[test]

@@ -71,11 +71,6 @@ impl Readiness {
 
     fn report_at(&self, listening: bool, waited: Duration) -> ReadyReport {
         let mut waiting = Vec::new();
-        if !listening {
-            waiting.push(
-                json!({"check": "listener", "reason": "the proxy listener is not accepting yet"}),
-            );
-        }
         for c in &self.checks {
             if c.passed.load(Ordering::Acquire) {
                 continue;
@@ -87,8 +82,13 @@ impl Readiness {
         }
         if waiting.is_empty() {
             return ReadyReport {
-                ready: true,
-                body: json!({"ready": true}),
+                ready: listening,
+                body: if listening {
+                    json!({"ready": true})
+                } else {
+                    // Starting (not bound yet) or stopping (draining): the listener flag alone.
+                    json!({"ready": false, "waiting_for": [{"check": "listener", "reason": "the proxy listener is not serving (starting, or draining for a stop)"}]})
+                },
             };
         }
         let timed_out = waited >= self.timeout;
@@ -102,6 +102,9 @@ impl Readiness {
         }
         // The listener is never skipped: without it there is nothing to be ready for.
         let ready = listening && timed_out && self.on_timeout == OnReadyTimeout::Ready;
+        if !listening {
+            waiting.push(json!({"check": "listener", "reason": "the proxy listener is not serving (starting, or draining for a stop)"}));
+        }
         ReadyReport {
             ready,
             body: json!({

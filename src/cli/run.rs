@@ -116,8 +116,10 @@ pub fn serve_with(
         ),
         None => None,
     };
-    crate::admin::collect::register(&metrics.registry, &replay, directory.as_ref())
-        .map_err(|e| format!("metrics: {e}"))?;
+    metrics.state.bind_store(replay.clone());
+    if let Some(d) = &directory {
+        metrics.state.bind_directory(d.clone());
+    }
     let readiness = crate::admin::readiness::start(file, &replay, directory.as_ref())?;
     // After the directory's first fetch: the key gauge counts its keys too.
     publish_gauges(&metrics, &runtime, &runtime.snapshot());

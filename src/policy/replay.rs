@@ -121,7 +121,6 @@ pub struct ReplayPolicy {
     pub on_store_error: OnStoreError,
 }
 
-
 fn redis_url(d: &mut Diag, n: &Node, p: &str) -> Option<String> {
     opt_string(d, n, p).filter(|u| {
         let ok = u.starts_with("redis://") || u.starts_with("rediss://");

@@ -145,13 +145,16 @@ impl Pinned {
     }
 }
 
+/// One server through a connection manager that reconnects by itself.
+pub struct SingleLink {
+    client: Client,
+    config: ConnectionManagerConfig,
+    conn: OnceCell<ConnectionManager>,
+}
+
 /// The store's way to Redis, built without connecting; the first `pin` connects.
 pub enum Link {
-    Single {
-        client: Client,
-        config: ConnectionManagerConfig,
-        conn: OnceCell<ConnectionManager>,
-    },
+    Single(Box<SingleLink>),
     Cluster(Arc<ClusterLink>),
     Sentinel(Arc<SentinelLink>),
 }
@@ -175,11 +178,11 @@ impl Link {
                     .set_number_of_retries(1)
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(500));
-                Ok(Link::Single {
+                Ok(Link::Single(Box::new(SingleLink {
                     client,
                     config,
                     conn: OnceCell::new(),
-                })
+                })))
             }
             RedisTopology::Cluster { nodes } => {
                 let mut infos = Vec::with_capacity(nodes.len());
@@ -222,11 +225,12 @@ impl Link {
     /// A connection to send a claim on, connecting first when there is none yet.
     pub async fn pin(&self) -> RedisResult<Pinned> {
         match self {
-            Link::Single {
-                client,
-                config,
-                conn,
-            } => {
+            Link::Single(single) => {
+                let SingleLink {
+                    client,
+                    config,
+                    conn,
+                } = single.as_ref();
                 let c = conn
                     .get_or_try_init(|| async {
                         let manager = ConnectionManager::new_lazy_with_config(
@@ -539,7 +543,7 @@ mod tests {
         assert_eq!(info.redis_settings().password(), Some("from-file"));
 
         // A variable name nothing sets.
-        let var = "SIGPROXY_TEST_REDIS_PASSWORD_7F3C";
+        let var = "REPLAY_LINK_TEST_UNSET_PASSWORD_7F3C";
         assert_eq!(
             LinkConfig::from_target(&target(Some(SecretSource::Env(var.into()))), T)
                 .err()
@@ -561,7 +565,10 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(e.starts_with("replay.redis_password_file /nonexistent/pw: "), "{e}");
+        assert!(
+            e.starts_with("replay.redis_password_file /nonexistent/pw: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -569,7 +576,10 @@ mod tests {
         let mut t = target(None);
         t.ca_file = Some("/nonexistent/ca.crt".into());
         let e = LinkConfig::from_target(&t, T).err().unwrap();
-        assert!(e.starts_with("replay.redis_ca_file /nonexistent/ca.crt: "), "{e}");
+        assert!(
+            e.starts_with("replay.redis_ca_file /nonexistent/ca.crt: "),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.crt");
         std::fs::write(&ca, "PEM").unwrap();

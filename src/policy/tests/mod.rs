@@ -3,8 +3,8 @@
 
 mod errors;
 mod live;
-mod schema;
 mod replay;
+mod schema;
 
 use super::*;
 use std::net::SocketAddr;

@@ -58,7 +58,10 @@ fn standalone_cluster_and_sentinel_forms() {
         }
     );
     assert_eq!(t.client_cert_file.as_deref(), Some("/c.crt"));
-    assert_eq!(ok("").file.replay.backend.scope(), ReplayScope::Process);
+    assert_eq!(
+        ok("mode: hybrid").file.replay.backend.scope(),
+        ReplayScope::Process
+    );
     assert_eq!(
         ok("replay: { store: redis, redis_url: \"redis://r\" }")
             .file
@@ -129,7 +132,10 @@ fn mistakes_are_refused_with_their_place() {
 
 #[test]
 fn readiness_defaults_and_settings() {
-    assert_eq!(ok("").file.readiness, ReadinessPolicy::default());
+    assert_eq!(
+        ok("mode: hybrid").file.readiness,
+        ReadinessPolicy::default()
+    );
     let r = ok("readiness:\n  wait_for_key_directory: false\n  wait_for_replay_store: false\n  timeout_seconds: 5\n  on_timeout: ready\n")
         .file
         .readiness;
