@@ -22,6 +22,17 @@ pub const ALL_ROUTES: &str = "all";
 /// More distinct route labels than this (a policy with very many routes) share `other`.
 pub const MAX_ROUTE_LABELS: usize = 64;
 
+/// Read at scrape time from the replay store and the key directory (`admin::collect`), registered
+/// by `Metrics::new` and bound to them at start (`Metrics::state`).
+pub const REPLAY_SCOPE: &str = "datafold_replay_scope";
+pub const REPLAY_STORE_UP: &str = "datafold_replay_store_up";
+pub const REPLAY_STORE_RELEASES: &str = "datafold_replay_store_releases_total";
+pub const KEY_DIRECTORY_FETCHES: &str = "datafold_key_directory_fetches_total";
+pub const KEY_DIRECTORY_FAILURES: &str = "datafold_key_directory_failures_total";
+pub const KEY_DIRECTORY_KEYS: &str = "datafold_key_directory_keys";
+pub const KEY_DIRECTORY_AGE: &str = "datafold_key_directory_age_seconds";
+pub const KEY_DIRECTORY_LOADED: &str = "datafold_key_directory_loaded";
+
 pub struct Metrics {
     pub registry: Registry,
     pub auth_attempts: IntCounterVec,
@@ -43,6 +54,8 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// 1 for each restart-only policy key whose reloaded value waits for a restart.
     pub restart_required: IntGaugeVec,
+    /// The replay store's and the key directory's own state, bound to them at start.
+    pub state: crate::admin::collect::Bindings,
     progress: Mutex<HashMap<String, ProgressWindow>>,
 }
 
@@ -186,6 +199,7 @@ impl Metrics {
         for m in [Mode::Off, Mode::Hybrid, Mode::Required] {
             effective_mode.with_label_values(&[m.as_str()]);
         }
+        let state = crate::admin::collect::register(&registry)?;
         Ok(Self {
             registry,
             auth_attempts,
@@ -203,6 +217,7 @@ impl Metrics {
             canary_halts,
             connections_refused,
             restart_required,
+            state,
             progress: Mutex::new(HashMap::new()),
         })
     }

@@ -761,6 +761,102 @@ fn restart_variants(h: &H) -> Vec<(&'static str, Sections)> {
                 ),
             )],
         ),
+        (
+            "replay.redis_cluster_nodes",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_cluster_nodes: [\"redis://127.0.0.1:{}\"], on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_sentinels",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_sentinels: [\"redis://127.0.0.1:{}\"], redis_sentinel_master: m, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_sentinel_master",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_sentinels: [\"redis://127.0.0.1:{}\"], redis_sentinel_master: n, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_password_file",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_url: \"redis://127.0.0.1:{}/0\", redis_password_file: /run/secrets/redis, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_password_env",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_url: \"redis://127.0.0.1:{}/0\", redis_password_env: REDIS_PASSWORD, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_ca_file",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_url: \"redis://127.0.0.1:{}/0\", redis_ca_file: /run/secrets/ca.crt, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_client_cert_file",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_url: \"redis://127.0.0.1:{}/0\", redis_client_cert_file: /c.crt, redis_client_key_file: /c.key, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "replay.redis_client_key_file",
+            vec![(
+                "replay",
+                format!(
+                    "{{store: redis, redis_url: \"redis://127.0.0.1:{}/0\", redis_client_cert_file: /c.crt, redis_client_key_file: /c.key, on_store_error: allow}}",
+                    h.dead
+                ),
+            )],
+        ),
+        (
+            "readiness.wait_for_key_directory",
+            sec(&[("readiness", "{wait_for_key_directory: false}")]),
+        ),
+        (
+            "readiness.wait_for_replay_store",
+            sec(&[("readiness", "{wait_for_replay_store: false}")]),
+        ),
+        (
+            "readiness.timeout_seconds",
+            sec(&[("readiness", "{timeout_seconds: 7}")]),
+        ),
+        (
+            "readiness.on_timeout",
+            sec(&[("readiness", "{on_timeout: ready}")]),
+        ),
     ]
 }
 

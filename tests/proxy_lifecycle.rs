@@ -85,6 +85,7 @@ fn admin_endpoints_over_the_wire() {
         ready: ready.clone(),
         registry,
         status: Arc::new(|| serde_json::json!({"mode": "hybrid", "version": "test"})),
+        readiness: None,
     };
     let _gw = start_with_admin(s, Some(state));
     let admin = admin_addr.parse().unwrap();

@@ -53,10 +53,19 @@ def check(name, ok, detail=""):
     return ok
 
 
-def render(chart, values, release="demo", namespace="sigproxy"):
+def install(chart, values, release="demo", namespace="sigproxy"):
     cfg = helm.Config(storage_driver="memory", namespace=namespace)
-    rel = cfg.install(str(chart), release, values, dry_run="client", namespace=namespace)
+    return cfg.install(str(chart), release, values, dry_run="client", namespace=namespace)
+
+
+def render(chart, values, release="demo", namespace="sigproxy"):
+    rel = install(chart, values, release, namespace)
     return [d for d in yaml.safe_load_all(rel["manifest"]) if d]
+
+
+def notes(chart, values):
+    rel = install(chart, values)
+    return rel.get("notes") or ""
 
 
 def pod_specs(docs):
@@ -369,6 +378,52 @@ def main():
             check(f"schema refuses {label}", False, "rendered without error")
         except helm.HelmError as e:
             check(f"schema refuses {label}", "schema" in str(e).lower() or "values" in str(e).lower(), str(e)[:300])
+
+    print("\n-- several pods with the per-pod (memory) replay store (issue 20)")
+    for label, vals in [
+        ("deployment.replicas: 2", {"deployment": {"replicas": 2}}),
+        ("an HPA", {"autoscaling": {"enabled": True}}),
+        ("deployment.replicas: 3, nonce optional", {"deployment": {"replicas": 3},
+                                                   "policy": {"signature": {"nonce": "optional"}}}),
+    ]:
+        try:
+            render(CHART, vals)
+            check(f"chart refuses {label} with the memory replay store", False, "rendered without error")
+        except helm.HelmError as e:
+            msg = str(e)
+            check(f"chart refuses {label} with the memory replay store, naming both ways out",
+                  "policy.replay.store: memory" in msg and "policy.replay.redis_url" in msg
+                  and "replayStore.acknowledgePerPodReplay: true" in msg, msg[:800])
+    for label, vals in [
+        ("one pod", {}),
+        ("2 replicas with nonces off (nothing to replay-check)",
+         {"deployment": {"replicas": 2}, "policy": {"signature": {"nonce": "off"}}}),
+    ]:
+        try:
+            render(CHART, vals)
+            check(f"chart renders {label} with the memory replay store", True)
+        except helm.HelmError as e:
+            check(f"chart renders {label} with the memory replay store", False, str(e)[:500])
+    ack = yaml.safe_load((HERE / "values/replay-acknowledged.yaml").read_text())
+    n = notes(CHART, ack)
+    check("acknowledged per-pod replay protection: NOTES.txt warns, naming the pods and the way out",
+          "WARNING: replay protection is per pod" in n and "deployment.replicas: 3" in n
+          and "policy.replay.store: redis" in n, n)
+    n = notes(CHART, yaml.safe_load((HERE / "values/production.yaml").read_text()))
+    check("shared Redis replay store: NOTES.txt has no per-pod warning", "WARNING" not in n, n)
+    docs = render(CHART, yaml.safe_load((HERE / "values/production.yaml").read_text()))
+    cmap = next(d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in d["data"])
+    pol = yaml.safe_load(cmap["data"]["policy.yaml"])["replay"]
+    pod = next(t for _, t in pod_specs(docs))
+    mount = next((m for m in sidecar(pod)["volumeMounts"] if m["name"] == "sigproxy-redis"), {})
+    vol = next((v for v in pod["spec"]["volumes"] if v["name"] == "sigproxy-redis"), {})
+    check("Redis password and CA come from the Secret's mount, never the ConfigMap",
+          pol.get("redis_password_file") == "/etc/sigproxy/redis/password"
+          and pol.get("redis_ca_file") == "/etc/sigproxy/redis/ca.crt"
+          and mount.get("readOnly") is True and mount.get("mountPath") == "/etc/sigproxy/redis"
+          and (vol.get("secret") or {}).get("secretName") == "sigproxy-redis"
+          and all(d["kind"] != "Secret" or "redis" not in d["metadata"]["name"] for d in docs),
+          f"{pol} {mount} {vol}")
 
     print("\n-- check-config refuses what the schema cannot see")
     bad = render(CHART, {"policy": {"signature": {"required_components": ["@status"]}}})

@@ -5,7 +5,6 @@
 use serde_json::json;
 
 use crate::live::LivePolicy;
-use crate::policy::ReplayBackend;
 use crate::replay::NonceStore;
 
 /// The `/status` document (reference §5.2).
@@ -86,7 +85,9 @@ pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Va
         },
         // The store in use is the one the process started with (restart-only keys).
         "replay": {
-            "store": match runtime.started.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
+            "store": runtime.started.replay.backend.store_name(),
+            "scope": replay.scope().as_str(),
+            "target": replay.describe(),
             "entries": replay.entries(),
             "max_entries": runtime.started.replay.max_entries,
         },

@@ -210,12 +210,31 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
     let _ = writeln!(s, "trusted_proxies: [{}]", proxies.join(", "));
     let store = match &f.replay.backend {
         policy::ReplayBackend::Memory => format!("memory (max {} entries)", f.replay.max_entries),
-        policy::ReplayBackend::Redis { url } => format!("redis {url}"),
+        policy::ReplayBackend::Redis(target) => format!("redis {target}"),
     };
     let _ = writeln!(
         s,
-        "replay: {store}, on_store_error {}",
-        f.replay.on_store_error.as_str()
+        "replay: {store}, on_store_error {}, scope {}",
+        f.replay.on_store_error.as_str(),
+        f.replay.backend.scope().as_str()
+    );
+    let rd = &f.readiness;
+    let mut waits = Vec::new();
+    if f.key_directory.is_some() && rd.wait_for_key_directory {
+        waits.push("key directory");
+    }
+    if matches!(f.replay.backend, policy::ReplayBackend::Redis(_))
+        && rd.wait_for_replay_store
+        && f.replay.on_store_error == policy::OnStoreError::Reject
+    {
+        waits.push("replay store");
+    }
+    let _ = writeln!(
+        s,
+        "readiness: waits for the listener{}; after {} s still waiting: {}",
+        waits.iter().map(|w| format!(", {w}")).collect::<String>(),
+        rd.timeout_seconds,
+        rd.on_timeout.as_str()
     );
     let rl = f.failure_rate_limit.per_minute;
     let _ = writeln!(

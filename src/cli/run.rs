@@ -15,10 +15,10 @@ use crate::live::{LivePolicy, Snapshot};
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
-use crate::policy::{self, ReplayBackend};
+use crate::policy;
 use crate::proxy::{self, ProxySettings};
 use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
-use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
+use crate::replay::NonceStore;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -101,17 +101,11 @@ pub fn serve_with(
     );
     let live = runtime.snapshot();
     let file = &live.policy.file;
-    let replay: Arc<dyn NonceStore> = match &file.replay.backend {
-        ReplayBackend::Memory => {
-            Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?)
-        }
-        // Connects lazily, inside the proxy's runtime: a Redis still coming up delays nothing but
-        // the signed requests that need it (503 until it answers).
-        ReplayBackend::Redis { url } => Arc::new(
-            RedisStore::new(&RedisStoreConfig::new(url.clone()))
-                .map_err(|e| format!("{}: {e}", config.display()))?,
-        ),
-    };
+    // Built once at start (restart-only keys). A Redis store connects lazily (first its probe, on
+    // a thread of its own): a Redis still coming up delays nothing but the signed requests that
+    // need it, and readiness when on_store_error is reject.
+    let replay: Arc<dyn NonceStore> =
+        crate::replay::build(&file.replay).map_err(|e| format!("{}: {e}", config.display()))?;
     let limiter = FailureLimiter::new(DEFAULT_MAX_TRACKED);
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
     metrics.config_reloads.with_label_values(&["success"]).inc();
@@ -122,6 +116,11 @@ pub fn serve_with(
         ),
         None => None,
     };
+    metrics.state.bind_store(replay.clone());
+    if let Some(d) = &directory {
+        metrics.state.bind_directory(d.clone());
+    }
+    let readiness = crate::admin::readiness::start(file, &replay, directory.as_ref())?;
     // After the directory's first fetch: the key gauge counts its keys too.
     publish_gauges(&metrics, &runtime, &runtime.snapshot());
     {
@@ -152,6 +151,7 @@ pub fn serve_with(
                 s
             })
         },
+        readiness: Some(Arc::new(readiness)),
     };
     let gate = Arc::new(
         Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now)

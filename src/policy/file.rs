@@ -10,6 +10,7 @@ use super::limits::{self, Limits};
 use super::listener::{self, Buffers, Http2, TlsListener};
 use super::network::{Upstream, socket_addr};
 use super::reader::{MapReader, boolean, index, integer, list, string};
+use super::readiness::{self, ReadinessPolicy};
 use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
 use super::routes::{self, Route};
 use super::schema;
@@ -50,6 +51,7 @@ pub struct PolicyFile {
     pub tls: Option<TlsListener>,
     pub http2: Http2,
     pub listener: Buffers,
+    pub readiness: ReadinessPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +102,7 @@ impl Default for PolicyFile {
             tls: None,
             http2: Http2::default(),
             listener: Buffers::default(),
+            readiness: ReadinessPolicy::default(),
         }
     }
 }
@@ -212,6 +215,9 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
                     integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
             }
         }
+    }
+    if let Some((n, p)) = m.get("readiness") {
+        f.readiness = readiness::parse(d, n, &p);
     }
     f
 }

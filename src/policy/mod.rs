@@ -13,7 +13,8 @@ mod listener;
 mod network;
 mod overrides;
 mod reader;
-mod replay;
+mod readiness;
+pub mod replay;
 mod routes;
 pub mod schema;
 mod signature;
@@ -38,7 +39,11 @@ pub use overrides::{
     from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
     parse_guide_mode_value, parse_mode_value, parse_percent_value, parse_users_value,
 };
-pub use replay::{OnStoreError, ReplayBackend, ReplayPolicy};
+pub use readiness::{OnReadyTimeout, ReadinessPolicy};
+pub use replay::{
+    OnStoreError, RedisTarget, RedisTopology, ReplayBackend, ReplayPolicy, ReplayScope,
+    SecretSource, redact_url,
+};
 pub use routes::{Route, RouteRef};
 pub use signature::SignaturePolicy;
 pub use types::{Mode, Requirement, Scheme};

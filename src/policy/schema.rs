@@ -11,9 +11,12 @@
 //! - `tls.*`, `http2.*`, `listener.*`: the listener's protocol stack (TLS acceptor, HTTP/2
 //!   settings, socket buffers) is built with the listener. (The certificate *files'* contents
 //!   may be re-read by the listener; their paths, and whether TLS is on, need a restart.)
-//! - `replay.store`, `replay.redis_url`, `replay.max_entries`: the nonce store is one object
-//!   shared by every request; swapping it would forget every remembered nonce and so reopen a
-//!   replay window of `max_age + skew` (and a memory store's table is sized once).
+//! - `replay.store`, `replay.max_entries` and every `replay.redis_*` key (where Redis is, and the
+//!   password and TLS files, read once): the nonce store is one object shared by every request;
+//!   swapping it would forget every remembered nonce and so reopen a replay window of
+//!   `max_age + skew` (and a memory store's table is sized once). A rotated Redis password
+//!   therefore needs a restart too.
+//! - `readiness.*`: start-up checks; once the process was ready they have nothing left to decide.
 //! - `key_directory.url`, `key_directory.refresh_seconds`: the directory client and its refresh
 //!   task are started once, with its first fetch before the proxy serves; adding, removing or
 //!   repointing it live would need a second fetch protocol with its own failure modes. Its keys
@@ -23,7 +26,7 @@
 //! applies on the next request after a reload.
 
 use super::file::PolicyFile;
-use super::replay::ReplayBackend;
+use super::replay::{RedisTopology, ReplayBackend, SecretSource};
 
 /// How a change to a key takes effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +136,14 @@ pub const KEYS: &[Key] = &[
     restart("replay.store"),
     restart("replay.max_entries"),
     restart("replay.redis_url"),
+    restart("replay.redis_cluster_nodes"),
+    restart("replay.redis_sentinels"),
+    restart("replay.redis_sentinel_master"),
+    restart("replay.redis_password_file"),
+    restart("replay.redis_password_env"),
+    restart("replay.redis_ca_file"),
+    restart("replay.redis_client_cert_file"),
+    restart("replay.redis_client_key_file"),
     live("replay.on_store_error"),
     section("failure_rate_limit"),
     live("failure_rate_limit.per_minute"),
@@ -154,6 +165,11 @@ pub const KEYS: &[Key] = &[
     section("listener"),
     restart("listener.read_buffer_bytes"),
     restart("listener.write_buffer_bytes"),
+    section("readiness"),
+    restart("readiness.wait_for_key_directory"),
+    restart("readiness.wait_for_replay_store"),
+    restart("readiness.timeout_seconds"),
+    restart("readiness.on_timeout"),
 ];
 
 /// The section a key belongs to: `""` (the root), `signature`, `routes[]`, `canary.auto_halt`.
@@ -196,10 +212,12 @@ pub fn restart_pending(running: &PolicyFile, reloaded: &PolicyFile) -> Vec<&'sta
 /// The value of a restart-only key, as text to compare and show. `None` for any other path (a
 /// test proves every restart-only key has one).
 pub fn restart_value(f: &PolicyFile, path: &str) -> Option<String> {
-    let redis_url = match &f.replay.backend {
-        ReplayBackend::Memory => String::new(),
-        ReplayBackend::Redis { url } => url.clone(),
+    let redis = match &f.replay.backend {
+        ReplayBackend::Memory => None,
+        ReplayBackend::Redis(t) => Some(t),
     };
+    let topology = redis.map(|t| &t.topology);
+    let opt = |v: Option<&String>| v.cloned().unwrap_or_default();
     Some(match path {
         "listen" => f.listen.to_string(),
         "admin_listen" => f.admin_listen.to_string(),
@@ -220,11 +238,38 @@ pub fn restart_value(f: &PolicyFile, path: &str) -> Option<String> {
         "http2.max_pending_resets" => f.http2.max_pending_resets.to_string(),
         "listener.read_buffer_bytes" => f.listener.read_buffer_bytes.to_string(),
         "listener.write_buffer_bytes" => f.listener.write_buffer_bytes.to_string(),
-        "replay.store" => match f.replay.backend {
-            ReplayBackend::Memory => "memory".to_owned(),
-            ReplayBackend::Redis { .. } => "redis".to_owned(),
+        "replay.store" => f.replay.backend.store_name().to_owned(),
+        "replay.redis_url" => match topology {
+            Some(RedisTopology::Standalone { url }) => url.clone(),
+            _ => String::new(),
         },
-        "replay.redis_url" => redis_url,
+        "replay.redis_cluster_nodes" => match topology {
+            Some(RedisTopology::Cluster { nodes }) => nodes.join(","),
+            _ => String::new(),
+        },
+        "replay.redis_sentinels" => match topology {
+            Some(RedisTopology::Sentinel { sentinels, .. }) => sentinels.join(","),
+            _ => String::new(),
+        },
+        "replay.redis_sentinel_master" => match topology {
+            Some(RedisTopology::Sentinel { master, .. }) => master.clone(),
+            _ => String::new(),
+        },
+        "replay.redis_password_file" => match redis.and_then(|t| t.password.as_ref()) {
+            Some(SecretSource::File(p)) => p.clone(),
+            _ => String::new(),
+        },
+        "replay.redis_password_env" => match redis.and_then(|t| t.password.as_ref()) {
+            Some(SecretSource::Env(v)) => v.clone(),
+            _ => String::new(),
+        },
+        "replay.redis_ca_file" => opt(redis.and_then(|t| t.ca_file.as_ref())),
+        "replay.redis_client_cert_file" => opt(redis.and_then(|t| t.client_cert_file.as_ref())),
+        "replay.redis_client_key_file" => opt(redis.and_then(|t| t.client_key_file.as_ref())),
+        "readiness.wait_for_key_directory" => f.readiness.wait_for_key_directory.to_string(),
+        "readiness.wait_for_replay_store" => f.readiness.wait_for_replay_store.to_string(),
+        "readiness.timeout_seconds" => f.readiness.timeout_seconds.to_string(),
+        "readiness.on_timeout" => f.readiness.on_timeout.as_str().to_owned(),
         "replay.max_entries" => f.replay.max_entries.to_string(),
         "key_directory.url" => f
             .key_directory
@@ -282,9 +327,15 @@ mod tests {
         b.threads = 3;
         b.mode = crate::policy::Mode::Required;
         b.shutdown_grace_seconds = 1;
-        b.replay.backend = ReplayBackend::Redis {
-            url: "redis://127.0.0.1:1/0".into(),
-        };
+        b.replay.backend = ReplayBackend::Redis(super::super::replay::RedisTarget {
+            topology: RedisTopology::Standalone {
+                url: "redis://127.0.0.1:1/0".into(),
+            },
+            password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+        });
         assert_eq!(
             restart_pending(&a, &b),
             ["threads", "replay.store", "replay.redis_url"]

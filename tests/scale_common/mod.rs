@@ -1,6 +1,6 @@
-//! Real parts for the scale-out tests: a `redis-server` process, a JWKS directory served over
-//! HTTP/1.1, and the built `sigproxy run`, all on ephemeral 127.0.0.1 ports and stopped when
-//! dropped.
+//! Real parts for the scale-out tests: a `redis-server` process (and clusters, sentinels and TLS
+//! servers of them), a JWKS directory served over HTTP/1.1, and the built `sigproxy run`, all on
+//! ephemeral 127.0.0.1 ports and stopped when dropped.
 #![allow(dead_code)]
 
 #[path = "../common/client.rs"]
@@ -10,3 +10,4 @@ pub mod jwks_server;
 pub mod net;
 pub mod proxy;
 pub mod redis_server;
+pub mod redis_topology;

@@ -27,7 +27,18 @@ pub struct Sigproxy {
 
 impl Sigproxy {
     /// `policy_tail` is YAML appended after listen/admin/upstream/threads/public_authority.
+    /// Returns once `/readyz` answers 200.
     pub fn start(upstream: SocketAddr, policy_tail: &str) -> Self {
+        Self::launch(upstream, policy_tail, true)
+    }
+
+    /// Like `start`, but returns once the admin port answers `/healthz`, ready or not (for the
+    /// readiness tests).
+    pub fn spawn(upstream: SocketAddr, policy_tail: &str) -> Self {
+        Self::launch(upstream, policy_tail, false)
+    }
+
+    fn launch(upstream: SocketAddr, policy_tail: &str, wait_ready: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let policy = format!(
@@ -58,7 +69,10 @@ impl Sigproxy {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("sigproxy exited with {status}: {}", p.logs());
             }
-            if std::net::TcpStream::connect(p.addr).is_ok() && p.ready() {
+            if wait_ready && std::net::TcpStream::connect(p.addr).is_ok() && p.ready() {
+                return p;
+            }
+            if !wait_ready && p.answers("/healthz") {
                 return p;
             }
             assert!(
@@ -90,11 +104,16 @@ impl Sigproxy {
 
     /// `/readyz` answered 200; false (not a panic) while the listener is not up yet.
     fn ready(&self) -> bool {
+        self.answers("/readyz")
+    }
+
+    /// `path` on the admin port answered 200; false while it is not up yet.
+    fn answers(&self, path: &str) -> bool {
         if std::net::TcpStream::connect(self.admin).is_err() {
             return false;
         }
         let mut conn = client::Conn::open(self.admin);
-        conn.send("GET", "/readyz", &[], Body::None);
+        conn.send("GET", path, &[], Body::None);
         conn.read().is_some_and(|r| r.status == 200)
     }
 

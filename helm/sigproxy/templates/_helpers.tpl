@@ -64,7 +64,58 @@ the keys Secret's mount prepended to key_files.
 {{- $kf := list (printf "%s/*.yaml" (trimSuffix "/" $v.keys.mountPath)) -}}
 {{- $_ := set $p "key_files" (concat $kf (default list $p.key_files) | uniq) -}}
 {{- end -}}
+{{- with include "sigproxy.redisFiles" . | fromYaml -}}
+{{- $r := deepCopy (default dict $p.replay) -}}
+{{- range $k, $f := . }}{{ $_ := set $r $k $f }}{{ end -}}
+{{- $_ := set $p "replay" $r -}}
+{{- end -}}
 {{- toYaml $p -}}
+{{- end -}}
+
+{{/*
+The policy keys for the files of replayStore.redis.existingSecret, as YAML (or nothing): each key
+named in the values becomes <mountPath>/<key> under the matching policy.replay key.
+*/}}
+{{- define "sigproxy.redisFiles" -}}
+{{- $r := .values.replayStore.redis -}}
+{{- if $r.existingSecret -}}
+{{- $dir := trimSuffix "/" $r.mountPath -}}
+{{- $map := dict "redis_password_file" $r.passwordKey "redis_ca_file" $r.caKey "redis_client_cert_file" $r.clientCertKey "redis_client_key_file" $r.clientKeyKey -}}
+{{- range $k := list "redis_password_file" "redis_ca_file" "redis_client_cert_file" "redis_client_key_file" }}
+{{- with get $map $k }}
+{{ $k }}: {{ printf "%s/%s" $dir . | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Issue 20: several pods with the per-process memory replay store accept a captured signed request
+once per pod. Fails the render unless the store is shared or the user acknowledged it. The replica
+count is known for the example Deployment (and its HPA); a parent chart that includes the sidecar
+in its own pods is warned by NOTES.txt instead.
+*/}}
+{{- define "sigproxy.pods" -}}
+{{- $v := .values -}}
+{{- if and $v.deployment.enabled $v.autoscaling.enabled -}}
+{{- printf "autoscaling (up to %v pods)" $v.autoscaling.maxReplicas -}}
+{{- else if and $v.deployment.enabled (gt (int $v.deployment.replicas) 1) -}}
+{{- printf "deployment.replicas: %v" $v.deployment.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sigproxy.perPodReplay" -}}
+{{- $p := default dict .values.policy -}}
+{{- $store := (default dict $p.replay).store | default "memory" -}}
+{{- $nonce := (default dict $p.signature).nonce | default "required" | toString -}}
+{{- if and (eq $store "memory") (ne $nonce "off") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "sigproxy.replayGuard" -}}
+{{- $pods := include "sigproxy.pods" . -}}
+{{- if and $pods (include "sigproxy.perPodReplay" .) (not .values.replayStore.acknowledgePerPodReplay) -}}
+{{- fail (printf "\n\nsigproxy: %s with policy.replay.store: memory and nonces checked: each pod catches only the replays it saw itself, so a captured signed request is accepted once per pod.\nEither share the replay store: set policy.replay.store: redis and policy.replay.redis_url (or redis_cluster_nodes / redis_sentinels), with the password in a Secret (replayStore.redis.existingSecret);\nor accept per-pod replay protection explicitly: replayStore.acknowledgePerPodReplay: true.\n" $pods) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The live override keys that are set (docs/reference.md §3.7), as ConfigMap data lines (or

@@ -69,6 +69,9 @@ kubelet's updates, and the live overrides are files beside policy.yaml).
     {{- if include "sigproxy.keysSecretName" . }}
     - { name: sigproxy-keys, mountPath: {{ $v.keys.mountPath | quote }}, readOnly: true }
     {{- end }}
+    {{- if .values.replayStore.redis.existingSecret }}
+    - { name: sigproxy-redis, mountPath: {{ .values.replayStore.redis.mountPath | quote }}, readOnly: true }
+    {{- end }}
     - { name: sigproxy-tmp, mountPath: /tmp }
 {{- end -}}
 
@@ -81,6 +84,12 @@ kubelet's updates, and the live overrides are files beside policy.yaml).
   secret:
     secretName: {{ . }}
     defaultMode: 0444   # public keys; readable whatever the pod's fsGroup
+{{- end }}
+{{- with .values.replayStore.redis.existingSecret }}
+- name: sigproxy-redis
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444   # readable by the sidecar whatever the pod's fsGroup; only the sidecar mounts it
 {{- end }}
 - name: sigproxy-tmp
   emptyDir: { medium: Memory, sizeLimit: 16Mi }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod live;
+mod replay;
 mod schema;
 
 use super::*;
@@ -251,9 +252,15 @@ failure_rate_limit: {{ per_minute: 20 }}
     assert_eq!(f.trusted_proxies.len(), 2);
     assert_eq!(
         f.replay.backend,
-        ReplayBackend::Redis {
-            url: "redis://127.0.0.1:6379/0".into()
-        }
+        ReplayBackend::Redis(crate::policy::RedisTarget {
+            topology: crate::policy::RedisTopology::Standalone {
+                url: "redis://127.0.0.1:6379/0".into()
+            },
+            password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+        })
     );
     assert_eq!(f.failure_rate_limit.per_minute, 20);
 }

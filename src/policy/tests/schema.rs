@@ -410,6 +410,90 @@ fn pairs() -> Vec<(&'static str, String, String)> {
                 "listener: {write_buffer_bytes: 4096}",
             ),
         ),
+        (
+            "replay.redis_cluster_nodes",
+            s(
+                "replay: {store: redis, redis_cluster_nodes: [\"redis://a:6379\"]}",
+                "replay: {store: redis, redis_cluster_nodes: [\"redis://b:6379\"]}",
+            ),
+        ),
+        (
+            "replay.redis_sentinels",
+            s(
+                "replay: {store: redis, redis_sentinels: [\"redis://s1:26379\"], redis_sentinel_master: m}",
+                "replay: {store: redis, redis_sentinels: [\"redis://s2:26379\"], redis_sentinel_master: m}",
+            ),
+        ),
+        (
+            "replay.redis_sentinel_master",
+            s(
+                "replay: {store: redis, redis_sentinels: [\"redis://s1:26379\"], redis_sentinel_master: m}",
+                "replay: {store: redis, redis_sentinels: [\"redis://s1:26379\"], redis_sentinel_master: n}",
+            ),
+        ),
+        (
+            "replay.redis_password_file",
+            s(
+                "replay: {store: redis, redis_url: \"redis://a\", redis_password_file: /a}",
+                "replay: {store: redis, redis_url: \"redis://a\", redis_password_file: /b}",
+            ),
+        ),
+        (
+            "replay.redis_password_env",
+            s(
+                "replay: {store: redis, redis_url: \"redis://a\", redis_password_env: A}",
+                "replay: {store: redis, redis_url: \"redis://a\", redis_password_env: B}",
+            ),
+        ),
+        (
+            "replay.redis_ca_file",
+            s(
+                "replay: {store: redis, redis_url: \"rediss://a\", redis_ca_file: /a}",
+                "replay: {store: redis, redis_url: \"rediss://a\", redis_ca_file: /b}",
+            ),
+        ),
+        (
+            "replay.redis_client_cert_file",
+            s(
+                "replay: {store: redis, redis_url: \"rediss://a\", redis_client_cert_file: /a, redis_client_key_file: /k}",
+                "replay: {store: redis, redis_url: \"rediss://a\", redis_client_cert_file: /b, redis_client_key_file: /k}",
+            ),
+        ),
+        (
+            "replay.redis_client_key_file",
+            s(
+                "replay: {store: redis, redis_url: \"rediss://a\", redis_client_cert_file: /c, redis_client_key_file: /a}",
+                "replay: {store: redis, redis_url: \"rediss://a\", redis_client_cert_file: /c, redis_client_key_file: /b}",
+            ),
+        ),
+        (
+            "readiness.wait_for_key_directory",
+            s(
+                "readiness: {wait_for_key_directory: true}",
+                "readiness: {wait_for_key_directory: false}",
+            ),
+        ),
+        (
+            "readiness.wait_for_replay_store",
+            s(
+                "readiness: {wait_for_replay_store: true}",
+                "readiness: {wait_for_replay_store: false}",
+            ),
+        ),
+        (
+            "readiness.timeout_seconds",
+            s(
+                "readiness: {timeout_seconds: 1}",
+                "readiness: {timeout_seconds: 2}",
+            ),
+        ),
+        (
+            "readiness.on_timeout",
+            s(
+                "readiness: {on_timeout: ready}",
+                "readiness: {on_timeout: not_ready}",
+            ),
+        ),
     ];
     v.into_iter()
         .chain(more)
@@ -458,6 +542,14 @@ fn restart_only_keys_are_the_documented_few() {
             "replay.store",
             "replay.max_entries",
             "replay.redis_url",
+            "replay.redis_cluster_nodes",
+            "replay.redis_sentinels",
+            "replay.redis_sentinel_master",
+            "replay.redis_password_file",
+            "replay.redis_password_env",
+            "replay.redis_ca_file",
+            "replay.redis_client_cert_file",
+            "replay.redis_client_key_file",
             "tls.cert_file",
             "tls.key_file",
             "tls.client_ca_file",
@@ -467,6 +559,10 @@ fn restart_only_keys_are_the_documented_few() {
             "http2.max_pending_resets",
             "listener.read_buffer_bytes",
             "listener.write_buffer_bytes",
+            "readiness.wait_for_key_directory",
+            "readiness.wait_for_replay_store",
+            "readiness.timeout_seconds",
+            "readiness.on_timeout",
         ]
     );
     // A reload that changes one of them is seen as pending.
