@@ -432,6 +432,26 @@ impl Gate for Authenticator {
         let checked = check_digest(req, body).map(|()| verified);
         self.finish(&live, req, route, checked, now).await
     }
+
+    fn body_refused(&self, pending: Pending, error: &Error) -> AuditNote {
+        let Pending {
+            verified, route, ..
+        } = pending;
+        // Refused whatever the mode: a body that cannot be read whole cannot be checked.
+        let d = decide(Mode::Required, false, Outcome::Invalid(error));
+        let mut n = note(
+            &d,
+            route.mode,
+            route.dry_run,
+            AuthMethod::Signature,
+            route.started,
+        );
+        n.client_id = Some(verified.client_id().to_owned());
+        n.key_id = Some(verified.key_id().to_owned());
+        n.route = route.label;
+        n.canary = route.canary;
+        n
+    }
 }
 
 /// The body against every supported digest in `Content-Digest` (several lines joined).

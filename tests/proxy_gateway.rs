@@ -509,3 +509,23 @@ fn slow_headers_are_cut_off_and_connections_capped() {
             .all(|r| !r.request_line.contains("/slow"))
     );
 }
+
+#[test]
+fn absolute_form_goes_upstream_in_origin_form_with_its_authority_as_host() {
+    let up = Upstream::start(Duration::ZERO);
+    let gw = start(settings(up.addr));
+    // An absolute-form target and a Host that disagree: ambiguous, refused before anything.
+    let mut c = Conn::open(gw.addr);
+    c.write_raw(b"GET http://api.example:8443/abs HTTP/1.1\r\nHost: other.example\r\n\r\n");
+    assert_json_error(&c.read().expect("response"), 400, "BAD_REQUEST");
+    assert!(up.recorded().is_empty());
+    let mut c = Conn::open(gw.addr);
+    c.write_raw(
+        b"GET http://api.example:8443/abs/p%2Fq?x=1&y=%20 HTTP/1.1\r\nHost: api.example:8443\r\n\r\n",
+    );
+    assert_eq!(c.read().expect("response").status, 200);
+    let rec = up.recorded();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].request_line, "GET /abs/p%2Fq?x=1&y=%20 HTTP/1.1");
+    assert_eq!(rec[0].all("host"), vec!["api.example:8443"]);
+}

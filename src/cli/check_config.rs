@@ -19,7 +19,8 @@ pub struct CheckConfigArgs {
 pub fn run(args: &CheckConfigArgs) -> ExitCode {
     match check(args, std::env::vars()) {
         Ok(text) => {
-            print!("{text}");
+            // A reader that went away (`| head`) is not worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(errors) => {

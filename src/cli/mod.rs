@@ -62,6 +62,13 @@ pub fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Current Unix time in seconds.
+/// Print one line on stdout. A reader that went away (`sigproxy sign … | head`) is not an
+/// error worth a panic: the line is dropped.
+pub fn out(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

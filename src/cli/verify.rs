@@ -144,7 +144,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
             })
         }
     };
-    println!("{verdict}");
+    super::out(&verdict);
     if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -226,7 +226,7 @@ fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
 
 fn usage(msg: &str) -> ExitCode {
     let verdict = json!({"valid": false, "code": "USAGE", "message": msg});
-    println!("{verdict}");
+    super::out(&verdict);
     eprintln!("sigproxy verify: {msg}");
     ExitCode::from(EXIT_USAGE)
 }

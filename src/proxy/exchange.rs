@@ -134,7 +134,13 @@ impl<G: Gate, O: RequestObserver<G::Note>> Core<G, O> {
                         .await;
                     (v, Some(bytes))
                 }
-                Err(e) => return body_failed(session, e, hop, ids, out).await,
+                Err(e) => {
+                    let err = body_error(e, hop);
+                    if let Some(err) = &err {
+                        out.note = Some(self.gate.body_refused(pending, err));
+                    }
+                    return body_failed(session, err, ids, out).await;
+                }
             },
         };
         match verdict {
@@ -212,14 +218,22 @@ fn view<'a>(session: &'a ServerSession, ids: &'a Ids) -> RequestView<'a> {
     let req = session.req_header();
     // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host; over HTTP/2 the
     // `:authority` pseudo-header is the URI's authority.
-    let authority = req
-        .uri
-        .authority()
-        .map(|a| a.as_str().as_bytes())
+    let target = req.raw_path();
+    let absolute = std::str::from_utf8(target)
+        .ok()
+        .and_then(crate::signature::target::Target::parse)
+        .and_then(|t| match t {
+            crate::signature::target::Target::Absolute { authority, .. } => {
+                Some(authority.as_bytes())
+            }
+            _ => None,
+        });
+    let authority = absolute
+        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()))
         .or_else(|| req.headers.get(http::header::HOST).map(|v| v.as_bytes()));
     RequestView {
         method: &req.method,
-        target: req.raw_path(),
+        target,
         authority,
         scheme: ids.scheme,
         headers: &req.headers,
@@ -254,34 +268,41 @@ async fn read_body(session: &mut ServerSession, hop: &Hop) -> Result<Bytes, Body
     body::read_all(session, max).await
 }
 
-/// The body could not be read whole: answer (unless the client is gone) and close.
-async fn body_failed<N>(
-    session: &mut ServerSession,
-    e: BodyError,
-    hop: &Hop,
-    ids: &Ids,
-    out: &mut Outcome<N>,
-) -> bool {
-    let err = match e {
-        BodyError::TooLarge => Error::new(
+/// Why a body could not be read whole; `None` when the client went away (nothing to answer).
+fn body_error(e: BodyError, hop: &Hop) -> Option<Error> {
+    match e {
+        BodyError::TooLarge => Some(Error::new(
             ErrorCode::BodyTooLarge,
             format!(
                 "request body exceeds max_body_bytes ({})",
                 hop.max_body_bytes
             ),
-        ),
-        BodyError::Timeout => Error::new(
+        )),
+        BodyError::Timeout => Some(Error::new(
             ErrorCode::RequestTimeout,
             format!(
                 "no request body bytes for {} s (limits.body_timeout_seconds)",
                 hop.limits.body_timeout_seconds
             ),
-        ),
-        BodyError::Malformed(e) => Error::new(ErrorCode::BadRequest, format!("request body: {e}")),
-        BodyError::Gone(e) => {
-            out.detail = Some(format!("client went away while sending its body: {e}"));
-            return false;
-        }
+        )),
+        BodyError::Malformed(e) => Some(Error::new(
+            ErrorCode::BadRequest,
+            format!("request body: {e}"),
+        )),
+        BodyError::Gone(_) => None,
+    }
+}
+
+/// The body could not be read whole: answer (unless the client is gone) and close.
+async fn body_failed<N>(
+    session: &mut ServerSession,
+    err: Option<Error>,
+    ids: &Ids,
+    out: &mut Outcome<N>,
+) -> bool {
+    let Some(err) = err else {
+        out.detail = Some("client went away while sending its body".into());
+        return false;
     };
     out.fail(err.code, err.detail.to_string());
     if let Ok(resp) = respond::error_response(&err, &ids.request_id) {
@@ -312,6 +333,7 @@ fn upstream_request<N>(
             up.insert(http::header::HOST, v);
         }
     }
+    origin_form(&mut up);
     let chunked = up.headers.contains_key(http::header::TRANSFER_ENCODING);
     let had_length = up.headers.contains_key(http::header::CONTENT_LENGTH);
     let announced = body::announced_length(session);
@@ -369,6 +391,40 @@ const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// An absolute-form target (`GET http://host/x`) goes upstream in origin-form with its
+/// authority as Host (RFC 9112 §3.2.1–2: an origin server is sent origin-form, and the target's
+/// authority wins over a Host field). The path and query bytes are not touched.
+fn origin_form(up: &mut RequestHeader) {
+    let target = up.raw_path().to_vec();
+    let Some(crate::signature::target::Target::Absolute {
+        authority,
+        path,
+        query,
+        ..
+    }) = std::str::from_utf8(&target)
+        .ok()
+        .and_then(crate::signature::target::Target::parse)
+    else {
+        return;
+    };
+    let mut origin = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path.to_owned()
+    };
+    if let Some(q) = query {
+        origin.push('?');
+        origin.push_str(q);
+    }
+    // Userinfo (deprecated, RFC 9110 §4.2.4) never goes into Host.
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if let Ok(host) = HeaderValue::from_str(authority) {
+        if up.set_raw_path(origin.as_bytes()).is_ok() {
+            up.insert(http::header::HOST, host);
+        }
+    }
+}
 
 /// Fields a `Connection` token may not remove: the message's target and framing are end-to-end.
 const NEVER_NOMINATED: [http::HeaderName; 3] = [

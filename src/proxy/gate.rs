@@ -157,6 +157,10 @@ pub trait Gate: Send + Sync + 'static {
         body: &[u8],
         pending: Self::Pending,
     ) -> Verdict<Self::Note>;
+
+    /// The note for a request refused while its body was read whole (413, 408, 400): the head
+    /// check's state with the proxy's error, so it is audited like any other refusal.
+    fn body_refused(&self, pending: Self::Pending, error: &Error) -> Self::Note;
 }
 
 /// Passes everything as `legacy` without identity: the proxy with verification switched off.
@@ -199,4 +203,6 @@ impl Gate for PassthroughGate {
     ) -> Verdict<()> {
         Verdict::Pass(Pass::anonymous(AuthMethod::Legacy, ()))
     }
+
+    fn body_refused(&self, _: (), _: &Error) {}
 }

@@ -129,6 +129,8 @@ impl Gate for TestGate {
             note: (),
         })
     }
+
+    fn body_refused(&self, _: (), _: &Error) {}
 }
 
 /// What the logging phase saw.
