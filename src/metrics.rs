@@ -171,7 +171,7 @@ impl Metrics {
         let connections_refused = counter_vec(
             "datafold_connections_refused_total",
             "Client connections closed before a request reached verification, by reason \
-             (max_connections|header_timeout|bad_request)",
+             (max_connections|header_timeout|bad_request|tls_handshake|h2_abuse)",
             &["reason"],
         )?;
         for e in crate::proxy::ConnEvent::ALL {

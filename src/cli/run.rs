@@ -136,6 +136,9 @@ pub fn serve_with(
     settings.upgrade = handover.upgrade;
     settings.runtime_dir = handover.runtime_dir;
     let ready = Arc::new(AtomicBool::new(false));
+    super::tls_status::CertExpiry::register(runtime.clone(), &metrics.registry)
+        .map_err(|e| format!("metrics: {e}"))?;
+    let listener_tls = settings.tls;
     let admin = AdminState {
         ready: ready.clone(),
         registry: metrics.registry.clone(),
@@ -145,6 +148,9 @@ pub fn serve_with(
             let directory = directory.clone();
             Arc::new(move || {
                 let mut s = crate::admin::status::document(&runtime, replay.as_ref());
+                for (k, v) in super::tls_status::status(&runtime, listener_tls) {
+                    s[k] = v;
+                }
                 if let Some(d) = &directory {
                     s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
                 }
@@ -312,7 +318,7 @@ fn settings(live: &Snapshot) -> ProxySettings {
     s.shutdown_grace_seconds = f.shutdown_grace_seconds;
     s.exit_when_drained = true;
     s.handle_signals = true;
-    s.h2c = f.http2.enabled && f.tls.is_none();
+    s.tls = f.tls.is_some();
     s.read_buffer_bytes = Some(f.listener.read_buffer_bytes);
     s.write_buffer_bytes = Some(f.listener.write_buffer_bytes);
     s
