@@ -43,7 +43,11 @@ pub fn announced_length(session: &ServerSession) -> Option<u64> {
             .ok()
             .and_then(|s| s.split(',').next())
             .and_then(|s| s.trim().parse().ok()),
-        None if session.is_http2() => None,
+        // HTTP/2 without a length: no body when HEADERS ended the stream, else unknown.
+        None if session.is_http2() => session
+            .as_http2()
+            .is_some_and(|s| s.is_body_empty())
+            .then_some(0),
         None => Some(0),
     }
 }

@@ -210,6 +210,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
             let config = tls?;
             stream = match super::tls::accept(stream, &config, within).await {
                 Ok(s) => s,
+                Err(super::tls::HandshakeError::Closed) => return None,
                 Err(e) => {
                     tracing::debug!(error = ?e, "TLS handshake");
                     core.observer.on_connection(ConnEvent::TlsHandshake);

@@ -151,6 +151,8 @@ pub fn upstream_ca(files: &TlsFiles) -> Result<Option<Arc<CaType>>, String> {
 /// Why a client's TLS handshake did not complete.
 #[derive(Debug)]
 pub enum HandshakeError {
+    /// The client closed before sending a byte (a TCP health check, a port scan).
+    Closed,
     /// Not within the header timeout.
     Timeout,
     /// The client sent something that is not a TLS handshake we accept (wrong version, no
@@ -165,14 +167,25 @@ pub async fn accept(
     within: Duration,
 ) -> Result<Stream, HandshakeError> {
     // Pingora's listener hands plain connections over as its L4 stream.
-    let l4 = stream
+    let mut l4 = stream
         .into_any()
         .downcast::<L4Stream>()
         .map_err(|_| HandshakeError::Failed("not a TCP stream".into()))?;
     let acceptor = Acceptor::from_server_config(tls.config.clone());
-    match tokio::time::timeout(within, acceptor.tls_handshake(*l4)).await {
+    let handshake = async {
+        use pingora::protocols::Peek as _;
+        // A connection closed before its first byte is no failed handshake.
+        if l4.try_peek(&mut [0u8; 1]).await.is_err() {
+            return Err(HandshakeError::Closed);
+        }
+        acceptor
+            .tls_handshake(*l4)
+            .await
+            .map_err(|e| HandshakeError::Failed(e.to_string()))
+    };
+    match tokio::time::timeout(within, handshake).await {
         Ok(Ok(s)) => Ok(Box::new(s)),
-        Ok(Err(e)) => Err(HandshakeError::Failed(e.to_string())),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(HandshakeError::Timeout),
     }
 }
