@@ -98,6 +98,14 @@ fn send_httpx(base: &str, cacert: Option<&Path>, files: &[PathBuf]) -> Vec<(u16,
         .collect()
 }
 
+/// A scenario (name, file, expected outcome), what came back (status, HTTP version, error code),
+/// and which client sent it.
+type Outcome<'a> = (
+    &'a (String, PathBuf, String),
+    (u16, String, Value),
+    &'static str,
+);
+
 /// The marker the upstream saw for a scenario: its request target.
 fn target_of(file: &Path) -> String {
     let raw = std::fs::read(file).unwrap();
@@ -137,7 +145,7 @@ fn run_all(sc: &Sidecar, up: &Upstream, base: &str, cacert: Option<&Path>, curl_
             }
         }
         let files: Vec<PathBuf> = by_httpx.iter().map(|s| s.1.clone()).collect();
-        let mut results: Vec<(&(String, PathBuf, String), (u16, String, Value), &str)> = by_httpx
+        let mut results: Vec<Outcome<'_>> = by_httpx
             .iter()
             .zip(send_httpx(base, cacert, &files))
             .map(|(s, r)| (s, r, "httpx"))
