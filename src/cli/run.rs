@@ -136,8 +136,6 @@ pub fn serve_with(
     settings.upgrade = handover.upgrade;
     settings.runtime_dir = handover.runtime_dir;
     let ready = Arc::new(AtomicBool::new(false));
-    super::tls_status::CertExpiry::register(runtime.clone(), &metrics.registry)
-        .map_err(|e| format!("metrics: {e}"))?;
     let listener_tls = settings.tls;
     let admin = AdminState {
         ready: ready.clone(),
@@ -266,6 +264,8 @@ fn publish_gauges(m: &Metrics, runtime: &LivePolicy, live: &Snapshot) {
         .set(i64::from(runtime.canary_percent(live)));
     m.set_effective_mode(live.effective.mode);
     m.set_restart_required(&live.restart_required);
+    m.tls_cert_expiry
+        .set(live.hop.tls.as_ref().map_or(0, |t| t.not_after));
     let mut routes: Vec<String> = live
         .effective
         .routes

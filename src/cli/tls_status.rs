@@ -1,13 +1,7 @@
 //! What `run` shows of the listener's protocols: the `/status` fields `tls`, `http2` and
-//! `upstream`, and the gauge `datafold_tls_cert_expiry_timestamp_seconds`, both read from the
-//! policy snapshot in force when asked (a rotated certificate shows at once). Builds nothing
-//! and reads no file.
+//! `upstream`, read from the policy snapshot in force when asked (a rotated certificate shows at
+//! once). Builds nothing and reads no file.
 
-use std::sync::Arc;
-
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{IntGauge, Opts};
 use serde_json::json;
 
 use crate::live::LivePolicy as Runtime;
@@ -48,40 +42,4 @@ pub fn status(runtime: &Runtime, listener_tls: bool) -> [(&'static str, serde_js
         "ca_file": path(&files.upstream_ca),
     });
     [("tls", tls), ("http2", http2), ("upstream", upstream)]
-}
-
-/// `datafold_tls_cert_expiry_timestamp_seconds`: the served certificate's notAfter, read from
-/// the snapshot at each scrape (absent when the listener has no TLS).
-pub struct CertExpiry {
-    runtime: Arc<Runtime>,
-    gauge: IntGauge,
-}
-
-impl CertExpiry {
-    pub fn register(runtime: Arc<Runtime>, registry: &prometheus::Registry) -> Result<(), String> {
-        let gauge = IntGauge::with_opts(Opts::new(
-            "datafold_tls_cert_expiry_timestamp_seconds",
-            "notAfter (Unix seconds) of the certificate the TLS listener serves",
-        ))
-        .map_err(|e| e.to_string())?;
-        registry
-            .register(Box::new(Self { runtime, gauge }))
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl Collector for CertExpiry {
-    fn desc(&self) -> Vec<&Desc> {
-        self.gauge.desc()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        match &self.runtime.snapshot().hop.tls {
-            Some(t) => {
-                self.gauge.set(t.not_after);
-                self.gauge.collect()
-            }
-            None => Vec::new(),
-        }
-    }
 }

@@ -176,6 +176,10 @@ pub const KEYS: &[Key] = &[
     restart("readiness.on_timeout"),
 ];
 
+/// Sections whose presence (not a key's value) needs a restart to change: reported by
+/// `restart_pending` under the section's name.
+pub const RESTART_SECTIONS: &[&str] = &["tls"];
+
 /// The section a key belongs to: `""` (the root), `signature`, `routes[]`, `canary.auto_halt`.
 pub fn parent(path: &str) -> &str {
     path.rfind('.').map_or("", |i| &path[..i])
@@ -213,7 +217,7 @@ pub fn restart_pending(running: &PolicyFile, reloaded: &PolicyFile) -> Vec<&'sta
         .collect();
     // TLS on or off: the listener is one or the other from its start.
     if running.tls.is_some() != reloaded.tls.is_some() {
-        pending.push("tls");
+        pending.push(RESTART_SECTIONS[0]);
     }
     pending
 }
