@@ -134,6 +134,9 @@ in its own pods is warned by NOTES.txt instead.
 {{- $pods := include "sigproxy.pods" . -}}
 {{- if and $pods (include "sigproxy.perPodReplay" .) (not .values.replayStore.acknowledgePerPodReplay) -}}
 {{- fail (printf "\n\nsigproxy: %s with policy.replay.store: memory and nonces checked: each pod catches only the replays it saw itself, so a captured signed request is accepted once per pod.\nEither share the replay store: set policy.replay.store: redis and policy.replay.redis_url (or redis_cluster_nodes / redis_sentinels), with the password in a Secret (replayStore.redis.existingSecret);\nor accept per-pod replay protection explicitly: replayStore.acknowledgePerPodReplay: true.\n" $pods) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The Secret (type kubernetes.io/tls) with the proxy listener's tls.crt / tls.key (and ca.crt
 for client certificates), or "" when the listener is plain HTTP. */}}
 {{- define "sigproxy.tlsSecretName" -}}
