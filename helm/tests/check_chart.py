@@ -174,7 +174,8 @@ def check_tls(case, docs, policy, values):
         want["client_ca_file"] = f"{mount}/ca.crt"
     check(f"{case}: policy tls: names the mounted Secret's files", policy.get("tls") == want,
           str(policy.get("tls")))
-    for n, tpl in pod_specs(docs):
+    for owner, tpl in pod_specs(docs):
+        n = f"{case}: {owner['kind']}/{owner['metadata']['name']}"
         spec = tpl["spec"]
         vols = [v for v in spec.get("volumes", []) if v.get("secret", {}).get("secretName") == t["secretName"]]
         check(f"{n}: TLS Secret volume, mode 0444 (only the sidecar mounts it)", len(vols) == 1 and vols[0]["secret"].get("defaultMode") == 0o444,
