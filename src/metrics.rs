@@ -50,6 +50,8 @@ pub struct Metrics {
     pub replay_store_errors: IntCounterVec,
     /// Times the canary auto-halt tripped.
     pub canary_halts: IntCounter,
+    /// notAfter (Unix seconds) of the certificate the TLS listener serves; 0 without TLS.
+    pub tls_cert_expiry: IntGauge,
     /// Client connections ended before a request reached the gate, by reason.
     pub connections_refused: IntCounterVec,
     /// 1 for each restart-only policy key whose reloaded value waits for a restart.
@@ -163,6 +165,11 @@ impl Metrics {
             "Replay store failures by what was done (rejected|allowed)",
             &["result"],
         )?;
+        let tls_cert_expiry = IntGauge::new(
+            "datafold_tls_cert_expiry_timestamp_seconds",
+            "notAfter (Unix seconds) of the certificate the TLS listener serves; 0 without TLS",
+        )?;
+        registry.register(Box::new(tls_cert_expiry.clone()))?;
         let canary_halts = IntCounter::new(
             "datafold_canary_auto_halts_total",
             "Times the canary auto-halt dropped the effective canary to 0",
@@ -171,7 +178,7 @@ impl Metrics {
         let connections_refused = counter_vec(
             "datafold_connections_refused_total",
             "Client connections closed before a request reached verification, by reason \
-             (max_connections|header_timeout|bad_request)",
+             (max_connections|header_timeout|bad_request|tls_handshake|h2_abuse)",
             &["reason"],
         )?;
         for e in crate::proxy::ConnEvent::ALL {
@@ -187,6 +194,9 @@ impl Metrics {
         registry.register(Box::new(restart_required.clone()))?;
         for k in schema::leaves().filter(|k| k.apply == schema::Apply::Restart) {
             restart_required.with_label_values(&[k.path]);
+        }
+        for k in schema::RESTART_SECTIONS {
+            restart_required.with_label_values(&[k]);
         }
         // Pre-create every bounded series so dashboards see zeros, not gaps.
         for c in ErrorCode::ALL {
@@ -215,6 +225,7 @@ impl Metrics {
             upstream_latency,
             replay_store_errors,
             canary_halts,
+            tls_cert_expiry,
             connections_refused,
             restart_required,
             state,
@@ -233,10 +244,14 @@ impl Metrics {
     /// `pending`: the restart-only keys that differ from the start values (labels are the
     /// schema's restart-only keys, a fixed set).
     pub fn set_restart_required(&self, pending: &[&str]) {
-        for k in schema::leaves().filter(|k| k.apply == schema::Apply::Restart) {
+        let restart = schema::leaves()
+            .filter(|k| k.apply == schema::Apply::Restart)
+            .map(|k| k.path)
+            .chain(schema::RESTART_SECTIONS.iter().copied());
+        for k in restart {
             self.restart_required
-                .with_label_values(&[k.path])
-                .set(i64::from(pending.contains(&k.path)));
+                .with_label_values(&[k])
+                .set(i64::from(pending.contains(&k)));
         }
     }
 

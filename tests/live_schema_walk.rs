@@ -668,6 +668,30 @@ fn probes(h: &H) -> Vec<Probe> {
             },
         ),
         probe(
+            "http2.enabled",
+            sec(&[("http2", "{enabled: true}")]),
+            sec(&[("http2", "{enabled: false}")]),
+            ["200", "000"],
+            |h| {
+                // A new connection with the HTTP/2 preface (curl's prior knowledge).
+                let o = std::process::Command::new("curl")
+                    .args([
+                        "-s",
+                        "--max-time",
+                        "5",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                    ])
+                    .arg("--http2-prior-knowledge")
+                    .arg(format!("http://{}{}", h.addr, h.path()))
+                    .output()
+                    .expect("curl");
+                String::from_utf8_lossy(&o.stdout).into_owned()
+            },
+        ),
+        probe(
             "failure_rate_limit.per_minute",
             sec(&[("failure_rate_limit", "{per_minute: 0}")]),
             sec(&[("failure_rate_limit", "{per_minute: 1}")]),
@@ -686,41 +710,10 @@ fn probes(h: &H) -> Vec<Probe> {
 /// A different value for each restart-only key.
 fn restart_variants(h: &H) -> Vec<(&'static str, Sections)> {
     let other = || format!("\"127.0.0.1:{}\"", common::gateway::free_port());
-    let dir = h.tmp.path().display().to_string();
-    let tls = |c: &str, k: &str, ca: &str| {
-        format!(
-            "{{cert_file: \"{dir}/{c}\", key_file: \"{dir}/{k}\", client_ca_file: \"{dir}/{ca}\"}}"
-        )
-    };
     vec![
         ("listen", vec![("listen", other())]),
         ("admin_listen", vec![("admin_listen", other())]),
         ("threads", sec(&[("threads", "3")])),
-        (
-            "tls.cert_file",
-            vec![("tls", tls("other.pem", "key.pem", "ca.pem"))],
-        ),
-        (
-            "tls.key_file",
-            vec![("tls", tls("cert.pem", "other.pem", "ca.pem"))],
-        ),
-        (
-            "tls.client_ca_file",
-            vec![("tls", tls("cert.pem", "key.pem", "other.pem"))],
-        ),
-        ("http2.enabled", sec(&[("http2", "{enabled: false}")])),
-        (
-            "http2.max_concurrent_streams",
-            sec(&[("http2", "{max_concurrent_streams: 7}")]),
-        ),
-        (
-            "http2.max_header_list_bytes",
-            sec(&[("http2", "{max_header_list_bytes: 8192}")]),
-        ),
-        (
-            "http2.max_pending_resets",
-            sec(&[("http2", "{max_pending_resets: 7}")]),
-        ),
         (
             "listener.read_buffer_bytes",
             sec(&[("listener", "{read_buffer_bytes: 4096}")]),
@@ -1009,11 +1002,50 @@ const AT_STOP: [&str; 2] = ["drain_delay_seconds", "shutdown_grace_seconds"];
 
 /// Live keys this walk cannot observe cheaply, each with why and where it is read per request.
 /// Adding a key here is a reviewed decision, not a way around the walk.
-const NOT_PROBED: &[(&str, &str)] = &[(
-    "limits.send_timeout_seconds",
-    "needs a client that stops reading a response larger than the socket buffers; read from the \
-     request's snapshot (proxy::Hop::send_timeout) for every response write",
-)];
+const NOT_PROBED: &[(&str, &str)] = &[
+    (
+        "limits.send_timeout_seconds",
+        "needs a client that stops reading a response larger than the socket buffers; read from the \
+         request's snapshot (proxy::Hop::send_timeout) for every response write",
+    ),
+    (
+        "tls.cert_file",
+        "this walk's listener is plain HTTP (TLS on/off needs a restart, reported as `tls`); the \
+         pair is read with the policy and taken from the snapshot (proxy::Hop::tls) at each \
+         handshake: tests/protocols_tls.rs rotates it under load",
+    ),
+    (
+        "tls.key_file",
+        "as tls.cert_file (a key that is not the certificate's is refused like a bad policy: \
+         tests/protocols_tls.rs)",
+    ),
+    (
+        "tls.client_ca_file",
+        "as tls.cert_file; part of the same rustls configuration, built per snapshot",
+    ),
+    (
+        "http2.max_concurrent_streams",
+        "an HTTP/2 connection's SETTINGS come from the snapshot when it starts \
+         (proxy::h2::options); tests/protocols_h2.rs reads them back",
+    ),
+    (
+        "http2.max_header_list_bytes",
+        "as http2.max_concurrent_streams (431 beyond it: tests/protocols_h2.rs)",
+    ),
+    (
+        "http2.max_pending_resets",
+        "as http2.max_concurrent_streams (the rapid-reset tests of tests/protocols_h2.rs)",
+    ),
+    (
+        "upstream_tls.ca_file",
+        "this walk's upstream is plain HTTP; the bundle is read with the policy and the peer built \
+         per snapshot (proxy::Hop::peer): tests/protocols_upstream_tls.rs swaps it without a restart",
+    ),
+    (
+        "upstream_tls.server_name",
+        "as upstream_tls.ca_file (the peer's verified name and SNI, per snapshot)",
+    ),
+];
 
 /// The last act: reload `drain_delay_seconds: 2` and `shutdown_grace_seconds: 10` (the process
 /// started with 0 and 1), SIGTERM, then on a fresh connection during the drain a request to an

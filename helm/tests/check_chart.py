@@ -161,6 +161,40 @@ def check_invariants(case, docs):
     return cms[0] if cms else None
 
 
+def check_tls(case, docs, policy, values):
+    """values.tls: the Secret mounted as a directory (no subPath) with owner/group-only mode,
+    the policy's tls: pointing into it, app probes through the proxy port speaking HTTPS."""
+    t = values.get("tls") or {}
+    if not t.get("enabled"):
+        check(f"{case}: no TLS in the policy without tls.enabled", "tls" not in policy)
+        return
+    mount = t.get("mountPath", "/etc/sigproxy/tls").rstrip("/")
+    want = {"cert_file": f"{mount}/tls.crt", "key_file": f"{mount}/tls.key"}
+    if t.get("clientAuth"):
+        want["client_ca_file"] = f"{mount}/ca.crt"
+    check(f"{case}: policy tls: names the mounted Secret's files", policy.get("tls") == want,
+          str(policy.get("tls")))
+    for owner, tpl in pod_specs(docs):
+        n = f"{case}: {owner['kind']}/{owner['metadata']['name']}"
+        spec = tpl["spec"]
+        vols = [v for v in spec.get("volumes", []) if v.get("secret", {}).get("secretName") == t["secretName"]]
+        check(f"{n}: TLS Secret volume, mode 0444 (only the sidecar mounts it)", len(vols) == 1 and vols[0]["secret"].get("defaultMode") == 0o444,
+              str(vols))
+        sc = sidecar(tpl)
+        mounts = [m for m in sc.get("volumeMounts", []) if vols and m["name"] == vols[0]["name"]]
+        check(f"{n}: TLS Secret mounted as a directory (no subPath: renewals reload)",
+              len(mounts) == 1 and "subPath" not in mounts[0] and mounts[0]["mountPath"].rstrip("/") == mount,
+              str(mounts))
+        for c in spec.get("containers", []):
+            if c is sc:
+                continue
+            for probe in ("livenessProbe", "readinessProbe"):
+                hg = (c.get(probe) or {}).get("httpGet") or {}
+                if str(hg.get("port")) == str(values.get("ports", {}).get("proxy", 8080)):
+                    check(f"{n}: {c['name']} {probe} through the TLS proxy port uses HTTPS",
+                          hg.get("scheme") == "HTTPS", str(hg))
+
+
 def check_lifecycle(n, tpl, c, policy):
     """The native/classic form and the termination timing against the rendered policy's drain
     delay D and grace G (docs/runbook.md): the app's preStop sleep keeps it serving while the
@@ -202,6 +236,21 @@ def kubernetes_validate(case, files):
           r.returncode == 0 and not bad, "\n".join(bad or out[-5:]))
 
 
+def make_test_pki(d):
+    """A throwaway CA and a leaf it signed (openssl), as PEM files in d."""
+    d.mkdir(parents=True, exist_ok=True)
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=chart-test-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=sigproxy")
+    (d / "ext").write_text("subjectAltName=DNS:sigproxy\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", "2",
+        "-out", "leaf.crt", "-days", "2", "-extfile", "ext")
+    return d
+
+
 def check_config(case, sigproxy, cm, docs, work):
     """Lay the ConfigMap and keys Secret out as the kubelet mounts them and run check-config."""
     cfg_dir, key_dir = work / "config", work / "keys"
@@ -219,6 +268,17 @@ def check_config(case, sigproxy, cm, docs, work):
     for pattern in kf:
         if pattern.endswith("/*.yaml"):
             text = text.replace(pattern, f"{key_dir}/*.yaml")
+    # The TLS Secret and the upstream CA ConfigMap are the user's: stand in a test CA and leaf
+    # made here, at the paths the chart mounts them.
+    tls, up = policy.get("tls"), (policy.get("upstream_tls") or {}).get("ca_file")
+    if tls or up:
+        pem = make_test_pki(work / "pki")
+        for key, made in [("cert_file", "leaf.crt"), ("key_file", "leaf.key"),
+                          ("client_ca_file", "ca.crt")]:
+            if tls and tls.get(key):
+                text = text.replace(tls[key], str(pem / made))
+        if up:
+            text = text.replace(up, str(pem / "ca.crt"))
     (cfg_dir / "policy.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNATURE_AUTH_")}
     r = subprocess.run([sigproxy, "check-config", str(cfg_dir / "policy.yaml")],
@@ -286,6 +346,8 @@ def main():
         kubernetes_validate(case, files)
         cm = check_invariants(case, docs)
         if cm:
+            if chart == CHART:
+                check_tls(case, docs, yaml.safe_load(cm["data"]["policy.yaml"]), values)
             check_config(case, a.sigproxy, cm, docs, work / d_out.name)
 
     print("\n-- changes that must and must not restart pods")

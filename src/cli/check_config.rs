@@ -81,16 +81,47 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
     let _ = writeln!(s, "policy: {} (sha256 {})", p.path.display(), p.sha256);
     let _ = writeln!(
         s,
-        "listen: {}  admin_listen: {}  upstream: {}{}",
-        f.listen,
-        f.admin_listen,
-        f.upstream,
-        if f.upstream.tls && !f.upstream.sni.is_empty() {
-            format!(" (sni {})", f.upstream.sni)
+        "listen: {}  admin_listen: {}  upstream: {}",
+        f.listen, f.admin_listen, f.upstream,
+    );
+    let tls = match &f.tls {
+        Some(t) => format!(
+            "https (cert {}, key {}{})",
+            t.cert_file,
+            t.key_file,
+            t.client_ca_file
+                .as_ref()
+                .map_or(String::new(), |c| format!(", client certificates from {c}"))
+        ),
+        None => "plain http".to_string(),
+    };
+    let h2 = &f.http2;
+    let _ = writeln!(
+        s,
+        "listener: {tls}; http2: {}",
+        if h2.enabled {
+            format!(
+                "on (max_concurrent_streams {}, max_header_list_bytes {}, max_pending_resets {})",
+                h2.max_concurrent_streams, h2.max_header_list_bytes, h2.max_pending_resets
+            )
         } else {
-            String::new()
+            "off".to_string()
         }
     );
+    if f.upstream.tls {
+        let _ = writeln!(
+            s,
+            "upstream_tls: verified against {}, name {}",
+            f.upstream_tls
+                .ca_file
+                .as_deref()
+                .unwrap_or("the system roots"),
+            f.upstream_tls
+                .server_name
+                .as_deref()
+                .unwrap_or(&f.upstream.sni)
+        );
+    }
     let threads = if f.threads == 0 {
         "one per core".to_string()
     } else {

@@ -136,6 +136,7 @@ pub fn serve_with(
     settings.upgrade = handover.upgrade;
     settings.runtime_dir = handover.runtime_dir;
     let ready = Arc::new(AtomicBool::new(false));
+    let listener_tls = settings.tls;
     let admin = AdminState {
         ready: ready.clone(),
         registry: metrics.registry.clone(),
@@ -145,6 +146,9 @@ pub fn serve_with(
             let directory = directory.clone();
             Arc::new(move || {
                 let mut s = crate::admin::status::document(&runtime, replay.as_ref());
+                for (k, v) in super::tls_status::status(&runtime, listener_tls) {
+                    s[k] = v;
+                }
                 if let Some(d) = &directory {
                     s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
                 }
@@ -260,6 +264,8 @@ fn publish_gauges(m: &Metrics, runtime: &LivePolicy, live: &Snapshot) {
         .set(i64::from(runtime.canary_percent(live)));
     m.set_effective_mode(live.effective.mode);
     m.set_restart_required(&live.restart_required);
+    m.tls_cert_expiry
+        .set(live.hop.tls.as_ref().map_or(0, |t| t.not_after));
     let mut routes: Vec<String> = live
         .effective
         .routes
@@ -312,7 +318,7 @@ fn settings(live: &Snapshot) -> ProxySettings {
     s.shutdown_grace_seconds = f.shutdown_grace_seconds;
     s.exit_when_drained = true;
     s.handle_signals = true;
-    s.h2c = f.http2.enabled && f.tls.is_none();
+    s.tls = f.tls.is_some();
     s.read_buffer_bytes = Some(f.listener.read_buffer_bytes);
     s.write_buffer_bytes = Some(f.listener.write_buffer_bytes);
     s

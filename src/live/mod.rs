@@ -56,7 +56,7 @@ impl Snapshot {
         records.extend(directory.iter().cloned());
         let keys = KeySet::new(records).map_err(|e| e.join("; "))?;
         let verify = verify_options(&policy)?;
-        let hop = Hop::from_policy(&policy.file)?;
+        let hop = Hop::from_policy_files(&policy.file, &policy.tls_files)?;
         let accept_signature = accept_signature(&verify);
         let effective = policy.effective(&overrides.overrides);
         let halt_key = PolicyKey {

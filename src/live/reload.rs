@@ -1,5 +1,6 @@
 //! Noticing that the policy changed: a polling watcher over the policy file, the override files
-//! beside it, the key files and the directories `key_files` lists, plus `SIGHUP`. A change is
+//! beside it, the key files and the directories `key_files` lists, the PEM files of `tls` and
+//! `upstream_tls`, plus `SIGHUP`. A change is
 //! debounced (the files must read the same twice in a row), then handed to
 //! `LivePolicy::reload`. It does not parse or validate anything itself.
 //!
@@ -129,6 +130,8 @@ pub fn watched(policy_path: &Path, live: &Snapshot) -> (Vec<PathBuf>, Vec<PathBu
     let mut files = vec![policy_path.to_path_buf()];
     files.extend(OVERRIDE_NAMES.iter().map(|n| dir.join(n)));
     files.extend(live.policy.key_file_paths.iter().cloned());
+    // The listener's certificate, key and client CA, the upstream's CA: a rotated Secret reloads.
+    files.extend(live.policy.tls_files.paths());
     let mut dirs: Vec<PathBuf> = live
         .policy
         .file

@@ -8,7 +8,7 @@ use super::identity::{IdentityPolicy, parse_identity};
 use super::key_entries::{self, KeyEntry};
 use super::limits::{self, Limits};
 use super::listener::{self, Buffers, Http2, TlsListener};
-use super::network::{Upstream, socket_addr};
+use super::network::{Upstream, UpstreamTls, parse_upstream_tls, socket_addr};
 use super::reader::{MapReader, boolean, index, integer, list, string};
 use super::readiness::{self, ReadinessPolicy};
 use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
@@ -26,6 +26,8 @@ pub struct PolicyFile {
     pub dry_run: bool,
     pub listen: SocketAddr,
     pub upstream: Upstream,
+    /// How an `https://` upstream is verified (CA file, name to check).
+    pub upstream_tls: UpstreamTls,
     pub admin_listen: SocketAddr,
     /// 0 = one per core.
     pub threads: usize,
@@ -79,6 +81,7 @@ impl Default for PolicyFile {
                 port: 8081,
                 sni: String::new(),
             },
+            upstream_tls: UpstreamTls::default(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             threads: 0,
             shutdown_grace_seconds: 10,
@@ -142,6 +145,19 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
             .and_then(|s| s.parse::<Upstream>().map_err(|e| d.err(n.pos, &p, e)).ok())
         {
             f.upstream = u;
+        }
+    }
+    if let Some((n, p)) = m.get("upstream_tls") {
+        f.upstream_tls = parse_upstream_tls(d, n, &p);
+        if !f.upstream.tls && f.upstream_tls != UpstreamTls::default() {
+            d.err(
+                n.pos,
+                &p,
+                format!(
+                    "applies to an https:// upstream only; upstream is {}",
+                    f.upstream
+                ),
+            );
         }
     }
     if let Some((n, p)) = m.get("threads") {

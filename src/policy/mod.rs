@@ -18,6 +18,7 @@ pub mod replay;
 mod routes;
 pub mod schema;
 mod signature;
+mod tls_files;
 mod types;
 mod yaml;
 
@@ -32,7 +33,7 @@ pub use identity::IdentityPolicy;
 pub use key_entries::KeyEntry;
 pub use limits::Limits;
 pub use listener::{Buffers, Http2, TlsListener};
-pub use network::Upstream;
+pub use network::{Upstream, UpstreamTls};
 pub use overrides::{
     EffectivePolicy, FoundOverrides, MAX_FORCE_USERS, OVERRIDE_NAMES, OverrideKind, OverrideOrigin,
     OverrideSetting, OverrideValue, Overrides, check_against as check_overrides,
@@ -46,6 +47,7 @@ pub use replay::{
 };
 pub use routes::{Route, RouteRef};
 pub use signature::SignaturePolicy;
+pub use tls_files::{PemFile, TlsFiles};
 pub use types::{Mode, Requirement, Scheme};
 pub use yaml::Pos;
 
@@ -62,6 +64,9 @@ pub struct Policy {
     pub keys: Vec<KeyEntry>,
     /// The key files `key_files` matched, to watch and to report.
     pub key_file_paths: Vec<PathBuf>,
+    /// The PEM files `tls` and `upstream_tls` name, as read (part of the policy: a change to
+    /// one is a reload).
+    pub tls_files: TlsFiles,
     /// The policy file's path (as given).
     pub path: PathBuf,
     /// Hex sha256 of the policy file's raw bytes.
@@ -199,6 +204,7 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
     let (keys, key_file_paths) = gather_keys(&file, &root, base, file_name, &mut errors);
+    let tls_files = tls_files::gather(&file, &root, base, file_name, &mut errors);
     errors.sort_by(|a, b| {
         (a.file != file_name, &a.file, a.line, a.col).cmp(&(
             b.file != file_name,
@@ -214,6 +220,7 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
         file,
         keys,
         key_file_paths,
+        tls_files,
         path: PathBuf::from(file_name),
         sha256,
     })

@@ -8,9 +8,10 @@
 //! - `listen`, `admin_listen`: the listening sockets are bound once; rebinding under traffic
 //!   would drop connections or, on failure, leave the process without a listener.
 //! - `threads`: the size of the worker thread pools, fixed when the server is built.
-//! - `tls.*`, `http2.*`, `listener.*`: the listener's protocol stack (TLS acceptor, HTTP/2
-//!   settings, socket buffers) is built with the listener. (The certificate *files'* contents
-//!   may be re-read by the listener; their paths, and whether TLS is on, need a restart.)
+//! - `listener.*`: the socket buffers are set when the listener is built.
+//! - whether `tls` is there at all (`restart_pending` reports `tls`): a listener speaks TLS or
+//!   not from its start. Its files (paths and contents, read with the policy) and `http2.*` are
+//!   live: they are read from the snapshot at each new connection.
 //! - `replay.store`, `replay.max_entries` and every `replay.redis_*` key (where Redis is, and the
 //!   password and TLS files, read once): the nonce store is one object shared by every request;
 //!   swapping it would forget every remembered nonce and so reopen a replay window of
@@ -83,6 +84,9 @@ pub const KEYS: &[Key] = &[
     live("dry_run"),
     restart("listen"),
     live("upstream"),
+    section("upstream_tls"),
+    live("upstream_tls.ca_file"),
+    live("upstream_tls.server_name"),
     restart("admin_listen"),
     restart("threads"),
     live("shutdown_grace_seconds"),
@@ -154,14 +158,14 @@ pub const KEYS: &[Key] = &[
     live("limits.send_timeout_seconds"),
     live("limits.max_connections"),
     section("tls"),
-    restart("tls.cert_file"),
-    restart("tls.key_file"),
-    restart("tls.client_ca_file"),
+    live("tls.cert_file"),
+    live("tls.key_file"),
+    live("tls.client_ca_file"),
     section("http2"),
-    restart("http2.enabled"),
-    restart("http2.max_concurrent_streams"),
-    restart("http2.max_header_list_bytes"),
-    restart("http2.max_pending_resets"),
+    live("http2.enabled"),
+    live("http2.max_concurrent_streams"),
+    live("http2.max_header_list_bytes"),
+    live("http2.max_pending_resets"),
     section("listener"),
     restart("listener.read_buffer_bytes"),
     restart("listener.write_buffer_bytes"),
@@ -171,6 +175,10 @@ pub const KEYS: &[Key] = &[
     restart("readiness.timeout_seconds"),
     restart("readiness.on_timeout"),
 ];
+
+/// Sections whose presence (not a key's value) needs a restart to change: reported by
+/// `restart_pending` under the section's name.
+pub const RESTART_SECTIONS: &[&str] = &["tls"];
 
 /// The section a key belongs to: `""` (the root), `signature`, `routes[]`, `canary.auto_halt`.
 pub fn parent(path: &str) -> &str {
@@ -202,11 +210,16 @@ pub fn leaves() -> impl Iterator<Item = &'static Key> {
 /// The restart-only keys whose values differ between the running process's start policy and a
 /// reloaded one, in table order.
 pub fn restart_pending(running: &PolicyFile, reloaded: &PolicyFile) -> Vec<&'static str> {
-    leaves()
+    let mut pending: Vec<&'static str> = leaves()
         .filter(|k| k.apply == Apply::Restart)
         .filter(|k| restart_value(running, k.path) != restart_value(reloaded, k.path))
         .map(|k| k.path)
-        .collect()
+        .collect();
+    // TLS on or off: the listener is one or the other from its start.
+    if running.tls.is_some() != reloaded.tls.is_some() {
+        pending.push(RESTART_SECTIONS[0]);
+    }
+    pending
 }
 
 /// The value of a restart-only key, as text to compare and show. `None` for any other path (a
@@ -222,20 +235,6 @@ pub fn restart_value(f: &PolicyFile, path: &str) -> Option<String> {
         "listen" => f.listen.to_string(),
         "admin_listen" => f.admin_listen.to_string(),
         "threads" => f.threads.to_string(),
-        "tls.cert_file" => f
-            .tls
-            .as_ref()
-            .map_or(String::new(), |t| t.cert_file.clone()),
-        "tls.key_file" => f.tls.as_ref().map_or(String::new(), |t| t.key_file.clone()),
-        "tls.client_ca_file" => f
-            .tls
-            .as_ref()
-            .and_then(|t| t.client_ca_file.clone())
-            .unwrap_or_default(),
-        "http2.enabled" => f.http2.enabled.to_string(),
-        "http2.max_concurrent_streams" => f.http2.max_concurrent_streams.to_string(),
-        "http2.max_header_list_bytes" => f.http2.max_header_list_bytes.to_string(),
-        "http2.max_pending_resets" => f.http2.max_pending_resets.to_string(),
         "listener.read_buffer_bytes" => f.listener.read_buffer_bytes.to_string(),
         "listener.write_buffer_bytes" => f.listener.write_buffer_bytes.to_string(),
         "replay.store" => f.replay.backend.store_name().to_owned(),

@@ -3,6 +3,8 @@
 //! connection can be kept). Framing — Content-Length, chunked, HTTP/2 DATA — is Pingora's
 //! session's; deciding whether a body is needed, and checking it, is not done here.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use pingora::ErrorType;
 use pingora::protocols::http::ServerSession;
@@ -41,13 +43,40 @@ pub fn announced_length(session: &ServerSession) -> Option<u64> {
             .ok()
             .and_then(|s| s.split(',').next())
             .and_then(|s| s.trim().parse().ok()),
-        None if session.is_http2() => None,
+        // HTTP/2 without a length: no body when HEADERS ended the stream, else unknown.
+        None if session.is_http2() => session
+            .as_http2()
+            .is_some_and(|s| s.is_body_empty())
+            .then_some(0),
         None => Some(0),
     }
 }
 
-/// Read the whole request body, at most `max` bytes. The session's read timeout bounds each gap.
-pub async fn read_all(session: &mut ServerSession, max: usize) -> Result<Bytes, BodyError> {
+/// The next chunk of the request body, waiting at most `gap` for it. An HTTP/1.1 session times
+/// out by itself (its read timeout is set per request); Pingora's HTTP/2 session has no read
+/// timeout, so the wait is bounded here.
+pub async fn next_chunk(
+    session: &mut ServerSession,
+    gap: Duration,
+) -> pingora::Result<Option<Bytes>> {
+    if !session.is_http2() {
+        return session.read_request_body().await;
+    }
+    match tokio::time::timeout(gap, session.read_request_body()).await {
+        Ok(r) => r,
+        Err(_) => Err(pingora::Error::explain(
+            ErrorType::ReadTimedout,
+            "no request body bytes within limits.body_timeout_seconds",
+        )),
+    }
+}
+
+/// Read the whole request body, at most `max` bytes, at most `gap` between two chunks.
+pub async fn read_all(
+    session: &mut ServerSession,
+    max: usize,
+    gap: Duration,
+) -> Result<Bytes, BodyError> {
     let announced = announced_length(session);
     if announced.is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
@@ -55,7 +84,7 @@ pub async fn read_all(session: &mut ServerSession, max: usize) -> Result<Bytes, 
     let hint = announced.map_or(16 * 1024, |n| n as usize).min(max);
     let mut buf = BytesMut::new();
     loop {
-        match session.read_request_body().await {
+        match next_chunk(session, gap).await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > max {
                     return Err(BodyError::TooLarge);
@@ -79,13 +108,13 @@ pub async fn read_all(session: &mut ServerSession, max: usize) -> Result<Bytes, 
 /// Read and discard what is left of the request body, up to `max` bytes. `true` when the body
 /// is now fully consumed (the connection can be reused), `false` when it is longer than `max`
 /// or broken (the caller closes instead).
-pub async fn drain_bounded(session: &mut ServerSession, max: usize) -> bool {
+pub async fn drain_bounded(session: &mut ServerSession, max: usize, gap: Duration) -> bool {
     if announced_length(session).is_some_and(|n| n > max as u64) {
         return false;
     }
     let mut seen = 0usize;
     while !session.is_body_done() {
-        match session.read_request_body().await {
+        match next_chunk(session, gap).await {
             Ok(Some(b)) => {
                 seen += b.len();
                 if seen > max {

@@ -1,51 +1,67 @@
-//! One client connection: admitted under `limits.max_connections`, then HTTP/2 (ALPN `h2`, or
-//! prior-knowledge h2c when enabled) handed to Pingora's HTTP/2 server, or HTTP/1.1 served here
-//! request after request — the head within `limits.header_timeout_seconds`, idle keep-alive
-//! within `limits.keepalive_timeout_seconds`, pipelined requests one after another, and every
-//! request through the same `Core::serve`. Limits are read from the policy snapshot at each
-//! step, so a reload applies to the next connection or request.
+//! One client connection: admitted under `limits.max_connections`; on a TLS listener the
+//! handshake next, within `limits.header_timeout_seconds`, with the certificate of the policy
+//! snapshot in force; then HTTP/2 (ALPN `h2`, or the h2c preface on a plain listener when
+//! `http2.enabled`) handed to `h2.rs`, or HTTP/1.1 served here request after request — the head
+//! within `limits.header_timeout_seconds`, idle keep-alive within
+//! `limits.keepalive_timeout_seconds`, pipelined requests one after another, and every request
+//! through the same `Core::serve`. Limits are read from the policy snapshot at each step, so a
+//! reload applies to the next connection or request.
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora::apps::ServerApp;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{ALPN, Stream};
 use pingora::server::ShutdownWatch;
+use tokio::io::AsyncReadExt;
 
 use super::exchange::Core;
 use super::gate::Gate;
 use super::record::{ConnEvent, RequestObserver};
 use super::respond;
+use super::tls::ServerTls;
 use crate::error::{Error, ErrorCode};
 
 /// The listener's application: what Pingora calls with each accepted connection.
 pub struct Front<G: Gate, O> {
     core: Arc<Core<G, O>>,
-    h2: Arc<H2<G, O>>,
     /// Scheme of this listener as clients see it (`https` on a TLS listener).
     scheme: &'static str,
-    /// Accept prior-knowledge HTTP/2 on a plain listener.
-    h2c: bool,
+    /// A TLS listener (decided at start: turning TLS on or off needs a restart).
+    tls: bool,
+    /// The last TLS configuration served: kept when a reload drops `tls:` from the policy,
+    /// which takes effect only at the next start.
+    last_tls: ArcSwapOption<ServerTls>,
 }
 
 impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
-    pub fn new(
-        core: Arc<Core<G, O>>,
-        scheme: &'static str,
-        h2c: bool,
-        h2_options: Option<pingora::protocols::http::v2::server::H2Options>,
-    ) -> Self {
+    pub fn new(core: Arc<Core<G, O>>, tls: bool) -> Self {
         Self {
-            h2: Arc::new(H2 {
-                core: core.clone(),
-                scheme,
-                options: h2_options,
-            }),
             core,
-            scheme,
-            h2c,
+            scheme: if tls { "https" } else { "http" },
+            tls,
+            last_tls: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The TLS configuration for a new connection: the snapshot's, else the last one served.
+    fn tls_config(&self, hop: &super::hop::Hop) -> Option<Arc<ServerTls>> {
+        match &hop.tls {
+            Some(t) => {
+                let same = self
+                    .last_tls
+                    .load()
+                    .as_ref()
+                    .is_some_and(|l| Arc::ptr_eq(l, t));
+                if !same {
+                    self.last_tls.store(Some(t.clone()));
+                }
+                Some(t.clone())
+            }
+            None => self.last_tls.load_full(),
         }
     }
 
@@ -66,13 +82,11 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
                     return;
                 };
                 let mut shutdown = shutdown.clone();
-                let mut byte = [0u8; 1];
                 tokio::select! {
-                    r = tokio::time::timeout(idle, stream.try_peek(&mut byte)) => {
-                        if !matches!(r, Ok(Ok(true))) {
-                            return;
-                        }
-                    }
+                    r = tokio::time::timeout(idle, first_byte(&mut stream)) => match r {
+                        Ok(Some(p)) => prefix = p,
+                        _ => return,
+                    },
                     _ = shutdown.changed() => return,
                 }
             }
@@ -151,6 +165,22 @@ async fn h2_preface(stream: &mut Stream) -> bool {
     matches!(stream.try_peek(&mut head).await, Ok(true)) && &head == b"PRI"
 }
 
+/// Waits for the next request's first byte on an idle connection. `Some(None)`: it is there,
+/// still unread (peeked); `Some(Some(b))`: it was read (a TLS stream cannot peek) and is the
+/// next request's prefix; `None`: the client closed.
+async fn first_byte(stream: &mut Stream) -> Option<Option<BytesMut>> {
+    let mut byte = [0u8; 1];
+    match stream.try_peek(&mut byte).await {
+        Ok(true) => return Some(None),
+        Ok(false) => {}
+        Err(_) => return None,
+    }
+    match stream.read(&mut byte).await {
+        Ok(1) => Some(Some(BytesMut::from(&byte[..]))),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
     async fn process_new(
@@ -158,60 +188,54 @@ impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let max = {
-            let snap = self.core.gate.snapshot();
-            G::hop(&snap).limits.max_connections
+        let core = &self.core;
+        let (max, h2c, within, tls) = {
+            let snap = core.gate.snapshot();
+            let hop = G::hop(&snap);
+            let tls = if self.tls { self.tls_config(hop) } else { None };
+            (
+                hop.limits.max_connections,
+                hop.http2.enabled,
+                hop.header_timeout(),
+                tls,
+            )
         };
-        let Some(_open) = self.core.connections.try_enter(max) else {
-            self.core.observer.on_connection(ConnEvent::OverLimit);
+        // Admitted before the handshake: a connection that never finishes one holds a slot
+        // for at most the header timeout.
+        let Some(_open) = core.connections.try_enter(max) else {
+            core.observer.on_connection(ConnEvent::OverLimit);
             return None;
         };
-        let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
-            || (self.h2c && h2_preface(&mut stream).await);
+        if self.tls {
+            let config = tls?;
+            stream = match super::tls::accept(stream, &config, within).await {
+                Ok(s) => s,
+                Err(super::tls::HandshakeError::Closed) => return None,
+                Err(e) => {
+                    tracing::debug!(error = ?e, "TLS handshake");
+                    core.observer.on_connection(ConnEvent::TlsHandshake);
+                    return None;
+                }
+            };
+        }
+        let h2 = if self.tls {
+            matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
+        } else if h2c {
+            match tokio::time::timeout(within, h2_preface(&mut stream)).await {
+                Ok(p) => p,
+                Err(_) => {
+                    core.observer.on_connection(ConnEvent::HeaderTimeout);
+                    return None;
+                }
+            }
+        } else {
+            false
+        };
         if h2 {
-            return ServerApp::process_new(&self.h2, stream, shutdown).await;
+            super::h2::serve(core, stream, shutdown, self.scheme).await;
+            return None;
         }
         self.serve_h1(stream, shutdown).await;
         None
     }
 }
-
-/// HTTP/2 connections, served by Pingora's HTTP/2 server; each stream is one request through
-/// `Core::serve`.
-pub struct H2<G: Gate, O> {
-    core: Arc<Core<G, O>>,
-    scheme: &'static str,
-    options: Option<pingora::protocols::http::v2::server::H2Options>,
-}
-
-#[async_trait]
-impl<G: Gate, O: RequestObserver<G::Note>> HttpServerApp for H2<G, O> {
-    async fn process_new_http(
-        self: &Arc<Self>,
-        mut session: ServerSession,
-        _shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        let snap = self.core.gate.snapshot();
-        if session.read_request().await.ok() != Some(true) {
-            return None;
-        }
-        self.core.serve(&mut session, snap, self.scheme).await;
-        let _ = session.finish().await;
-        None
-    }
-
-    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
-        self.options.clone()
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        // Only ever handed HTTP/2 connections (ALPN, or the preface already seen).
-        Some(&H2C)
-    }
-}
-
-static H2C: std::sync::LazyLock<HttpServerOptions> = std::sync::LazyLock::new(|| {
-    let mut o = HttpServerOptions::default();
-    o.h2c = true;
-    o
-});

@@ -49,17 +49,35 @@ impl Connections {
     }
 }
 
-/// Set when a stop has begun: responses carry `Connection: close` and idle connections end, so
-/// clients move to another instance while this one still answers.
+/// Set when a stop has begun: responses carry `Connection: close`, idle connections end and
+/// HTTP/2 connections get a GOAWAY, so clients move to another instance while this one still
+/// answers.
 #[derive(Clone, Default)]
-pub struct Draining(Arc<AtomicBool>);
+pub struct Draining(Arc<DrainState>);
+
+#[derive(Default)]
+struct DrainState {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
 
 impl Draining {
     pub fn start(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.set.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
     }
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.set.load(Ordering::Acquire)
+    }
+    /// Resolves once a stop has begun (at once if it already has).
+    pub async fn wait(&self) {
+        let notified = self.0.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_set() {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -77,5 +95,24 @@ mod tests {
         drop(a);
         assert_eq!(c.get(), 1);
         assert!(c.try_enter(2).is_some());
+    }
+
+    #[tokio::test]
+    async fn drain_wakes_waiters_and_later_callers() {
+        let d = Draining::default();
+        let w = tokio::spawn({
+            let d = d.clone();
+            async move { d.wait().await }
+        });
+        tokio::task::yield_now().await;
+        d.start();
+        tokio::time::timeout(std::time::Duration::from_secs(5), w)
+            .await
+            .unwrap()
+            .unwrap();
+        // Already draining: returns at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), d.wait())
+            .await
+            .unwrap();
     }
 }

@@ -188,7 +188,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> Core<G, O> {
         let keep = !self.draining.is_set()
             && (body_read
                 || (!expects_continue(session)
-                    && body::drain_bounded(session, hop.max_body_bytes).await));
+                    && body::drain_bounded(session, hop.max_body_bytes, hop.body_timeout()).await));
         match resp {
             Ok(resp) => respond::send(session, resp, keep).await.is_ok() && keep,
             Err(_) => false,
@@ -265,7 +265,7 @@ async fn read_body(session: &mut ServerSession, hop: &Hop) -> Result<Bytes, Body
             .await
             .map_err(BodyError::Gone)?;
     }
-    body::read_all(session, max).await
+    body::read_all(session, max, hop.body_timeout()).await
 }
 
 /// Why a body could not be read whole; `None` when the client went away (nothing to answer).

@@ -23,12 +23,14 @@ mod conn;
 pub mod ctx;
 mod exchange;
 pub mod gate;
+mod h2;
 pub mod headers;
 pub mod hop;
 pub mod record;
 pub mod respond;
 pub mod server;
 pub mod settings;
+pub mod tls;
 mod upstream;
 
 pub use gate::{

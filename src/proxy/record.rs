@@ -43,16 +43,29 @@ pub enum ConnEvent {
     HeaderTimeout,
     /// The request head could not be parsed (answered 400).
     BadRequest,
+    /// The TLS handshake failed or did not finish within `limits.header_timeout_seconds`.
+    TlsHandshake,
+    /// An HTTP/2 connection closed with GOAWAY `ENHANCE_YOUR_CALM`: too many streams reset
+    /// before they were served, refused, or malformed (the "rapid reset" class).
+    H2Abuse,
 }
 
 impl ConnEvent {
-    pub const ALL: [ConnEvent; 3] = [Self::OverLimit, Self::HeaderTimeout, Self::BadRequest];
+    pub const ALL: [ConnEvent; 5] = [
+        Self::OverLimit,
+        Self::HeaderTimeout,
+        Self::BadRequest,
+        Self::TlsHandshake,
+        Self::H2Abuse,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::OverLimit => "max_connections",
             Self::HeaderTimeout => "header_timeout",
             Self::BadRequest => "bad_request",
+            Self::TlsHandshake => "tls_handshake",
+            Self::H2Abuse => "h2_abuse",
         }
     }
 }

@@ -190,7 +190,7 @@ where
         connections: connections.clone(),
         draining: draining.clone(),
     });
-    let front = Front::new(core, "http", settings.h2c, None);
+    let front = Front::new(core, settings.tls);
     let mut svc = Service::new("sigproxy".to_string(), front);
     let buffers = L4BufferSettings {
         read: settings.read_buffer_bytes,

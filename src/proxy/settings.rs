@@ -31,8 +31,10 @@ pub struct ProxySettings {
     /// Take the listening sockets over from a running instance (Pingora's `--upgrade`): that
     /// instance hands them over on SIGQUIT through the upgrade socket in `runtime_dir`.
     pub upgrade: bool,
-    /// Accept prior-knowledge HTTP/2 (h2c) on the plain listener.
-    pub h2c: bool,
+    /// The proxy listener speaks TLS; its certificate comes from the policy snapshot in force
+    /// at each handshake (`Hop::tls`). HTTP/2 (ALPN, or h2c on a plain listener) follows the
+    /// snapshot's `http2.enabled`.
+    pub tls: bool,
     /// Per-connection read buffer of the listener's sockets (`None`: Pingora's 64 KiB).
     pub read_buffer_bytes: Option<usize>,
     /// Per-connection write buffer (`None`: Pingora's 1460 bytes).
@@ -50,7 +52,7 @@ impl ProxySettings {
             handle_signals: false,
             runtime_dir: None,
             upgrade: false,
-            h2c: false,
+            tls: false,
             read_buffer_bytes: None,
             write_buffer_bytes: None,
         }

@@ -70,7 +70,7 @@ pub async fn forward<N>(
         // A second attempt needs the head again; keep a copy only when one may happen.
         let again = (reused && retry_safe).then(|| head.clone());
         let started = Instant::now();
-        match exchange_head(&mut client, session, head, &sent).await {
+        match exchange_head(&mut client, session, head, &sent, hop).await {
             Ok(resp) => break (client, resp, started),
             Err(Failure::Upstream(e)) if again.is_some() && stale(&e) => {
                 up = again;
@@ -143,6 +143,7 @@ async fn exchange_head(
     session: &mut ServerSession,
     head: Box<RequestHeader>,
     sent: &Sent,
+    hop: &Hop,
 ) -> Result<Box<ResponseHeader>, Failure> {
     client.write_request_header(head).await.map_err(up_err)?;
     match sent {
@@ -153,7 +154,7 @@ async fn exchange_head(
             client.finish_body().await.map_err(up_err)?;
             final_head(client).await
         }
-        Sent::Stream => stream_body(client, session).await,
+        Sent::Stream => stream_body(client, session, hop.body_timeout()).await,
     }
 }
 
@@ -162,6 +163,7 @@ async fn exchange_head(
 async fn stream_body(
     client: &mut Upstream,
     session: &mut ServerSession,
+    gap: std::time::Duration,
 ) -> Result<Box<ResponseHeader>, Failure> {
     let expects = session
         .req_header()
@@ -178,7 +180,7 @@ async fn stream_body(
         tokio::select! {
             biased;
             resp = final_head(client) => return resp,
-            chunk = session.read_request_body() => match chunk {
+            chunk = super::body::next_chunk(session, gap) => match chunk {
                 // An empty write would end a chunked body early ("0\r\n\r\n").
                 Ok(Some(c)) if c.is_empty() => {}
                 Ok(Some(c)) => {

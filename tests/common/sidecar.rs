@@ -62,12 +62,16 @@ fn collect(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 impl Sidecar {
     /// Start `sigproxy run` with a policy: listen/admin/upstream/keys are filled in, `extra` is
     /// appended as more top-level YAML (mode, routes, signature, replay …).
-    pub fn start(upstream: SocketAddr, extra: &str) -> Self {
+    pub fn start(upstream: impl std::fmt::Display, extra: &str) -> Self {
         Self::start_with_env(upstream, extra, &[])
     }
 
     /// `start` with extra environment for the proxy (set after the defaults, so they win).
-    pub fn start_with_env(upstream: SocketAddr, extra: &str, env: &[(&str, &str)]) -> Self {
+    pub fn start_with_env(
+        upstream: impl std::fmt::Display,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut dir = tempfile::tempdir().unwrap();
         let active = keygen(dir.path(), ACTIVE, ACTIVE_CLIENT);
         let revoked = keygen(dir.path(), REVOKED, "client-old");

@@ -69,6 +69,25 @@ the keys Secret's mount prepended to key_files.
 {{- range $k, $f := . }}{{ $_ := set $r $k $f }}{{ end -}}
 {{- $_ := set $p "replay" $r -}}
 {{- end -}}
+{{- with include "sigproxy.tlsSecretName" . -}}
+{{- $dir := trimSuffix "/" $v.tls.mountPath -}}
+{{- $t := dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) -}}
+{{- if $v.tls.clientAuth -}}
+{{- $_ := set $t "client_ca_file" (printf "%s/ca.crt" $dir) -}}
+{{- end -}}
+{{- $_ := set $p "tls" $t -}}
+{{- end -}}
+{{- $u := default dict $v.upstreamTls -}}
+{{- if or $u.caConfigMap $u.serverName -}}
+{{- $ut := deepCopy (default dict $p.upstream_tls) -}}
+{{- if $u.caConfigMap -}}
+{{- $_ := set $ut "ca_file" (printf "%s/%s" (trimSuffix "/" $u.mountPath) $u.caKey) -}}
+{{- end -}}
+{{- with $u.serverName -}}
+{{- $_ := set $ut "server_name" . -}}
+{{- end -}}
+{{- $_ := set $p "upstream_tls" $ut -}}
+{{- end -}}
 {{- toYaml $p -}}
 {{- end -}}
 
@@ -118,6 +137,15 @@ in its own pods is warned by NOTES.txt instead.
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret (type kubernetes.io/tls) with the proxy listener's tls.crt / tls.key (and ca.crt
+for client certificates), or "" when the listener is plain HTTP. */}}
+{{- define "sigproxy.tlsSecretName" -}}
+{{- $t := default dict .values.tls -}}
+{{- if $t.enabled -}}
+{{- required "tls.enabled: set tls.secretName (a kubernetes.io/tls Secret: tls.crt, tls.key; ca.crt with clientAuth)" $t.secretName -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The live override keys that are set (docs/reference.md §3.7), as ConfigMap data lines (or
     nothing). */}}
 {{- define "sigproxy.overrides" -}}
@@ -130,4 +158,14 @@ in its own pods is warned by NOTES.txt instead.
 {{- end -}}
 {{- end -}}
 {{- join "\n" $lines -}}
+{{- end -}}
+
+{{/* An app probe: one that goes through the sidecar's proxy port speaks HTTPS when the listener
+has TLS (the kubelet does not verify the certificate of an HTTPS probe). */}}
+{{- define "sigproxy.appProbe" -}}
+{{- $p := deepCopy .probe -}}
+{{- if and .values.tls.enabled $p.httpGet (not $p.httpGet.scheme) (eq (toString $p.httpGet.port) (toString .values.ports.proxy)) -}}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- toYaml $p -}}
 {{- end -}}

@@ -20,7 +20,8 @@ from a parent chart (or "values" .Values inside this chart); each renders a YAML
       {{- include "sigproxy.volumes" (dict "root" $ "values" .Values.sigproxy) | nindent 6 }}
 
 The policy ConfigMap is mounted as a directory (never subPath: a subPath mount never sees the
-kubelet's updates, and the live overrides are files beside policy.yaml).
+kubelet's updates, and the live overrides are files beside policy.yaml); so is the TLS Secret
+(values `tls`), whose renewals reload without a restart.
 "sigproxy.containers" / "sigproxy.initContainers" (_lifecycle.tpl) place it by sidecar.native;
 "sigproxy.container" is the classic entry alone.
 */}}
@@ -72,6 +73,12 @@ kubelet's updates, and the live overrides are files beside policy.yaml).
     {{- if .values.replayStore.redis.existingSecret }}
     - { name: sigproxy-redis, mountPath: {{ .values.replayStore.redis.mountPath | quote }}, readOnly: true }
     {{- end }}
+    {{- if include "sigproxy.tlsSecretName" . }}
+    - { name: sigproxy-tls, mountPath: {{ $v.tls.mountPath | quote }}, readOnly: true }
+    {{- end }}
+    {{- if (default dict $v.upstreamTls).caConfigMap }}
+    - { name: sigproxy-upstream-ca, mountPath: {{ $v.upstreamTls.mountPath | quote }}, readOnly: true }
+    {{- end }}
     - { name: sigproxy-tmp, mountPath: /tmp }
 {{- end -}}
 
@@ -90,6 +97,21 @@ kubelet's updates, and the live overrides are files beside policy.yaml).
   secret:
     secretName: {{ . }}
     defaultMode: 0444   # readable by the sidecar whatever the pod's fsGroup; only the sidecar mounts it
+{{- end }}
+{{- with include "sigproxy.tlsSecretName" . }}
+# The listener's certificate and key, mounted as a directory (never subPath): cert-manager's
+# renewals reach the files through the kubelet's ..data swap and sigproxy reloads them live.
+- name: sigproxy-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444   # readable by the sidecar whatever the pod's fsGroup; only the sidecar mounts it
+{{- end }}
+{{- with (default dict .values.upstreamTls).caConfigMap }}
+# The CA bundle an https:// upstream is verified against (a trust-manager Bundle, say); a new
+# bundle applies without a restart.
+- name: sigproxy-upstream-ca
+  configMap:
+    name: {{ . }}
 {{- end }}
 - name: sigproxy-tmp
   emptyDir: { medium: Memory, sizeLimit: 16Mi }

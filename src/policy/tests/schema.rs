@@ -307,13 +307,50 @@ fn pairs() -> Vec<(&'static str, String, String)> {
             ),
         ),
     ];
-    let tls = |cert: &str, key: &str, ca: &str| {
-        format!("tls: {{cert_file: {cert}, key_file: {key}, client_ca_file: {ca}}}")
+    // The files must exist and hold a matching pair: the fixture, under several names.
+    let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let dir = std::env::temp_dir().join(format!("sigproxy-schema-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, from) in [
+        ("a.pem", "cert.pem"),
+        ("b.pem", "cert.pem"),
+        ("ca.pem", "cert.pem"),
+        ("cb.pem", "cert.pem"),
+        ("k.pem", "key.pem"),
+        ("l.pem", "key.pem"),
+    ] {
+        std::fs::copy(fx.join(from), dir.join(name)).unwrap();
+    }
+    let d = dir.display().to_string();
+    let tls = move |cert: &str, key: &str, ca: &str| {
+        format!(
+            "tls: {{cert_file: \"{d}/{cert}\", key_file: \"{d}/{key}\", client_ca_file: \"{d}/{ca}\"}}"
+        )
     };
     let more: Vec<(&'static str, (String, String))> = vec![
         (
             "drain_delay_seconds",
             s("drain_delay_seconds: 1", "drain_delay_seconds: 2"),
+        ),
+        (
+            "upstream_tls.ca_file",
+            (
+                format!(
+                    "upstream: \"https://127.0.0.1:1\"\nupstream_tls: {{ca_file: \"{}/ca.pem\"}}",
+                    dir.display()
+                ),
+                format!(
+                    "upstream: \"https://127.0.0.1:1\"\nupstream_tls: {{ca_file: \"{}/cb.pem\"}}",
+                    dir.display()
+                ),
+            ),
+        ),
+        (
+            "upstream_tls.server_name",
+            s(
+                "upstream: \"https://127.0.0.1:1\"\nupstream_tls: {server_name: a.internal}",
+                "upstream: \"https://127.0.0.1:1\"\nupstream_tls: {server_name: b.internal}",
+            ),
         ),
         (
             "limits.header_timeout_seconds",
@@ -550,13 +587,6 @@ fn restart_only_keys_are_the_documented_few() {
             "replay.redis_ca_file",
             "replay.redis_client_cert_file",
             "replay.redis_client_key_file",
-            "tls.cert_file",
-            "tls.key_file",
-            "tls.client_ca_file",
-            "http2.enabled",
-            "http2.max_concurrent_streams",
-            "http2.max_header_list_bytes",
-            "http2.max_pending_resets",
             "listener.read_buffer_bytes",
             "listener.write_buffer_bytes",
             "readiness.wait_for_key_directory",
@@ -572,6 +602,16 @@ fn restart_only_keys_are_the_documented_few() {
         let pending = schema::restart_pending(&pa.file, &pb.file);
         assert!(pending.contains(path), "{path}: {pending:?}");
     }
+    // TLS on or off needs a restart; its files and the HTTP/2 settings do not.
+    let plain = ok("mode: hybrid\n");
+    let (a, b) = pairs()
+        .into_iter()
+        .find(|(p, _, _)| *p == "tls.cert_file")
+        .map(|(_, a, b)| (ok(&format!("{a}\n")), ok(&format!("{b}\n"))))
+        .unwrap();
+    assert_eq!(schema::restart_pending(&plain.file, &a.file), ["tls"]);
+    assert_eq!(schema::restart_pending(&a.file, &plain.file), ["tls"]);
+    assert!(schema::restart_pending(&a.file, &b.file).is_empty());
 }
 
 #[test]
