@@ -208,7 +208,10 @@ impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
         };
         if self.tls {
             let config = tls?;
-            stream = match super::tls::accept(stream, &config, within).await {
+            // Boxed, like the h2 server below: the connection's task is as large as its
+            // largest state, and a plain HTTP/1.1 connection idling between requests should not
+            // carry the space of a TLS handshake or an HTTP/2 connection.
+            stream = match Box::pin(super::tls::accept(stream, &config, within)).await {
                 Ok(s) => s,
                 Err(super::tls::HandshakeError::Closed) => return None,
                 Err(e) => {
@@ -232,7 +235,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
             false
         };
         if h2 {
-            super::h2::serve(core, stream, shutdown, self.scheme).await;
+            Box::pin(super::h2::serve(core, stream, shutdown, self.scheme)).await;
             return None;
         }
         self.serve_h1(stream, shutdown).await;
