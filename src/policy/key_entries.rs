@@ -1,13 +1,20 @@
 //! Key entries as the policy writes them — inline `keys:` and the files `key_files` names —
-//! with where each was written. It checks shape, ids and status; turning `public_key` text into
-//! a key is `crate::keys`' job. `key_files` globs support `*` and `?` in the last path segment.
+//! with where each was written, gathered into one `KeyIndex` (key ids unique across every
+//! file, a clash naming both places). It checks shape, ids and status; turning `public_key` text
+//! into a key is `crate::keys`' job. Key files in the block layout `keygen` writes take a fast
+//! path (`fast`); anything else goes through the positioned YAML tree. `key_files` globs support
+//! `*` and `?` in the last path segment.
+
+mod fast;
 
 use super::error::{ConfigError, Diag};
+use super::file::PolicyFile;
 use super::reader::{MapReader, choice, index, list, string};
 use super::yaml::{self, Node, Pos};
-use crate::keys::{KeyRecord, KeySource, KeyStatus, parse_public_key};
+use crate::keys::{KeyIndex, KeyPos, KeyRecord, KeySource, KeyStatus, KeyTable, parse_public_key};
 use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One key as configured, its public key text already checked and parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +116,18 @@ pub(crate) fn parse_list(
     out
 }
 
-/// Parse one key file: a list of entries, or a mapping with a `keys:` list.
-pub(crate) fn parse_key_file(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<ConfigError>) {
+/// Parse one key file into a table of its valid keys, with the errors of the others.
+pub(crate) fn parse_key_file(text: &str, path: &Path) -> (KeyTable, Vec<ConfigError>) {
+    let source = KeySource::File(path.to_path_buf());
+    if let Some(table) = fast::parse(text, &source) {
+        return (table, Vec::new());
+    }
+    let (entries, errors) = parse_key_file_entries(text, path);
+    (table_of(&entries, source), errors)
+}
+
+/// The full reader: a list of entries, or a mapping with a `keys:` list.
+pub(crate) fn parse_key_file_entries(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<ConfigError>) {
     let file = path.display().to_string();
     let source = KeySource::File(path.to_path_buf());
     let mut d = Diag::new(&file);
@@ -132,6 +149,117 @@ pub(crate) fn parse_key_file(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<Con
         },
     };
     (keys, d.errors)
+}
+
+fn key_pos(p: Pos) -> KeyPos {
+    KeyPos {
+        line: u32::try_from(p.line).unwrap_or(u32::MAX),
+        col: u32::try_from(p.col).unwrap_or(u32::MAX),
+    }
+}
+
+/// Entries already checked and parsed → one table (ids are not checked for uniqueness here).
+fn table_of(entries: &[KeyEntry], source: KeySource) -> KeyTable {
+    let mut b = KeyTable::builder(source);
+    b.reserve(entries.len());
+    for e in entries {
+        // Only fails past 4 GiB of ids, which a 4 MiB file cannot hold.
+        let _ = b.push(
+            &e.key_id,
+            &e.client_id,
+            e.key,
+            e.status,
+            Some(key_pos(e.pos)),
+        );
+    }
+    b.finish()
+}
+
+/// Inline keys plus key files, indexed; key ids unique across all of them. Returns the index
+/// (of the valid keys, when there are errors) and the key files the patterns matched.
+pub(crate) fn gather(
+    file: &PolicyFile,
+    root: &yaml::Node,
+    base: &Path,
+    file_name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> (KeyIndex, Vec<PathBuf>) {
+    let mut paths = Vec::new();
+    let patterns = match &root.value {
+        yaml::Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
+        _ => None,
+    };
+    let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
+        Some(yaml::Value::Seq(items)) => items,
+        _ => &[],
+    };
+    for (i, pattern) in file.key_files.iter().enumerate() {
+        let pos = pattern_nodes.get(i).map_or(Pos::default(), |n| n.pos);
+        match expand(pattern, base) {
+            Ok(found) => paths.extend(found),
+            Err(message) => errors.push(ConfigError {
+                file: file_name.to_string(),
+                line: pos.line,
+                col: pos.col,
+                path: format!("key_files[{i}]"),
+                message,
+            }),
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    let mut tables = Vec::with_capacity(paths.len() + 1);
+    tables.push(Arc::new(table_of(&file.keys, KeySource::Inline)));
+    for path in &paths {
+        match super::read_limited(path).and_then(|b| {
+            String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+        }) {
+            Ok(text) => {
+                let (table, errs) = parse_key_file(&text, path);
+                tables.push(Arc::new(table));
+                errors.extend(errs);
+            }
+            Err(e) => errors.push(ConfigError {
+                file: path.display().to_string(),
+                line: 1,
+                col: 1,
+                path: String::new(),
+                message: format!("cannot read key file: {e}"),
+            }),
+        }
+    }
+    let index = match KeyIndex::build(tables) {
+        Ok(index) => index,
+        Err(dups) => {
+            let label = |s: &KeySource| match s {
+                KeySource::File(p) => p.display().to_string(),
+                _ => file_name.to_string(),
+            };
+            for (first, second) in dups.pairs() {
+                let (fp, sp) = (
+                    first.pos.unwrap_or_default(),
+                    second.pos.unwrap_or_default(),
+                );
+                errors.push(ConfigError {
+                    file: label(second.source),
+                    line: sp.line as usize,
+                    col: sp.col as usize,
+                    path: "keys".into(),
+                    message: format!(
+                        "duplicate key_id {:?} (first defined at {}:{}:{})",
+                        second.key_id,
+                        label(first.source),
+                        fp.line,
+                        fp.col
+                    ),
+                });
+            }
+            KeyIndex::empty()
+        }
+    };
+    (index, paths)
 }
 
 /// Expand one `key_files` pattern relative to `base`. A pattern without wildcards must exist;
@@ -209,7 +337,7 @@ mod tests {
         let f = Path::new("f.yaml");
         let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
         let (k, e) = parse_key_file(&format!("- {{key_id: a, public_key: \"{pk}\"}}\n"), f);
-        assert_eq!((k.len(), e.len(), k[0].client_id.as_str()), (1, 0, "a"));
+        assert_eq!((k.len(), e.len(), k.get(0).unwrap().client_id), (1, 0, "a"));
         let (k, e) = parse_key_file(
             &format!("keys:\n  - key_id: a\n    public_key: {pk}\n    status: revokd\n"),
             f,

@@ -55,13 +55,15 @@ use error::Diag;
 use http::Method;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A validated policy: the file as written plus every key entry from every source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub file: PolicyFile,
-    /// Inline keys first, then each key file in sorted order; key ids are unique.
-    pub keys: Vec<KeyEntry>,
+    /// Every key: the inline keys' table first, then one table per key file in sorted path
+    /// order; key ids are unique across them.
+    pub keys: Arc<crate::keys::KeyIndex>,
     /// The key files `key_files` matched, to watch and to report.
     pub key_file_paths: Vec<PathBuf>,
     /// The PEM files `tls` and `upstream_tls` name, as read (part of the policy: a change to
@@ -84,11 +86,6 @@ impl Policy {
             method,
             path,
         )
-    }
-
-    /// Every key as a record for `crate::keys::KeySet::new` (ids are already unique).
-    pub fn key_records(&self) -> Vec<crate::keys::KeyRecord> {
-        self.keys.iter().map(KeyEntry::record).collect()
     }
 
     /// The policy with `overrides` applied (reference §3.7). Pure.
@@ -203,7 +200,7 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
-    let (keys, key_file_paths) = gather_keys(&file, &root, base, file_name, &mut errors);
+    let (keys, key_file_paths) = key_entries::gather(&file, &root, base, file_name, &mut errors);
     let tls_files = tls_files::gather(&file, &root, base, file_name, &mut errors);
     errors.sort_by(|a, b| {
         (a.file != file_name, &a.file, a.line, a.col).cmp(&(
@@ -218,86 +215,12 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     }
     Ok(Policy {
         file,
-        keys,
+        keys: Arc::new(keys),
         key_file_paths,
         tls_files,
         path: PathBuf::from(file_name),
         sha256,
     })
-}
-
-/// Inline keys plus key files; key ids unique across all of them.
-fn gather_keys(
-    file: &PolicyFile,
-    root: &yaml::Node,
-    base: &Path,
-    file_name: &str,
-    errors: &mut Vec<ConfigError>,
-) -> (Vec<KeyEntry>, Vec<PathBuf>) {
-    let mut keys = file.keys.clone();
-    let mut paths = Vec::new();
-    let patterns = match &root.value {
-        yaml::Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
-        _ => None,
-    };
-    let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
-        Some(yaml::Value::Seq(items)) => items,
-        _ => &[],
-    };
-    for (i, pattern) in file.key_files.iter().enumerate() {
-        let pos = pattern_nodes.get(i).map_or(Pos::default(), |n| n.pos);
-        match key_entries::expand(pattern, base) {
-            Ok(found) => paths.extend(found),
-            Err(message) => errors.push(ConfigError {
-                file: file_name.to_string(),
-                line: pos.line,
-                col: pos.col,
-                path: format!("key_files[{i}]"),
-                message,
-            }),
-        }
-    }
-    paths.sort();
-    paths.dedup();
-    for path in &paths {
-        let name = path.display().to_string();
-        match read_limited(path).and_then(|b| {
-            String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
-        }) {
-            Ok(text) => {
-                let (found, errs) = key_entries::parse_key_file(&text, path);
-                keys.extend(found);
-                errors.extend(errs);
-            }
-            Err(e) => errors.push(ConfigError {
-                file: name,
-                line: 1,
-                col: 1,
-                path: String::new(),
-                message: format!("cannot read key file: {e}"),
-            }),
-        }
-    }
-    let mut unique: Vec<KeyEntry> = Vec::with_capacity(keys.len());
-    for k in keys {
-        if let Some(first) = unique.iter().find(|u| u.key_id == k.key_id) {
-            errors.push(ConfigError {
-                file: k.file.clone(),
-                line: k.pos.line,
-                col: k.pos.col,
-                path: "keys".into(),
-                message: format!(
-                    "duplicate key_id {:?} (first defined at {}:{}:{})",
-                    k.key_id, first.file, first.pos.line, first.pos.col
-                ),
-            });
-        } else {
-            unique.push(k);
-        }
-    }
-    (unique, paths)
 }
 
 /// `mode`, which YAML 1.1 tools may have turned into a boolean: `mode: off` is Mode::Off here

@@ -1,0 +1,418 @@
+//! Compact storage for the keys of one source (the inline list, one key file, the JWKS): key ids
+//! and client ids packed into one string buffer each (client ids interned: a client's keys share
+//! one copy), the decoded Ed25519 point once per key, the status as one bit and, for keys written
+//! in a file, the line:col of the entry. About 220 bytes a key, most of it the decoded point.
+//! Also the parallel point decoder the parsers use. It does not index across sources (`set`).
+
+use std::hash::BuildHasher as _;
+use std::path::PathBuf;
+
+use ed25519_dalek::VerifyingKey;
+use hashbrown::HashTable;
+
+use super::{KeySource, KeyStatus};
+
+/// Where an entry was written: 1-based line and column. `0:0` when the source has no positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyPos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Many strings in one buffer: `ends[i]` is where string `i` stops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Strings {
+    bytes: String,
+    ends: Vec<u32>,
+}
+
+impl Strings {
+    fn push(&mut self, s: &str) -> Result<u32, String> {
+        let index = u32::try_from(self.ends.len()).map_err(|_| TOO_BIG.to_string())?;
+        self.bytes.push_str(s);
+        let end = u32::try_from(self.bytes.len()).map_err(|_| TOO_BIG.to_string())?;
+        self.ends.push(end);
+        Ok(index)
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.ends.get(i - 1).copied().unwrap_or(0) as usize,
+        };
+        let end = self.ends.get(i).copied().unwrap_or(0) as usize;
+        self.bytes.get(start..end).unwrap_or("")
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn shrink(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * 4
+    }
+}
+
+const TOO_BIG: &str = "more than 4 GiB of key ids in one key source";
+
+/// `clients[i]` when key `i`'s client id is its key id (the default): nothing stored twice.
+const SAME_AS_KEY_ID: u32 = u32::MAX;
+
+/// The keys of one source, in the order they were written. Immutable once built; shared by `Arc`
+/// between the policy, the live key set and (for the directory) the fetcher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyTable {
+    source: KeySource,
+    ids: Strings,
+    clients: Vec<u32>,
+    client_names: Strings,
+    points: Vec<VerifyingKey>,
+    /// Bit `i` set: key `i` is revoked.
+    revoked: Vec<u64>,
+    revoked_count: usize,
+    /// Empty when the source has no positions (the directory).
+    positions: Vec<KeyPos>,
+}
+
+/// One key, borrowed from its table.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    pub key_id: &'a str,
+    pub client_id: &'a str,
+    pub status: KeyStatus,
+    pub key: &'a VerifyingKey,
+    pub source: &'a KeySource,
+    /// Where the entry was written, when the source is a file.
+    pub pos: Option<KeyPos>,
+}
+
+impl KeyRef<'_> {
+    pub fn to_record(&self) -> super::KeyRecord {
+        super::KeyRecord {
+            key_id: self.key_id.to_owned(),
+            client_id: self.client_id.to_owned(),
+            status: self.status,
+            key: *self.key,
+            source: self.source.clone(),
+        }
+    }
+}
+
+impl KeyTable {
+    pub fn builder(source: KeySource) -> KeyTableBuilder {
+        KeyTableBuilder::new(source)
+    }
+
+    /// An empty table (a key file with no keys, a directory not fetched yet).
+    pub fn empty(source: KeySource) -> Self {
+        KeyTableBuilder::new(source).finish()
+    }
+
+    pub fn source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// The file the table was read from, if any.
+    pub fn path(&self) -> Option<&PathBuf> {
+        match &self.source {
+            KeySource::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    pub fn revoked_count(&self) -> usize {
+        self.revoked_count
+    }
+
+    pub fn key_id(&self, i: usize) -> &str {
+        self.ids.get(i)
+    }
+
+    /// Key `i`; `None` past the end.
+    pub fn get(&self, i: usize) -> Option<KeyRef<'_>> {
+        let key = self.points.get(i)?;
+        let key_id = self.ids.get(i);
+        let client_id = match self.clients.get(i).copied().unwrap_or(SAME_AS_KEY_ID) {
+            SAME_AS_KEY_ID => key_id,
+            c => self.client_names.get(c as usize),
+        };
+        let revoked = self
+            .revoked
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0);
+        Some(KeyRef {
+            key_id,
+            client_id,
+            status: if revoked {
+                KeyStatus::Revoked
+            } else {
+                KeyStatus::Active
+            },
+            key,
+            source: &self.source,
+            pos: self.positions.get(i).copied(),
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = KeyRef<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Heap bytes held (capacity, not length), for the memory benches and tests.
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.heap_bytes()
+            + self.client_names.heap_bytes()
+            + self.clients.capacity() * 4
+            + self.points.capacity() * std::mem::size_of::<VerifyingKey>()
+            + self.revoked.capacity() * 8
+            + self.positions.capacity() * std::mem::size_of::<KeyPos>()
+    }
+}
+
+/// Appends keys one by one; `finish` trims every buffer to size.
+pub struct KeyTableBuilder {
+    table: KeyTable,
+    /// Client id → index into `client_names`, so each distinct client id is stored once.
+    client_index: HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl KeyTableBuilder {
+    fn new(source: KeySource) -> Self {
+        Self {
+            table: KeyTable {
+                source,
+                ids: Strings::default(),
+                clients: Vec::new(),
+                client_names: Strings::default(),
+                points: Vec::new(),
+                revoked: Vec::new(),
+                revoked_count: 0,
+                positions: Vec::new(),
+            },
+            client_index: HashTable::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+        }
+    }
+
+    pub fn reserve(&mut self, keys: usize) {
+        self.table.points.reserve_exact(keys);
+        self.table.clients.reserve_exact(keys);
+        self.table.ids.ends.reserve_exact(keys);
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.points.is_empty()
+    }
+
+    pub fn source(&self) -> &KeySource {
+        &self.table.source
+    }
+
+    /// Adds one key. `pos` must be given for every key or for none. Errors only past 4 GiB of
+    /// ids in one source.
+    pub fn push(
+        &mut self,
+        key_id: &str,
+        client_id: &str,
+        key: VerifyingKey,
+        status: KeyStatus,
+        pos: Option<KeyPos>,
+    ) -> Result<(), String> {
+        let t = &mut self.table;
+        let i = t.points.len();
+        t.ids.push(key_id)?;
+        let client = if client_id == key_id {
+            SAME_AS_KEY_ID
+        } else {
+            let hash = self.hasher.hash_one(client_id);
+            let names = &mut t.client_names;
+            match self
+                .client_index
+                .find(hash, |&c| names.get(c as usize) == client_id)
+            {
+                Some(&c) => c,
+                None => {
+                    let c = names.push(client_id)?;
+                    let hasher = &self.hasher;
+                    let names = &t.client_names;
+                    self.client_index
+                        .insert_unique(hash, c, |&x| hasher.hash_one(names.get(x as usize)));
+                    c
+                }
+            }
+        };
+        t.clients.push(client);
+        t.points.push(key);
+        if i % 64 == 0 {
+            t.revoked.push(0);
+        }
+        if status == KeyStatus::Revoked {
+            if let Some(w) = t.revoked.last_mut() {
+                *w |= 1 << (i % 64);
+            }
+            t.revoked_count += 1;
+        }
+        if let Some(p) = pos {
+            t.positions.push(p);
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> KeyTable {
+        let t = &mut self.table;
+        t.ids.shrink();
+        t.client_names.shrink();
+        t.clients.shrink_to_fit();
+        t.points.shrink_to_fit();
+        t.revoked.shrink_to_fit();
+        if t.positions.len() != t.points.len() {
+            t.positions = Vec::new();
+        }
+        t.positions.shrink_to_fit();
+        self.table
+    }
+}
+
+/// Below this many keys, decoding on the calling thread is cheaper than starting threads.
+const PARALLEL_MIN: usize = 4096;
+
+/// Decodes (decompresses and checks) 32-byte Ed25519 public keys on every core: the one costly
+/// step of loading a key (a field square root, a few µs), so a million keys take seconds, not
+/// tens of seconds. `None` for bytes that are not a point.
+pub fn decode_points(raw: &[[u8; 32]]) -> Vec<Option<VerifyingKey>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || raw.len() < PARALLEL_MIN {
+        return raw
+            .iter()
+            .map(|b| VerifyingKey::from_bytes(b).ok())
+            .collect();
+    }
+    let chunk = raw.len().div_ceil(threads);
+    let parts: Vec<Vec<Option<VerifyingKey>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = raw
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|b| VerifyingKey::from_bytes(b).ok())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out = Vec::with_capacity(raw.len());
+    for p in parts {
+        out.extend(p);
+    }
+    // A worker that panicked (it cannot: from_bytes does not panic) would leave rows missing;
+    // fill them as undecodable rather than shifting keys onto the wrong ids.
+    out.resize(raw.len(), None);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn vk(seed: u8) -> VerifyingKey {
+        SigningKey::from_bytes(&[seed; 32]).verifying_key()
+    }
+
+    #[test]
+    fn rows_keep_ids_clients_status_and_positions() {
+        let mut b = KeyTable::builder(KeySource::File("/k/a.yaml".into()));
+        let p = |line| Some(KeyPos { line, col: 5 });
+        b.push("k1", "web", vk(1), KeyStatus::Active, p(2)).unwrap();
+        b.push("k2", "k2", vk(2), KeyStatus::Revoked, p(6)).unwrap();
+        b.push("k3", "web", vk(3), KeyStatus::Active, p(10))
+            .unwrap();
+        for i in 3..200u32 {
+            let id = format!("bulk-{i}");
+            let status = if i % 3 == 0 {
+                KeyStatus::Revoked
+            } else {
+                KeyStatus::Active
+            };
+            b.push(&id, "bulk-client", vk(4), status, p(i * 4)).unwrap();
+        }
+        let t = b.finish();
+        assert_eq!(t.len(), 200);
+        let k = t.get(0).unwrap();
+        assert_eq!(
+            (k.key_id, k.client_id, k.status, *k.key, k.pos),
+            ("k1", "web", KeyStatus::Active, vk(1), p(2))
+        );
+        let k = t.get(1).unwrap();
+        assert_eq!(
+            (k.key_id, k.client_id, k.status),
+            ("k2", "k2", KeyStatus::Revoked)
+        );
+        assert_eq!(t.get(2).unwrap().client_id, "web");
+        assert_eq!(t.client_names.len(), 2, "web and bulk-client, once each");
+        let revoked: usize = t.iter().filter(|k| k.status == KeyStatus::Revoked).count();
+        assert_eq!(revoked, t.revoked_count());
+        assert_eq!(revoked, 1 + (3..200).filter(|i| i % 3 == 0).count());
+        assert_eq!(t.get(199).unwrap().key_id, "bulk-199");
+        assert_eq!(t.get(199).unwrap().status, KeyStatus::Active);
+        assert!(t.get(200).is_none());
+        assert_eq!(t.iter().count(), 200);
+        assert_eq!(t.path(), Some(&PathBuf::from("/k/a.yaml")));
+    }
+
+    #[test]
+    fn positions_are_all_or_nothing() {
+        let mut b = KeyTable::builder(KeySource::Directory("http://d".into()));
+        b.push("a", "a", vk(1), KeyStatus::Active, None).unwrap();
+        let t = b.finish();
+        assert_eq!(t.get(0).unwrap().pos, None);
+        assert!(KeyTable::empty(KeySource::Inline).is_empty());
+    }
+
+    #[test]
+    fn parallel_decode_matches_serial_and_flags_bad_points() {
+        let mut raw: Vec<[u8; 32]> = (0..PARALLEL_MIN as u32 + 7)
+            .map(|i| vk((i % 250) as u8).to_bytes())
+            .collect();
+        // y = 2 is not on the curve (x² would have to be a non-square).
+        let mut bad = [0u8; 32];
+        bad[0] = 2;
+        assert!(VerifyingKey::from_bytes(&bad).is_err());
+        raw[17] = bad;
+        let got = decode_points(&raw);
+        assert_eq!(got.len(), raw.len());
+        for (i, (g, r)) in got.iter().zip(&raw).enumerate() {
+            assert_eq!(
+                g.map(|k| k.to_bytes()),
+                VerifyingKey::from_bytes(r).ok().map(|k| k.to_bytes()),
+                "row {i}"
+            );
+        }
+        assert!(got[17].is_none());
+        assert_eq!(decode_points(&raw[..3]).len(), 3);
+    }
+}
