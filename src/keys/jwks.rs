@@ -66,16 +66,19 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
         }
     }
     let raw: Vec<[u8; 32]> = candidates.iter().map(|c| c.x).collect();
-    let points = decode_points(&raw);
+    let (points, bad) = decode_points(&raw);
+    let id_bytes = candidates.iter().map(|c| c.kid.len()).sum();
     let mut b = KeyTable::builder(KeySource::Directory(url.to_owned()));
-    b.reserve(candidates.len());
-    for (c, point) in candidates.iter().zip(points) {
-        match point {
-            Some(key) => b.push(c.kid, c.client_id, key, c.status, None)?,
-            None => skipped.push(format!(
+    b.reserve(candidates.len(), id_bytes);
+    let mut bad = bad.into_iter().peekable();
+    for (i, (c, key)) in candidates.iter().zip(points).enumerate() {
+        if bad.next_if_eq(&i).is_some() {
+            skipped.push(format!(
                 "keys[{}] (kid {:?}): JWK x is not a valid Ed25519 public key",
                 c.at, c.kid
-            )),
+            ));
+        } else {
+            b.push(c.kid, c.client_id, key, c.status, None)?;
         }
     }
     let index = KeyIndex::build(vec![Arc::new(b.finish())]).map_err(|d| {

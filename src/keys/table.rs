@@ -77,7 +77,54 @@ pub struct KeyTable {
     revoked: Vec<u64>,
     revoked_count: usize,
     /// Empty when the source has no positions (the directory).
-    positions: Vec<KeyPos>,
+    positions: Positions,
+}
+
+/// Lines of every entry; columns stored per entry only when they differ (a file written by a
+/// tool has every entry at the same column).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Positions {
+    lines: Vec<u32>,
+    /// The column of every entry while they are all the same.
+    col: u32,
+    /// Per entry, once two columns differ.
+    cols: Vec<u32>,
+}
+
+impl Positions {
+    fn push(&mut self, p: KeyPos) {
+        if self.lines.is_empty() {
+            self.col = p.col;
+        } else if self.cols.is_empty() && p.col != self.col {
+            self.cols = vec![self.col; self.lines.len()];
+        }
+        if !self.cols.is_empty() {
+            self.cols.push(p.col);
+        }
+        self.lines.push(p.line);
+    }
+
+    fn get(&self, i: usize) -> Option<KeyPos> {
+        let line = *self.lines.get(i)?;
+        let col = match self.cols.get(i) {
+            Some(&c) => c,
+            None => self.col,
+        };
+        Some(KeyPos { line, col })
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn shrink(&mut self) {
+        self.lines.shrink_to_fit();
+        self.cols.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.lines.capacity() + self.cols.capacity()) * 4
+    }
 }
 
 /// One key, borrowed from its table.
@@ -164,7 +211,7 @@ impl KeyTable {
             },
             key,
             source: &self.source,
-            pos: self.positions.get(i).copied(),
+            pos: self.positions.get(i),
         })
     }
 
@@ -179,7 +226,7 @@ impl KeyTable {
             + self.clients.capacity() * 4
             + self.points.capacity() * std::mem::size_of::<VerifyingKey>()
             + self.revoked.capacity() * 8
-            + self.positions.capacity() * std::mem::size_of::<KeyPos>()
+            + self.positions.heap_bytes()
     }
 }
 
@@ -202,17 +249,22 @@ impl KeyTableBuilder {
                 points: Vec::new(),
                 revoked: Vec::new(),
                 revoked_count: 0,
-                positions: Vec::new(),
+                positions: Positions::default(),
             },
             client_index: HashTable::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
         }
     }
 
-    pub fn reserve(&mut self, keys: usize) {
-        self.table.points.reserve_exact(keys);
-        self.table.clients.reserve_exact(keys);
-        self.table.ids.ends.reserve_exact(keys);
+    /// Room for `keys` more keys whose ids take `id_bytes` in all, so that nothing grows by
+    /// doubling (and leaves the allocator holding the smaller copies).
+    pub fn reserve(&mut self, keys: usize, id_bytes: usize) {
+        let t = &mut self.table;
+        t.points.reserve_exact(keys);
+        t.clients.reserve_exact(keys);
+        t.ids.ends.reserve_exact(keys);
+        t.ids.bytes.reserve_exact(id_bytes);
+        t.revoked.reserve_exact(keys.div_ceil(64));
     }
 
     pub fn len(&self) -> usize {
@@ -285,9 +337,9 @@ impl KeyTableBuilder {
         t.points.shrink_to_fit();
         t.revoked.shrink_to_fit();
         if t.positions.len() != t.points.len() {
-            t.positions = Vec::new();
+            t.positions = Positions::default();
         }
-        t.positions.shrink_to_fit();
+        t.positions.shrink();
         self.table
     }
 }
@@ -297,40 +349,60 @@ const PARALLEL_MIN: usize = 4096;
 
 /// Decodes (decompresses and checks) 32-byte Ed25519 public keys on every core: the one costly
 /// step of loading a key (a field square root, a few µs), so a million keys take seconds, not
-/// tens of seconds. `None` for bytes that are not a point.
-pub fn decode_points(raw: &[[u8; 32]]) -> Vec<Option<VerifyingKey>> {
+/// tens of seconds. Returns the points in order and the indices of the bytes that are not a point
+/// (their slots hold a placeholder and must not be used). The output is allocated here, on the
+/// calling thread; the workers only fill it, so no memory is left in short-lived threads' heaps.
+pub fn decode_points(raw: &[[u8; 32]]) -> (Vec<VerifyingKey>, Vec<usize>) {
+    let Some(placeholder) = placeholder() else {
+        return (Vec::new(), (0..raw.len()).collect());
+    };
+    let mut out = vec![placeholder; raw.len()];
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads < 2 || raw.len() < PARALLEL_MIN {
-        return raw
-            .iter()
-            .map(|b| VerifyingKey::from_bytes(b).ok())
-            .collect();
+        let bad = decode_into(raw, &mut out, 0);
+        return (out, bad);
     }
     let chunk = raw.len().div_ceil(threads);
-    let parts: Vec<Vec<Option<VerifyingKey>>> = std::thread::scope(|s| {
+    let mut bad: Vec<usize> = std::thread::scope(|s| {
         let handles: Vec<_> = raw
             .chunks(chunk)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|b| VerifyingKey::from_bytes(b).ok())
-                        .collect::<Vec<_>>()
-                })
-            })
+            .zip(out.chunks_mut(chunk))
+            .enumerate()
+            .map(|(n, (r, o))| s.spawn(move || decode_into(r, o, n * chunk)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .enumerate()
+            .flat_map(|(n, h)| {
+                // A worker cannot panic (from_bytes does not); if one did, its whole chunk
+                // counts as undecodable rather than as keys.
+                h.join()
+                    .unwrap_or_else(|_| (n * chunk..((n + 1) * chunk).min(raw.len())).collect())
+            })
             .collect()
     });
-    let mut out = Vec::with_capacity(raw.len());
-    for p in parts {
-        out.extend(p);
+    bad.sort_unstable();
+    bad.dedup();
+    (out, bad)
+}
+
+/// Decodes `raw` into `out` (same length); returns `offset +` the index of every failure.
+fn decode_into(raw: &[[u8; 32]], out: &mut [VerifyingKey], offset: usize) -> Vec<usize> {
+    let mut bad = Vec::new();
+    for (i, (r, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
+        match VerifyingKey::from_bytes(r) {
+            Ok(k) => *o = k,
+            Err(_) => bad.push(offset + i),
+        }
     }
-    // A worker that panicked (it cannot: from_bytes does not panic) would leave rows missing;
-    // fill them as undecodable rather than shifting keys onto the wrong ids.
-    out.resize(raw.len(), None);
-    out
+    bad
+}
+
+/// Any valid point, to fill slots before decoding (y = 1: the identity, a valid encoding).
+fn placeholder() -> Option<VerifyingKey> {
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    VerifyingKey::from_bytes(&one).ok()
 }
 
 #[cfg(test)]
@@ -385,11 +457,26 @@ mod tests {
     }
 
     #[test]
-    fn positions_are_all_or_nothing() {
+    fn positions_are_all_or_nothing_and_columns_may_differ() {
         let mut b = KeyTable::builder(KeySource::Directory("http://d".into()));
         b.push("a", "a", vk(1), KeyStatus::Active, None).unwrap();
         let t = b.finish();
         assert_eq!(t.get(0).unwrap().pos, None);
+        let mut b = KeyTable::builder(KeySource::Inline);
+        let at = |line, col| Some(KeyPos { line, col });
+        for (i, (line, col)) in [(1, 3), (2, 3), (3, 7), (4, 3)].into_iter().enumerate() {
+            b.push(
+                &format!("k{i}"),
+                "c",
+                vk(1),
+                KeyStatus::Active,
+                at(line, col),
+            )
+            .unwrap();
+        }
+        let t = b.finish();
+        let got: Vec<_> = t.iter().map(|k| k.pos).collect();
+        assert_eq!(got, [at(1, 3), at(2, 3), at(3, 7), at(4, 3)]);
         assert!(KeyTable::empty(KeySource::Inline).is_empty());
     }
 
@@ -403,16 +490,17 @@ mod tests {
         bad[0] = 2;
         assert!(VerifyingKey::from_bytes(&bad).is_err());
         raw[17] = bad;
-        let got = decode_points(&raw);
+        raw[PARALLEL_MIN + 3] = bad;
+        let (got, failed) = decode_points(&raw);
         assert_eq!(got.len(), raw.len());
+        assert_eq!(failed, [17, PARALLEL_MIN + 3]);
         for (i, (g, r)) in got.iter().zip(&raw).enumerate() {
-            assert_eq!(
-                g.map(|k| k.to_bytes()),
-                VerifyingKey::from_bytes(r).ok().map(|k| k.to_bytes()),
-                "row {i}"
-            );
+            if !failed.contains(&i) {
+                assert_eq!(g.to_bytes(), *r, "row {i}");
+            }
         }
-        assert!(got[17].is_none());
-        assert_eq!(decode_points(&raw[..3]).len(), 3);
+        let (few, failed) = decode_points(&raw[15..18]);
+        assert_eq!((few.len(), failed), (3, vec![2]));
+        assert_eq!(few[0].to_bytes(), raw[15]);
     }
 }

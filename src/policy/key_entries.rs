@@ -161,7 +161,7 @@ fn key_pos(p: Pos) -> KeyPos {
 /// Entries already checked and parsed → one table (ids are not checked for uniqueness here).
 fn table_of(entries: &[KeyEntry], source: KeySource) -> KeyTable {
     let mut b = KeyTable::builder(source);
-    b.reserve(entries.len());
+    b.reserve(entries.len(), entries.iter().map(|e| e.key_id.len()).sum());
     for e in entries {
         // Only fails past 4 GiB of ids, which a 4 MiB file cannot hold.
         let _ = b.push(

@@ -115,15 +115,19 @@ pub(super) fn parse(text: &str, source: &KeySource) -> Option<KeyTable> {
     if items.iter().any(|i| i.key_id.is_none()) {
         return None;
     }
-    let points = decode_points(&raw);
+    let (points, bad) = decode_points(&raw);
+    if !bad.is_empty() {
+        return None;
+    }
+    let id_bytes = items.iter().map(|i| i.key_id.map_or(0, str::len)).sum();
     let mut b = KeyTable::builder(source.clone());
-    b.reserve(items.len());
+    b.reserve(items.len(), id_bytes);
     for (item, point) in items.iter().zip(points) {
         let key_id = item.key_id?;
         b.push(
             key_id,
             item.client_id.unwrap_or(key_id),
-            point?,
+            point,
             item.status.unwrap_or(KeyStatus::Active),
             Some(item.pos),
         )
