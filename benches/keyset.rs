@@ -2,8 +2,8 @@
 //! directory of 10k / 100k keys. Each size runs in a child process of its own (this binary again)
 //! so that memory is measured on a clean process. Printed per size:
 //!
-//! - library: `Runtime::load` wall and CPU time per key, RSS growth per key (mimalloc, as the
-//!   binary), the key structures' own heap bytes per key, `Runtime::reload` after one key file
+//! - library: `LivePolicy::load` wall and CPU time per key, RSS growth per key (mimalloc, as the
+//!   binary), the key structures' own heap bytes per key, `LivePolicy::reload` after one key file
 //!   changed (one key revoked) and after nothing changed;
 //! - the release binary (`sigproxy check-config`, `sigproxy run`): check-config time, start → ready
 //!   (`/readyz` 200), RSS per key over the same binary with no keys, and the revocation latency end
@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use sigproxy::keys::{DirectoryConfig, KeyDirectory, KeyStatus};
+use sigproxy::live::LivePolicy;
 use sigproxy::policy::FoundOverrides;
-use sigproxy::runtime::Runtime;
 
 const PER_FILE: usize = 10_000;
 const POOL: usize = 4096;
@@ -57,7 +57,7 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
-    println!("## library (Runtime::load / reload), one child process per size");
+    println!("## library (LivePolicy::load / reload), one child process per size");
     println!(
         "| keys | load s | load µs/key | CPU µs/key | RSS B/key | key heap B/key | reload, 1 file changed, s | reload, nothing changed, s |"
     );
@@ -238,7 +238,7 @@ fn child_load(n: usize) {
     let rss0 = settle_rss("self");
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let rt = Runtime::load(&keys.policy, FoundOverrides::default(), 0).unwrap();
+    let rt = LivePolicy::load(&keys.policy, FoundOverrides::default(), 0).unwrap();
     let load = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     assert_eq!(rt.snapshot().keys.len(), n);

@@ -92,7 +92,12 @@ fn revoking_one_of_100k_keys_applies_within_a_second() {
     // Every file is in: first, middle and last keys all verify, as themselves.
     let victim = 54_321;
     for i in [0, 999, 1_000, victim - 1, victim, victim + 1, KEYS - 1] {
-        assert_eq!(call(&p, i, 0), (200, String::new()), "key {i}: {}", p.logs());
+        assert_eq!(
+            call(&p, i, 0),
+            (200, String::new()),
+            "key {i}: {}",
+            p.logs()
+        );
         let got = up.recorded_at(&format!("/api/{i}/0"));
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].header("x-datafold-key-id"), Some(key_id(i).as_str()));
@@ -120,7 +125,10 @@ fn revoking_one_of_100k_keys_applies_within_a_second() {
         n += 1;
         std::thread::sleep(Duration::from_millis(5));
     };
-    eprintln!("revocation applied {} ms after the file was replaced ({n} requests)", latency.as_millis());
+    eprintln!(
+        "revocation applied {} ms after the file was replaced ({n} requests)",
+        latency.as_millis()
+    );
     assert!(
         latency <= Duration::from_secs(1),
         "revocation took {latency:?} (bound: 1 s)"

@@ -145,13 +145,16 @@ pub struct LivePolicy {
     /// The key directory's last applied records. The lock also serialises snapshot rebuilds, so a
     /// policy reload and a directory update cannot overwrite each other's keys.
     directory_keys: Mutex<Arc<KeyIndex>>,
+    /// The key files as last parsed: a reload re-reads only those that changed.
+    pub key_cache: policy::KeyFileCache,
 }
 
 impl LivePolicy {
     /// Loads the policy, the override files beside it and the key files; every problem is an
     /// error naming file:line:col.
     pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
-        let live = load_live(path, &env, &Arc::new(KeyIndex::empty()), 1, now)?;
+        let key_cache = policy::KeyFileCache::new();
+        let live = load_live(path, &env, &Arc::new(KeyIndex::empty()), 1, now, &key_cache)?;
         Ok(Self {
             started: live.policy.file.clone(),
             live: ArcSwap::from_pointee(live),
@@ -160,6 +163,7 @@ impl LivePolicy {
             last_reload_error: Mutex::new(None),
             canary_halt: CanaryHalt::new(),
             directory_keys: Mutex::new(Arc::new(KeyIndex::empty())),
+            key_cache,
         })
     }
 
@@ -184,7 +188,14 @@ impl LivePolicy {
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load();
         let generation = current.generation + 1;
-        match load_live(&self.path, &self.env_overrides, &directory, generation, now) {
+        match load_live(
+            &self.path,
+            &self.env_overrides,
+            &directory,
+            generation,
+            now,
+            &self.key_cache,
+        ) {
             Ok(mut next) => {
                 next.restart_required = schema::restart_pending(&self.started, &next.policy.file);
                 if !next.restart_required.is_empty() {
@@ -244,8 +255,9 @@ fn load_live(
     directory: &Arc<KeyIndex>,
     generation: u64,
     now: i64,
+    key_cache: &policy::KeyFileCache,
 ) -> Result<Snapshot, ConfigErrors> {
-    let policy = policy::load(path)?;
+    let policy = policy::load_cached(path, key_cache)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

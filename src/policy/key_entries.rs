@@ -5,7 +5,10 @@
 //! path (`fast`); anything else goes through the positioned YAML tree. `key_files` globs support
 //! `*` and `?` in the last path segment.
 
+mod cache;
 mod fast;
+
+pub use cache::{CacheCounts, FileStamp, KeyFileCache, RACY};
 
 use super::error::{ConfigError, Diag};
 use super::file::PolicyFile;
@@ -176,14 +179,17 @@ fn table_of(entries: &[KeyEntry], source: KeySource) -> KeyTable {
 }
 
 /// Inline keys plus key files, indexed; key ids unique across all of them. Returns the index
-/// (of the valid keys, when there are errors) and the key files the patterns matched.
+/// (of the valid keys, when there are errors) and the key files the patterns matched. With a
+/// `cache`, only the key files that changed since the last load are read and parsed, and an
+/// unchanged set of tables reuses the last index.
 pub(crate) fn gather(
     file: &PolicyFile,
     root: &yaml::Node,
     base: &Path,
     file_name: &str,
     errors: &mut Vec<ConfigError>,
-) -> (KeyIndex, Vec<PathBuf>) {
+    cache: Option<&KeyFileCache>,
+) -> (Arc<KeyIndex>, Vec<PathBuf>) {
     let mut paths = Vec::new();
     let patterns = match &root.value {
         yaml::Value::Map(m) => m
@@ -211,14 +217,35 @@ pub(crate) fn gather(
     paths.sort();
     paths.dedup();
     let mut tables = Vec::with_capacity(paths.len() + 1);
-    tables.push(Arc::new(table_of(&file.keys, KeySource::Inline)));
+    let inline = table_of(&file.keys, KeySource::Inline);
+    // The inline table is rebuilt from the policy each time; keep the old `Arc` when it is the
+    // same, so that an unchanged key set reuses its index.
+    let previous_inline = cache
+        .and_then(|c| c.index_for_inline())
+        .filter(|t| **t == inline);
+    tables.push(previous_inline.unwrap_or_else(|| Arc::new(inline)));
     for path in &paths {
-        match super::read_limited(path).and_then(|b| {
-            String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
-        }) {
-            Ok(text) => {
-                let (table, errs) = parse_key_file(&text, path);
-                tables.push(Arc::new(table));
+        let read = match cache {
+            Some(c) => c.read(path),
+            None => super::read_limited(path)
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+                })
+                .map(cache::Read::uncached),
+        };
+        match read {
+            Ok(cache::Read::Same(table)) => tables.push(table),
+            Ok(cache::Read::Changed(fresh)) => {
+                let (table, errs) = parse_key_file(&fresh.text, path);
+                let table = Arc::new(table);
+                if let Some(c) = cache {
+                    if errs.is_empty() {
+                        c.store(path, &fresh, &table);
+                    } else {
+                        c.parsed_with_errors(path);
+                    }
+                }
+                tables.push(table);
                 errors.extend(errs);
             }
             Err(e) => errors.push(ConfigError {
@@ -228,6 +255,12 @@ pub(crate) fn gather(
                 path: String::new(),
                 message: format!("cannot read key file: {e}"),
             }),
+        }
+    }
+    if let Some(c) = cache {
+        c.retain(&paths);
+        if let Some(index) = c.index_for(&tables) {
+            return (index, paths);
         }
     }
     let index = match KeyIndex::build(tables) {
@@ -259,6 +292,12 @@ pub(crate) fn gather(
             KeyIndex::empty()
         }
     };
+    let index = Arc::new(index);
+    if let Some(c) = cache
+        && errors.is_empty()
+    {
+        c.set_index(&index);
+    }
     (index, paths)
 }
 
@@ -352,5 +391,77 @@ mod tests {
             e[0].to_string(),
             "f.yaml:1:3: keys[0]: missing `public_key`"
         );
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn reloads_parse_only_the_key_files_that_changed() {
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let d = tempfile::tempdir().unwrap();
+        let keys = d.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let write = |name: &str, ids: &[&str], revoked: &str| {
+            let mut s = String::from("keys:\n");
+            for id in ids {
+                let status = if *id == revoked { "revoked" } else { "active" };
+                s.push_str(&format!(
+                    "  - key_id: {id}\n    public_key: {pk}\n    status: {status}\n"
+                ));
+            }
+            std::fs::write(keys.join(name), s).unwrap();
+        };
+        write("a.yaml", &["a1", "a2"], "");
+        write("b.yaml", &["b1", "b2"], "");
+        write("c.yaml", &["c1"], "");
+        let policy = d.path().join("policy.yaml");
+        std::fs::write(&policy, "key_files: [\"keys/*.yaml\"]\n").unwrap();
+        let cache = KeyFileCache::new();
+        let load = || super::super::load_cached(&policy, &cache);
+
+        let p1 = load().unwrap();
+        assert_eq!((p1.keys.len(), cache.counts().parsed), (5, 3));
+        // Nothing changed: nothing parsed, the very same index.
+        let p2 = load().unwrap();
+        assert!(Arc::ptr_eq(&p1.keys, &p2.keys));
+        assert_eq!(cache.counts().parsed, 3);
+        assert_eq!(p1, p2);
+
+        // One key revoked: that file alone is parsed again; the others' tables are shared.
+        write("b.yaml", &["b1", "b2"], "b2");
+        let p3 = load().unwrap();
+        assert_eq!(cache.counts().parsed, 4);
+        assert_eq!(p3.keys.get("b2").unwrap().status, KeyStatus::Revoked);
+        let (t1, t3) = (p1.keys.tables(), p3.keys.tables());
+        assert!(Arc::ptr_eq(&t1[1], &t3[1]) && Arc::ptr_eq(&t1[3], &t3[3]));
+        assert!(!Arc::ptr_eq(&t1[2], &t3[2]));
+        assert_ne!(p1, p3);
+
+        // The same bytes written again (same size, possibly the same timestamp tick): no parse.
+        write("b.yaml", &["b1", "b2"], "b2");
+        let p4 = load().unwrap();
+        assert!(Arc::ptr_eq(&p3.keys, &p4.keys));
+        assert_eq!(cache.counts().parsed, 4);
+
+        // A broken file fails the load and is not cached; fixed, it loads again.
+        std::fs::write(keys.join("c.yaml"), "- key_id: c1\n  public_key: nope\n").unwrap();
+        let e = load().unwrap_err();
+        assert!(e.to_string().contains("c.yaml:2:15"), "{e}");
+        write("c.yaml", &["c1", "c2"], "");
+        assert_eq!(load().unwrap().keys.len(), 6);
+        // A duplicate across files still names both places, cached or not.
+        write("c.yaml", &["c1", "a2"], "");
+        let e = load().unwrap_err().to_string();
+        let a = keys.join("a.yaml").display().to_string();
+        assert!(
+            e.contains(&format!(
+                "duplicate key_id \"a2\" (first defined at {a}:5:5)"
+            )),
+            "{e}"
+        );
+        // A file removed: its keys are gone.
+        std::fs::remove_file(keys.join("c.yaml")).unwrap();
+        let p5 = load().unwrap();
+        assert_eq!(p5.keys.len(), 4);
+        assert!(p5.keys.get("c1").is_none());
     }
 }

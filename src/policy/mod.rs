@@ -30,7 +30,7 @@ pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, LegacyUser, LegacyUserHa
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
 pub use identity::IdentityPolicy;
-pub use key_entries::KeyEntry;
+pub use key_entries::{CacheCounts, FileStamp, KeyEntry, KeyFileCache, RACY as KEY_FILE_RACY};
 pub use limits::Limits;
 pub use listener::{Buffers, Http2, TlsListener};
 pub use network::{Upstream, UpstreamTls};
@@ -96,6 +96,16 @@ impl Policy {
 
 /// Read and validate the policy file at `path`, and the key files it names.
 pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
+    load_inner(path, None)
+}
+
+/// `load`, reading and parsing only the key files that changed since `cache` last saw them
+/// (`key_entries::cache`): what a reload at a million keys needs.
+pub fn load_cached(path: &Path, cache: &KeyFileCache) -> Result<Policy, ConfigErrors> {
+    load_inner(path, Some(cache))
+}
+
+fn load_inner(path: &Path, cache: Option<&KeyFileCache>) -> Result<Policy, ConfigErrors> {
     let name = path.display().to_string();
     let bytes = read_limited(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -106,7 +116,7 @@ pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    parse_bytes(&bytes, &name)
+    parse_bytes(&bytes, &name, cache)
 }
 
 /// No policy or key file is anywhere near this; refusing bigger ones keeps a wrong path (a log,
@@ -131,14 +141,18 @@ pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Validate policy `text`; `file_name` is used in messages and as the base for relative
 /// `key_files` patterns (which are read from disk).
 pub fn parse(text: &str, file_name: &str) -> Result<Policy, ConfigErrors> {
-    parse_bytes(text.as_bytes(), file_name)
+    parse_bytes(text.as_bytes(), file_name, None)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
+fn parse_bytes(
+    bytes: &[u8],
+    file_name: &str,
+    cache: Option<&KeyFileCache>,
+) -> Result<Policy, ConfigErrors> {
     let mut d = Diag::new(file_name);
     let sha256 = sha256_hex(bytes);
     let text = match std::str::from_utf8(bytes) {
@@ -200,7 +214,8 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
-    let (keys, key_file_paths) = key_entries::gather(&file, &root, base, file_name, &mut errors);
+    let (keys, key_file_paths) =
+        key_entries::gather(&file, &root, base, file_name, &mut errors, cache);
     let tls_files = tls_files::gather(&file, &root, base, file_name, &mut errors);
     errors.sort_by(|a, b| {
         (a.file != file_name, &a.file, a.line, a.col).cmp(&(
@@ -215,7 +230,7 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     }
     Ok(Policy {
         file,
-        keys: Arc::new(keys),
+        keys,
         key_file_paths,
         tls_files,
         path: PathBuf::from(file_name),

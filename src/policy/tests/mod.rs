@@ -327,7 +327,7 @@ fn policy_can_be_shared_across_threads_and_bad_bytes_are_errors() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Policy>();
     shareable::<EffectivePolicy>();
-    let e = parse_bytes(b"mode: off\nlisten: \"\xff\"\n", "p.yaml").unwrap_err();
+    let e = parse_bytes(b"mode: off\nlisten: \"\xff\"\n", "p.yaml", None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "p.yaml:2:1: (root): the policy file is not valid UTF-8"
