@@ -178,6 +178,92 @@ impl KeyIndex {
         }
     }
 
+    /// The index of `tables`, built from this one when they are mostly the same tables (the same
+    /// `Arc`s at the same places): only the keys of the changed tables are removed and inserted,
+    /// plus one renumbering pass when a changed table's length differs. A reload that revokes one
+    /// key among a million costs the ten thousand keys of its file, not the million. Anything else
+    /// (tables added or removed, many changed, a duplicate key id) is a full `build`, which gives
+    /// the same index and the same errors.
+    pub fn update(&self, tables: Vec<Arc<KeyTable>>) -> Result<Self, Duplicates> {
+        if tables.len() != self.tables.len() {
+            return Self::build(tables);
+        }
+        let changed: Vec<usize> = (0..tables.len())
+            .filter(|&t| match (tables.get(t), self.tables.get(t)) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                _ => true,
+            })
+            .collect();
+        let churn: usize = changed
+            .iter()
+            .map(|&t| {
+                tables.get(t).map_or(0, |x| x.len()) + self.tables.get(t).map_or(0, |x| x.len())
+            })
+            .sum();
+        if churn.saturating_mul(4) > self.len() {
+            return Self::build(tables);
+        }
+        let mut starts = Vec::with_capacity(tables.len() + 1);
+        let mut total: u64 = 0;
+        for t in &tables {
+            starts.push(u32::try_from(total).unwrap_or(u32::MAX));
+            total += t.len() as u64;
+        }
+        if total > u64::from(u32::MAX) {
+            return Self::build(tables);
+        }
+        starts.push(u32::try_from(total).unwrap_or(u32::MAX));
+        // Same hasher (same seed): the copied entries stay where they are.
+        let hasher = self.hasher.clone();
+        let mut index = self.index.clone();
+        for &t in &changed {
+            let (Some(old), Some(&base)) = (self.tables.get(t), self.starts.get(t)) else {
+                continue;
+            };
+            for row in 0..old.len() {
+                let g = base.saturating_add(row as u32);
+                if let Ok(e) = index.find_entry(hasher.hash_one(old.key_id(row)), |&x| x == g) {
+                    e.remove();
+                }
+            }
+        }
+        if starts != self.starts {
+            for g in index.iter_mut() {
+                let loc = locate(&self.starts, *g);
+                *g = starts.get(loc.table).copied().unwrap_or(0) + loc.row as u32;
+            }
+        }
+        let mut me = Self {
+            revoked: tables.iter().map(|t| t.revoked_count()).sum(),
+            tables,
+            starts,
+            index,
+            hasher,
+        };
+        for &t in &changed {
+            let Some(table) = me.tables.get(t) else {
+                continue;
+            };
+            let base = me.starts.get(t).copied().unwrap_or(0);
+            for row in 0..table.len() {
+                let id = table.key_id(row);
+                let (tables, starts, hasher) = (&me.tables, &me.starts, &me.hasher);
+                match me.index.entry(
+                    hasher.hash_one(id),
+                    |&g| key_id_at(tables, starts, g) == id,
+                    |&g| hasher.hash_one(key_id_at(tables, starts, g)),
+                ) {
+                    hashbrown::hash_table::Entry::Vacant(v) => {
+                        v.insert(base.saturating_add(row as u32));
+                    }
+                    // Let the full build find and order every clash.
+                    hashbrown::hash_table::Entry::Occupied(_) => return Self::build(me.tables),
+                }
+            }
+        }
+        Ok(me)
+    }
+
     /// An index over no keys.
     pub fn empty() -> Self {
         Self {
@@ -530,6 +616,63 @@ mod tests {
         assert_eq!(*index.tables(), tables[..]);
         assert!(KeyIndex::build(Vec::new()).unwrap().is_empty());
         assert!(KeyIndex::empty().get("x").is_none());
+    }
+
+    /// `update` must give exactly what `build` gives: the same key → place for every id, the same
+    /// verdict on duplicates.
+    #[test]
+    fn update_agrees_with_build() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let base: Vec<Arc<KeyTable>> = (0..12)
+            .map(|t| {
+                let ids: Vec<String> = (0..40).map(|r| format!("t{t}-r{r}")).collect();
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                table(KeySource::File(format!("/k/{t}.yaml").into()), &ids, 1)
+            })
+            .collect();
+        let old = KeyIndex::build(base.clone()).unwrap();
+        // (table to replace, its new ids as (table, row) names, possibly clashing elsewhere)
+        let edit = prop::collection::vec(
+            (
+                0usize..12,
+                prop::collection::vec((0usize..14, 0usize..45), 0..50),
+            ),
+            0..3,
+        );
+        let mut runner = TestRunner::new(Config::with_cases(300));
+        runner
+            .run(&edit, |edits| {
+                let mut tables = base.clone();
+                for (t, rows) in &edits {
+                    let ids: Vec<String> = rows.iter().map(|(a, b)| format!("t{a}-r{b}")).collect();
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    tables[*t] = table(KeySource::File(format!("/k/{t}.yaml").into()), &ids, 7);
+                }
+                let full = KeyIndex::build(tables.clone());
+                let incremental = old.update(tables.clone());
+                match (full, incremental) {
+                    (Ok(f), Ok(i)) => {
+                        prop_assert_eq!(f.len(), i.len());
+                        for t in 0..14 {
+                            for r in 0..45 {
+                                let id = format!("t{t}-r{r}");
+                                let (a, b) = (f.get(&id), i.get(&id));
+                                prop_assert_eq!(
+                                    a.map(|k| (k.source.clone(), k.pos)),
+                                    b.map(|k| (k.source.clone(), k.pos))
+                                );
+                            }
+                        }
+                    }
+                    (Err(f), Err(i)) => prop_assert_eq!(f.messages(), i.messages()),
+                    (f, i) => {
+                        prop_assert!(false, "build ok: {}, update ok: {}", f.is_ok(), i.is_ok())
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

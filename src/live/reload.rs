@@ -77,7 +77,28 @@ pub fn spawn(
 
 fn watch_loop(runtime: &LivePolicy, hup: &mpsc::Receiver<()>, clock: fn() -> i64, f: &OnReload) {
     let cache = Some(&runtime.key_cache);
+    let noticed = Instant::now();
     let mut last = fingerprint_with(&runtime.path, &runtime.snapshot(), cache);
+    // An edit made between the load and this first fingerprint (reading many freshly written key
+    // files takes a while) is in `last` already and would never be seen: reload once now. With
+    // nothing changed this swaps nothing and reports nothing.
+    match runtime.reload(clock()) {
+        Ok(false) => {}
+        Ok(true) => f(
+            runtime,
+            Trigger::FileChange,
+            &ReloadEvent::Applied {
+                changed: true,
+                generation: runtime.snapshot().generation,
+                latency: noticed.elapsed(),
+            },
+        ),
+        Err(error) => f(
+            runtime,
+            Trigger::FileChange,
+            &ReloadEvent::Refused { error },
+        ),
+    }
     let mut hup_open = true;
     loop {
         let trigger = if hup_open {

@@ -263,7 +263,11 @@ pub(crate) fn gather(
             return (index, paths);
         }
     }
-    let index = match KeyIndex::build(tables) {
+    let built = match cache.and_then(KeyFileCache::last_index) {
+        Some(last) => last.update(tables),
+        None => KeyIndex::build(tables),
+    };
+    let index = match built {
         Ok(index) => index,
         Err(dups) => {
             let label = |s: &KeySource| match s {

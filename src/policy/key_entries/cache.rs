@@ -298,6 +298,11 @@ impl KeyFileCache {
         same.then(|| index.clone())
     }
 
+    /// The last index built (to `update`).
+    pub(crate) fn last_index(&self) -> Option<Arc<KeyIndex>> {
+        self.lock().index.clone()
+    }
+
     /// The inline table of the last index.
     pub(crate) fn index_for_inline(&self) -> Option<Arc<KeyTable>> {
         self.lock().index.as_ref()?.tables().first().cloned()
