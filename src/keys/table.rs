@@ -236,6 +236,8 @@ pub struct KeyTableBuilder {
     /// Client id → index into `client_names`, so each distinct client id is stored once.
     client_index: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
+    /// Keys added without their point (`push_deferred`).
+    deferred: usize,
 }
 
 impl KeyTableBuilder {
@@ -253,6 +255,7 @@ impl KeyTableBuilder {
             },
             client_index: HashTable::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
+            deferred: 0,
         }
     }
 
@@ -260,19 +263,22 @@ impl KeyTableBuilder {
     /// doubling (and leaves the allocator holding the smaller copies).
     pub fn reserve(&mut self, keys: usize, id_bytes: usize) {
         let t = &mut self.table;
-        t.points.reserve_exact(keys);
+        if self.deferred == 0 {
+            t.points.reserve_exact(keys);
+        }
         t.clients.reserve_exact(keys);
         t.ids.ends.reserve_exact(keys);
         t.ids.bytes.reserve_exact(id_bytes);
         t.revoked.reserve_exact(keys.div_ceil(64));
     }
 
+    /// Keys added so far.
     pub fn len(&self) -> usize {
-        self.table.points.len()
+        self.table.ids.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.points.is_empty()
+        self.len() == 0
     }
 
     pub fn source(&self) -> &KeySource {
@@ -280,7 +286,7 @@ impl KeyTableBuilder {
     }
 
     /// Adds one key. `pos` must be given for every key or for none. Errors only past 4 GiB of
-    /// ids in one source.
+    /// ids in one source, or after `push_deferred`.
     pub fn push(
         &mut self,
         key_id: &str,
@@ -289,8 +295,41 @@ impl KeyTableBuilder {
         status: KeyStatus,
         pos: Option<KeyPos>,
     ) -> Result<(), String> {
+        if self.deferred > 0 {
+            return Err("a key with its point after keys without".into());
+        }
+        self.push_row(key_id, client_id, status, pos)?;
+        self.table.points.push(key);
+        Ok(())
+    }
+
+    /// Adds one key whose point comes later: all keys of a table are deferred or none, and
+    /// `finish_with_points` then takes the decoded points, which move into the table as they are.
+    pub fn push_deferred(
+        &mut self,
+        key_id: &str,
+        client_id: &str,
+        status: KeyStatus,
+        pos: Option<KeyPos>,
+    ) -> Result<(), String> {
+        if !self.table.points.is_empty() {
+            return Err("a key without its point after keys with".into());
+        }
+        self.push_row(key_id, client_id, status, pos)?;
+        self.deferred += 1;
+        Ok(())
+    }
+
+    /// Everything but the point.
+    fn push_row(
+        &mut self,
+        key_id: &str,
+        client_id: &str,
+        status: KeyStatus,
+        pos: Option<KeyPos>,
+    ) -> Result<(), String> {
         let t = &mut self.table;
-        let i = t.points.len();
+        let i = t.ids.ends.len();
         t.ids.push(key_id)?;
         let client = if client_id == key_id {
             SAME_AS_KEY_ID
@@ -313,7 +352,6 @@ impl KeyTableBuilder {
             }
         };
         t.clients.push(client);
-        t.points.push(key);
         if i % 64 == 0 {
             t.revoked.push(0);
         }
@@ -329,7 +367,24 @@ impl KeyTableBuilder {
         Ok(())
     }
 
+    /// Finishes a table whose keys were all `push_deferred`: `points` are theirs, in order.
+    pub fn finish_with_points(mut self, points: Vec<VerifyingKey>) -> Result<KeyTable, String> {
+        if points.len() != self.deferred || self.deferred != self.len() {
+            return Err(format!(
+                "{} points for {} deferred keys",
+                points.len(),
+                self.deferred
+            ));
+        }
+        self.table.points = points;
+        Ok(self.finish())
+    }
+
+    /// The table. Keys pushed deferred but never given points are dropped (an empty table).
     pub fn finish(mut self) -> KeyTable {
+        if self.table.points.len() != self.table.ids.ends.len() {
+            return KeyTable::empty(self.table.source);
+        }
         let t = &mut self.table;
         t.ids.shrink();
         t.client_names.shrink();
@@ -454,6 +509,25 @@ mod tests {
         assert!(t.get(200).is_none());
         assert_eq!(t.iter().count(), 200);
         assert_eq!(t.path(), Some(&PathBuf::from("/k/a.yaml")));
+    }
+
+    #[test]
+    fn deferred_points_move_in_and_must_match() {
+        let mut b = KeyTable::builder(KeySource::Inline);
+        b.push_deferred("a", "web", KeyStatus::Active, None)
+            .unwrap();
+        b.push_deferred("b", "b", KeyStatus::Revoked, None).unwrap();
+        assert!(b.push("c", "c", vk(3), KeyStatus::Active, None).is_err());
+        let t = b.finish_with_points(vec![vk(1), vk(2)]).unwrap();
+        assert_eq!(*t.get(1).unwrap().key, vk(2));
+        assert_eq!(t.get(1).unwrap().status, KeyStatus::Revoked);
+        assert_eq!(t.get(0).unwrap().client_id, "web");
+        let mut b = KeyTable::builder(KeySource::Inline);
+        b.push_deferred("a", "a", KeyStatus::Active, None).unwrap();
+        assert!(b.finish_with_points(vec![]).is_err());
+        let mut b = KeyTable::builder(KeySource::Inline);
+        b.push("a", "a", vk(1), KeyStatus::Active, None).unwrap();
+        assert!(b.push_deferred("b", "b", KeyStatus::Active, None).is_err());
     }
 
     #[test]

@@ -126,10 +126,13 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Read a whole file of at most `MAX_FILE_BYTES`.
 pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
+    let file = std::fs::File::open(path)?;
+    // Sized up front: a key file of a few MiB read by doubling leaves the smaller copies behind.
+    let hint = file
+        .metadata()
+        .map_or(0, |m| m.len().min(MAX_FILE_BYTES) as usize);
+    let mut bytes = Vec::with_capacity(hint + 1);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(std::io::Error::other(format!(
             "larger than {MAX_FILE_BYTES} bytes"

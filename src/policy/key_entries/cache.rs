@@ -276,7 +276,7 @@ impl KeyFileCache {
         {
             return Ok(*digest);
         }
-        let digest: [u8; 32] = Sha256::digest(super::super::read_limited(path)?).into();
+        let digest = digest_file(path)?;
         if let Some(s) = stamp {
             self.lock()
                 .digests
@@ -311,6 +311,18 @@ impl KeyFileCache {
     pub(crate) fn set_index(&self, index: &Arc<KeyIndex>) {
         self.lock().index = Some(index.clone());
     }
+}
+
+/// SHA-256 of a file of at most `MAX_FILE_BYTES`, streamed (no copy of the file in memory).
+fn digest_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read as _;
+    let max = super::super::MAX_FILE_BYTES;
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut std::fs::File::open(path)?.take(max + 1), &mut h)?;
+    if n > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(h.finalize().into())
 }
 
 #[cfg(test)]

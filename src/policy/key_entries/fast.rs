@@ -122,18 +122,18 @@ pub(super) fn parse(text: &str, source: &KeySource) -> Option<KeyTable> {
     let id_bytes = items.iter().map(|i| i.key_id.map_or(0, str::len)).sum();
     let mut b = KeyTable::builder(source.clone());
     b.reserve(items.len(), id_bytes);
-    for (item, point) in items.iter().zip(points) {
+    for item in &items {
         let key_id = item.key_id?;
-        b.push(
+        b.push_deferred(
             key_id,
             item.client_id.unwrap_or(key_id),
-            point,
             item.status.unwrap_or(KeyStatus::Active),
             Some(item.pos),
         )
         .ok()?;
     }
-    Some(b.finish())
+    drop(items);
+    b.finish_with_points(points).ok()
 }
 
 /// `name: value` with a known name, at least one space after the colon and a value the full
