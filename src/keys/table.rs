@@ -80,50 +80,83 @@ pub struct KeyTable {
     positions: Positions,
 }
 
-/// Lines of every entry; columns stored per entry only when they differ (a file written by a
-/// tool has every entry at the same column).
+/// Line and column of every entry. A file written by a tool has its entries at one column and a
+/// fixed number of lines apart: both are then two numbers, not one per key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Positions {
-    lines: Vec<u32>,
-    /// The column of every entry while they are all the same.
-    col: u32,
-    /// Per entry, once two columns differ.
-    cols: Vec<u32>,
+    lines: Progression,
+    cols: Progression,
 }
 
 impl Positions {
     fn push(&mut self, p: KeyPos) {
-        if self.lines.is_empty() {
-            self.col = p.col;
-        } else if self.cols.is_empty() && p.col != self.col {
-            self.cols = vec![self.col; self.lines.len()];
-        }
-        if !self.cols.is_empty() {
-            self.cols.push(p.col);
-        }
         self.lines.push(p.line);
+        self.cols.push(p.col);
     }
 
     fn get(&self, i: usize) -> Option<KeyPos> {
-        let line = *self.lines.get(i)?;
-        let col = match self.cols.get(i) {
-            Some(&c) => c,
-            None => self.col,
-        };
-        Some(KeyPos { line, col })
+        Some(KeyPos {
+            line: self.lines.get(i)?,
+            col: self.cols.get(i)?,
+        })
     }
 
     fn len(&self) -> usize {
-        self.lines.len()
+        self.lines.len
     }
 
     fn shrink(&mut self) {
-        self.lines.shrink_to_fit();
-        self.cols.shrink_to_fit();
+        self.lines.values.shrink_to_fit();
+        self.cols.values.shrink_to_fit();
     }
 
     fn heap_bytes(&self) -> usize {
-        (self.lines.capacity() + self.cols.capacity()) * 4
+        (self.lines.values.capacity() + self.cols.values.capacity()) * 4
+    }
+}
+
+/// A `u32` per entry, kept as `first + i * step` while the values are such a progression and as
+/// one value per entry from the first one that is not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Progression {
+    len: usize,
+    first: u32,
+    step: u32,
+    /// Empty while the progression holds.
+    values: Vec<u32>,
+}
+
+impl Progression {
+    fn at(&self, i: usize) -> Option<u32> {
+        let i = u32::try_from(i).ok()?;
+        self.step.checked_mul(i)?.checked_add(self.first)
+    }
+
+    fn push(&mut self, v: u32) {
+        if self.values.is_empty() {
+            match self.len {
+                0 => self.first = v,
+                1 if v >= self.first => self.step = v - self.first,
+                _ if self.at(self.len) == Some(v) => {}
+                _ => {
+                    self.values = (0..self.len).filter_map(|i| self.at(i)).collect();
+                    self.values.push(v);
+                }
+            }
+        } else {
+            self.values.push(v);
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> Option<u32> {
+        if i >= self.len {
+            return None;
+        }
+        match self.values.get(i) {
+            Some(&v) => Some(v),
+            None => self.at(i),
+        }
     }
 }
 
@@ -509,6 +542,36 @@ mod tests {
         assert!(t.get(200).is_none());
         assert_eq!(t.iter().count(), 200);
         assert_eq!(t.path(), Some(&PathBuf::from("/k/a.yaml")));
+    }
+
+    #[test]
+    fn progressions_store_two_numbers_until_they_break() {
+        for values in [
+            vec![],
+            vec![5],
+            vec![2, 6, 10, 14],
+            vec![3, 3, 3],
+            vec![2, 6, 10, 15, 19],
+            vec![9, 4, 20],
+            vec![1, 2, 4, 8],
+            vec![u32::MAX - 1, u32::MAX, 0],
+        ] {
+            let mut p = Progression::default();
+            for &v in &values {
+                p.push(v);
+            }
+            let got: Vec<u32> = (0..values.len()).filter_map(|i| p.get(i)).collect();
+            assert_eq!(got, values);
+            assert_eq!(p.get(values.len()), None);
+        }
+        let mut p = Progression::default();
+        for i in 0..1000 {
+            p.push(2 + 4 * i);
+        }
+        assert!(
+            p.values.is_empty(),
+            "a keygen file's lines cost nothing per key"
+        );
     }
 
     #[test]

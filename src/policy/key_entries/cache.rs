@@ -206,9 +206,9 @@ impl KeyFileCache {
                 return Ok(Read::Same(table));
             }
         }
-        let bytes = super::super::read_limited(path)?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        {
+        // Known but racy or moved: compare the content, streamed (no copy of the file), first.
+        if self.lock().files.contains_key(path) {
+            let digest = digest_file(path)?;
             let mut inner = self.lock();
             if let Some(c) = inner.files.get_mut(path)
                 && c.digest == digest
@@ -222,6 +222,8 @@ impl KeyFileCache {
                 return Ok(Read::Same(table));
             }
         }
+        let bytes = super::super::read_limited(path)?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let text =
             String::from_utf8(bytes).map_err(|_| std::io::Error::other("not valid UTF-8"))?;
         Ok(Read::Changed(Fresh {
