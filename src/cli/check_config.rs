@@ -405,6 +405,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_keys_are_listed_per_file() {
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("k.yaml");
+        std::fs::write(
+            &keys,
+            format!("- {{key_id: a, public_key: {pk}}}\n- {{key_id: b, public_key: {pk}, status: revoked}}\n"),
+        )
+        .unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(
+            &file,
+            format!("key_files: [k.yaml]\nkeys:\n  - {{key_id: c, public_key: {pk}}}\n"),
+        )
+        .unwrap();
+        let p = policy::load(&file).unwrap();
+        let mut few = String::new();
+        render_keys(&mut few, &p, 3);
+        assert!(few.contains("keys: 3 (2 active, 1 revoked)"), "{few}");
+        assert!(few.contains(&format!("{}:2:3", keys.display())), "{few}");
+        let mut many = String::new();
+        render_keys(&mut many, &p, 2);
+        assert!(
+            many.contains(&format!("  {}: 2 keys (1 revoked)\n", keys.display())),
+            "{many}"
+        );
+        assert!(
+            many.contains(&format!("  {}: 1 keys (0 revoked)\n", file.display())),
+            "{many}"
+        );
+        assert!(many.contains("more than 2 keys"), "{many}");
+        assert!(!many.contains(":2:3"), "{many}");
+    }
+
+    #[test]
     fn renders_the_effective_policy_and_collects_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("policy.yaml");
