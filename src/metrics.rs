@@ -58,6 +58,8 @@ pub struct Metrics {
     pub restart_required: IntGaugeVec,
     /// The replay store's and the key directory's own state, bound to them at start.
     pub state: crate::admin::collect::Bindings,
+    /// A noticed change (file or SIGHUP) → the new snapshot in force: the revocation latency.
+    pub key_reload: Histogram,
     progress: Mutex<HashMap<String, ProgressWindow>>,
 }
 
@@ -86,6 +88,11 @@ impl AttemptStatus {
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0,
+];
+
+/// Reloads: a settle of 100 ms is always in, a million keys take well under a second.
+const RELOAD_BUCKETS: &[f64] = &[
+    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0,
 ];
 
 impl Metrics {
@@ -198,6 +205,16 @@ impl Metrics {
         for k in schema::RESTART_SECTIONS {
             restart_required.with_label_values(&[k]);
         }
+        let key_reload = Histogram::with_opts(
+            HistogramOpts::new(
+                "datafold_key_reload_seconds",
+                "Seconds from a changed policy, override or key file being noticed (polled every \
+                 250 ms) or a SIGHUP to the reloaded policy and keys being in force: how long a \
+                 revoked key keeps working, less at most one poll",
+            )
+            .buckets(RELOAD_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(key_reload.clone()))?;
         // Pre-create every bounded series so dashboards see zeros, not gaps.
         for c in ErrorCode::ALL {
             requests.with_label_values(&[c.as_str()]);
@@ -229,6 +246,7 @@ impl Metrics {
             connections_refused,
             restart_required,
             state,
+            key_reload,
             progress: Mutex::new(HashMap::new()),
         })
     }
@@ -377,6 +395,7 @@ mod tests {
             "datafold_upstream_latency_seconds",
             "datafold_canary_auto_halts_total",
             "datafold_config_restart_required",
+            "datafold_key_reload_seconds",
         ] {
             assert!(
                 names.iter().any(|n| n == want),

@@ -32,7 +32,7 @@ pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Va
             list.push(json!({"name": s.name, "value": s.value, "source": s.origin.describe()}));
         }
     }
-    let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
+    let mut sources: Vec<String> = live.keys.sources().map(ToString::to_string).collect();
     sources.sort();
     sources.dedup();
     let last_error = runtime

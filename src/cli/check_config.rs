@@ -317,30 +317,61 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
             k.url, k.refresh_seconds
         );
     }
-    let active = p
-        .keys
-        .iter()
-        .filter(|k| k.status == policy::KeyStatus::Active)
-        .count();
+    render_keys(&mut s, p, LIST_KEYS_UP_TO);
+    render_classes(&mut s);
+    s
+}
+
+/// Past this many keys, `check-config` lists keys per source rather than one line each: a million
+/// lines help nobody read a policy.
+const LIST_KEYS_UP_TO: usize = 1000;
+
+fn render_keys(s: &mut String, p: &Policy, list_up_to: usize) {
+    let keys = &p.keys;
     let _ = writeln!(
         s,
-        "keys: {} ({active} active, {} revoked)",
-        p.keys.len(),
-        p.keys.len() - active
+        "keys: {} ({} active, {} revoked)",
+        keys.len(),
+        keys.active_count(),
+        keys.revoked_count()
     );
-    for k in &p.keys {
+    let file = |source: &policy::KeySource| match source {
+        policy::KeySource::File(path) => path.display().to_string(),
+        _ => p.path.display().to_string(),
+    };
+    if keys.len() > list_up_to {
+        for t in keys.tables().iter().filter(|t| !t.is_empty()) {
+            let _ = writeln!(
+                s,
+                "  {}: {} keys ({} revoked)",
+                file(t.source()),
+                t.len(),
+                t.revoked_count()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  (more than {list_up_to} keys: listed per file, not one by one)"
+        );
+        return;
+    }
+    for k in keys.iter() {
         let status = match k.status {
             policy::KeyStatus::Active => "active",
             policy::KeyStatus::Revoked => "revoked",
         };
+        let pos = k.pos.unwrap_or_default();
         let _ = writeln!(
             s,
             "  {:<24} client {:<20} {:<8} {}:{}:{}",
-            k.key_id, k.client_id, status, k.file, k.pos.line, k.pos.col
+            k.key_id,
+            k.client_id,
+            status,
+            file(k.source),
+            pos.line,
+            pos.col
         );
     }
-    render_classes(&mut s);
-    s
 }
 
 /// Every key by class (`policy::schema`): what a reload applies and what needs a restart.
@@ -372,6 +403,41 @@ fn render_classes(s: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_keys_are_listed_per_file() {
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("k.yaml");
+        std::fs::write(
+            &keys,
+            format!("- {{key_id: a, public_key: {pk}}}\n- {{key_id: b, public_key: {pk}, status: revoked}}\n"),
+        )
+        .unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(
+            &file,
+            format!("key_files: [k.yaml]\nkeys:\n  - {{key_id: c, public_key: {pk}}}\n"),
+        )
+        .unwrap();
+        let p = policy::load(&file).unwrap();
+        let mut few = String::new();
+        render_keys(&mut few, &p, 3);
+        assert!(few.contains("keys: 3 (2 active, 1 revoked)"), "{few}");
+        assert!(few.contains(&format!("{}:2:3", keys.display())), "{few}");
+        let mut many = String::new();
+        render_keys(&mut many, &p, 2);
+        assert!(
+            many.contains(&format!("  {}: 2 keys (1 revoked)\n", keys.display())),
+            "{many}"
+        );
+        assert!(
+            many.contains(&format!("  {}: 1 keys (0 revoked)\n", file.display())),
+            "{many}"
+        );
+        assert!(many.contains("more than 2 keys"), "{many}");
+        assert!(!many.contains(":2:3"), "{many}");
+    }
 
     #[test]
     fn renders_the_effective_policy_and_collects_errors() {

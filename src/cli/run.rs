@@ -282,8 +282,12 @@ fn on_reload(m: &Metrics, runtime: &LivePolicy, trigger: Trigger, event: &Reload
         ReloadEvent::Applied {
             changed,
             generation,
+            latency,
         } => {
             m.config_reloads.with_label_values(&["success"]).inc();
+            if *changed {
+                m.key_reload.observe(latency.as_secs_f64());
+            }
             let live = runtime.snapshot();
             publish_gauges(m, runtime, &live);
             tracing::info!(

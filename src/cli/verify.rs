@@ -214,7 +214,7 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
 fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
     let policy = crate::policy::load(path).map_err(|e| e.to_string())?;
     let options = crate::live::verify_options(&policy)?;
-    let keys = crate::keys::KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
+    let keys = crate::keys::KeySet::from_index(policy.keys.clone());
     let sig = &policy.file.signature;
     Ok(Setup {
         keys: Box::new(keys),

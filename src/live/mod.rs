@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
-use crate::keys::{KeyRecord, KeySet, KeyStatus};
+use crate::keys::{KeyIndex, KeySet};
 use crate::policy::{
     self, ConfigErrors, EffectivePolicy, FoundOverrides, Policy, PolicyFile, schema,
 };
@@ -48,13 +48,12 @@ impl Snapshot {
     pub fn build(
         policy: Policy,
         overrides: FoundOverrides,
-        directory: &[KeyRecord],
+        directory: &Arc<KeyIndex>,
         generation: u64,
         now: i64,
     ) -> Result<Self, String> {
-        let mut records = policy.key_records();
-        records.extend(directory.iter().cloned());
-        let keys = KeySet::new(records).map_err(|e| e.join("; "))?;
+        let keys = KeySet::layered(vec![policy.keys.clone(), directory.clone()])
+            .map_err(|e| e.join("; "))?;
         let verify = verify_options(&policy)?;
         let hop = Hop::from_policy_files(&policy.file, &policy.tls_files)?;
         let accept_signature = accept_signature(&verify);
@@ -79,10 +78,7 @@ impl Snapshot {
     }
 
     pub fn active_keys(&self) -> usize {
-        self.keys
-            .iter()
-            .filter(|k| k.status == KeyStatus::Active)
-            .count()
+        self.keys.active_count()
     }
 }
 
@@ -148,14 +144,17 @@ pub struct LivePolicy {
     pub canary_halt: CanaryHalt,
     /// The key directory's last applied records. The lock also serialises snapshot rebuilds, so a
     /// policy reload and a directory update cannot overwrite each other's keys.
-    directory_keys: Mutex<Arc<Vec<KeyRecord>>>,
+    directory_keys: Mutex<Arc<KeyIndex>>,
+    /// The key files as last parsed: a reload re-reads only those that changed.
+    pub key_cache: policy::KeyFileCache,
 }
 
 impl LivePolicy {
     /// Loads the policy, the override files beside it and the key files; every problem is an
     /// error naming file:line:col.
     pub fn load(path: &Path, env: FoundOverrides, now: i64) -> Result<Self, ConfigErrors> {
-        let live = load_live(path, &env, &[], 1, now)?;
+        let key_cache = policy::KeyFileCache::new();
+        let live = load_live(path, &env, &Arc::new(KeyIndex::empty()), 1, now, &key_cache)?;
         Ok(Self {
             started: live.policy.file.clone(),
             live: ArcSwap::from_pointee(live),
@@ -163,7 +162,8 @@ impl LivePolicy {
             env_overrides: env,
             last_reload_error: Mutex::new(None),
             canary_halt: CanaryHalt::new(),
-            directory_keys: Mutex::new(Arc::new(Vec::new())),
+            directory_keys: Mutex::new(Arc::new(KeyIndex::empty())),
+            key_cache,
         })
     }
 
@@ -188,7 +188,14 @@ impl LivePolicy {
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.live.load();
         let generation = current.generation + 1;
-        match load_live(&self.path, &self.env_overrides, &directory, generation, now) {
+        match load_live(
+            &self.path,
+            &self.env_overrides,
+            &directory,
+            generation,
+            now,
+            &self.key_cache,
+        ) {
             Ok(mut next) => {
                 next.restart_required = schema::restart_pending(&self.started, &next.policy.file);
                 if !next.restart_required.is_empty() {
@@ -222,7 +229,7 @@ impl LivePolicy {
     /// The key directory fetched new records: rebuild the snapshot with them (same policy, same
     /// generation and load time). On a key id clash the snapshot in force stays and the error goes
     /// back to the directory, which keeps its previous records and shows the error in `/status`.
-    pub fn set_directory_keys(&self, records: Arc<Vec<KeyRecord>>) -> Result<(), String> {
+    pub fn set_directory_keys(&self, records: Arc<KeyIndex>) -> Result<(), String> {
         let mut directory = self
             .directory_keys
             .lock()
@@ -245,11 +252,12 @@ impl LivePolicy {
 fn load_live(
     path: &Path,
     env: &FoundOverrides,
-    directory: &[KeyRecord],
+    directory: &Arc<KeyIndex>,
     generation: u64,
     now: i64,
+    key_cache: &policy::KeyFileCache,
 ) -> Result<Snapshot, ConfigErrors> {
-    let policy = policy::load(path)?;
+    let policy = policy::load_cached(path, key_cache)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -30,8 +30,13 @@ pub const MAX_SETTLE: Duration = Duration::from_secs(1);
 /// What one reload attempt did.
 #[derive(Clone, Debug)]
 pub enum ReloadEvent {
-    /// The new files validated; `changed` when the snapshot was swapped.
-    Applied { changed: bool, generation: u64 },
+    /// The new files validated; `changed` when the snapshot was swapped. `latency`: from the
+    /// change being noticed (or the SIGHUP) to the new snapshot in force.
+    Applied {
+        changed: bool,
+        generation: u64,
+        latency: Duration,
+    },
     /// The new files did not validate; the previous snapshot stays.
     Refused { error: String },
 }
@@ -71,7 +76,29 @@ pub fn spawn(
 }
 
 fn watch_loop(runtime: &LivePolicy, hup: &mpsc::Receiver<()>, clock: fn() -> i64, f: &OnReload) {
-    let mut last = fingerprint(&runtime.path, &runtime.snapshot());
+    let cache = Some(&runtime.key_cache);
+    let noticed = Instant::now();
+    let mut last = fingerprint_with(&runtime.path, &runtime.snapshot(), cache);
+    // An edit made between the load and this first fingerprint (reading many freshly written key
+    // files takes a while) is in `last` already and would never be seen: reload once now. With
+    // nothing changed this swaps nothing and reports nothing.
+    match runtime.reload(clock()) {
+        Ok(false) => {}
+        Ok(true) => f(
+            runtime,
+            Trigger::FileChange,
+            &ReloadEvent::Applied {
+                changed: true,
+                generation: runtime.snapshot().generation,
+                latency: noticed.elapsed(),
+            },
+        ),
+        Err(error) => f(
+            runtime,
+            Trigger::FileChange,
+            &ReloadEvent::Refused { error },
+        ),
+    }
     let mut hup_open = true;
     loop {
         let trigger = if hup_open {
@@ -88,13 +115,14 @@ fn watch_loop(runtime: &LivePolicy, hup: &mpsc::Receiver<()>, clock: fn() -> i64
             None
         };
         let live = runtime.snapshot();
-        let now_fp = fingerprint(&runtime.path, &live);
+        let now_fp = fingerprint_with(&runtime.path, &live, cache);
+        let noticed = Instant::now();
         let trigger = match trigger {
             Some(t) => t,
             None if now_fp != last => Trigger::FileChange,
             None => continue,
         };
-        let settled = settle(now_fp, || fingerprint(&runtime.path, &live));
+        let settled = settle(now_fp, || fingerprint_with(&runtime.path, &live, cache));
         // Fingerprints are taken over the files the old snapshot names; if the reload changes
         // that set (a new key file), the next tick sees a difference and reloads once more,
         // harmlessly, rather than missing an edit made in between.
@@ -103,6 +131,7 @@ fn watch_loop(runtime: &LivePolicy, hup: &mpsc::Receiver<()>, clock: fn() -> i64
             Ok(changed) => ReloadEvent::Applied {
                 changed,
                 generation: runtime.snapshot().generation,
+                latency: noticed.elapsed(),
             },
             Err(error) => ReloadEvent::Refused { error },
         };
@@ -154,10 +183,33 @@ fn policy_dir(path: &Path) -> PathBuf {
 /// A digest of what the watched paths read as now (content, not mtime: mtimes can be coarse and
 /// the kubelet's swap keeps them).
 pub fn fingerprint(policy_path: &Path, live: &Snapshot) -> [u8; 32] {
+    fingerprint_with(policy_path, live, None)
+}
+
+/// `fingerprint`, with the content of key files (a million keys can be 140 MB of them) taken
+/// from `key_cache`: re-read only when their `stat` stamp moved or is racy (`policy::FileStamp`).
+pub fn fingerprint_with(
+    policy_path: &Path,
+    live: &Snapshot,
+    key_cache: Option<&policy::KeyFileCache>,
+) -> [u8; 32] {
     let (files, dirs) = watched(policy_path, live);
+    let key_files = &live.policy.key_file_paths;
     let mut h = Sha256::new();
     for f in files {
         h.update(f.as_os_str().as_encoded_bytes());
+        if let Some(cache) = key_cache
+            && key_files.binary_search(&f).is_ok()
+        {
+            match cache.content_digest(&f) {
+                Ok(digest) => {
+                    h.update(b"\x01");
+                    h.update(digest);
+                }
+                Err(e) => h.update(format!("\x00{:?}", e.kind()).as_bytes()),
+            }
+            continue;
+        }
         match policy::read_limited(&f) {
             Ok(bytes) => {
                 h.update(b"\x01");

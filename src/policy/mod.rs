@@ -30,7 +30,7 @@ pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, LegacyUser, LegacyUserHa
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
 pub use identity::IdentityPolicy;
-pub use key_entries::KeyEntry;
+pub use key_entries::{CacheCounts, FileStamp, KeyEntry, KeyFileCache, RACY as KEY_FILE_RACY};
 pub use limits::Limits;
 pub use listener::{Buffers, Http2, TlsListener};
 pub use network::{Upstream, UpstreamTls};
@@ -55,13 +55,15 @@ use error::Diag;
 use http::Method;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A validated policy: the file as written plus every key entry from every source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub file: PolicyFile,
-    /// Inline keys first, then each key file in sorted order; key ids are unique.
-    pub keys: Vec<KeyEntry>,
+    /// Every key: the inline keys' table first, then one table per key file in sorted path
+    /// order; key ids are unique across them.
+    pub keys: Arc<crate::keys::KeyIndex>,
     /// The key files `key_files` matched, to watch and to report.
     pub key_file_paths: Vec<PathBuf>,
     /// The PEM files `tls` and `upstream_tls` name, as read (part of the policy: a change to
@@ -86,11 +88,6 @@ impl Policy {
         )
     }
 
-    /// Every key as a record for `crate::keys::KeySet::new` (ids are already unique).
-    pub fn key_records(&self) -> Vec<crate::keys::KeyRecord> {
-        self.keys.iter().map(KeyEntry::record).collect()
-    }
-
     /// The policy with `overrides` applied (reference §3.7). Pure.
     pub fn effective(&self, overrides: &Overrides) -> EffectivePolicy {
         overrides::effective(self, overrides)
@@ -99,6 +96,16 @@ impl Policy {
 
 /// Read and validate the policy file at `path`, and the key files it names.
 pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
+    load_inner(path, None)
+}
+
+/// `load`, reading and parsing only the key files that changed since `cache` last saw them
+/// (`key_entries::cache`): what a reload at a million keys needs.
+pub fn load_cached(path: &Path, cache: &KeyFileCache) -> Result<Policy, ConfigErrors> {
+    load_inner(path, Some(cache))
+}
+
+fn load_inner(path: &Path, cache: Option<&KeyFileCache>) -> Result<Policy, ConfigErrors> {
     let name = path.display().to_string();
     let bytes = read_limited(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -109,7 +116,7 @@ pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    parse_bytes(&bytes, &name)
+    parse_bytes(&bytes, &name, cache)
 }
 
 /// No policy or key file is anywhere near this; refusing bigger ones keeps a wrong path (a log,
@@ -119,10 +126,13 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Read a whole file of at most `MAX_FILE_BYTES`.
 pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
+    let file = std::fs::File::open(path)?;
+    // Sized up front: a key file of a few MiB read by doubling leaves the smaller copies behind.
+    let hint = file
+        .metadata()
+        .map_or(0, |m| m.len().min(MAX_FILE_BYTES) as usize);
+    let mut bytes = Vec::with_capacity(hint + 1);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(std::io::Error::other(format!(
             "larger than {MAX_FILE_BYTES} bytes"
@@ -134,14 +144,18 @@ pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Validate policy `text`; `file_name` is used in messages and as the base for relative
 /// `key_files` patterns (which are read from disk).
 pub fn parse(text: &str, file_name: &str) -> Result<Policy, ConfigErrors> {
-    parse_bytes(text.as_bytes(), file_name)
+    parse_bytes(text.as_bytes(), file_name, None)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
+fn parse_bytes(
+    bytes: &[u8],
+    file_name: &str,
+    cache: Option<&KeyFileCache>,
+) -> Result<Policy, ConfigErrors> {
     let mut d = Diag::new(file_name);
     let sha256 = sha256_hex(bytes);
     let text = match std::str::from_utf8(bytes) {
@@ -203,7 +217,8 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
-    let (keys, key_file_paths) = gather_keys(&file, &root, base, file_name, &mut errors);
+    let (keys, key_file_paths) =
+        key_entries::gather(&file, &root, base, file_name, &mut errors, cache);
     let tls_files = tls_files::gather(&file, &root, base, file_name, &mut errors);
     errors.sort_by(|a, b| {
         (a.file != file_name, &a.file, a.line, a.col).cmp(&(
@@ -224,80 +239,6 @@ fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
         path: PathBuf::from(file_name),
         sha256,
     })
-}
-
-/// Inline keys plus key files; key ids unique across all of them.
-fn gather_keys(
-    file: &PolicyFile,
-    root: &yaml::Node,
-    base: &Path,
-    file_name: &str,
-    errors: &mut Vec<ConfigError>,
-) -> (Vec<KeyEntry>, Vec<PathBuf>) {
-    let mut keys = file.keys.clone();
-    let mut paths = Vec::new();
-    let patterns = match &root.value {
-        yaml::Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
-        _ => None,
-    };
-    let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
-        Some(yaml::Value::Seq(items)) => items,
-        _ => &[],
-    };
-    for (i, pattern) in file.key_files.iter().enumerate() {
-        let pos = pattern_nodes.get(i).map_or(Pos::default(), |n| n.pos);
-        match key_entries::expand(pattern, base) {
-            Ok(found) => paths.extend(found),
-            Err(message) => errors.push(ConfigError {
-                file: file_name.to_string(),
-                line: pos.line,
-                col: pos.col,
-                path: format!("key_files[{i}]"),
-                message,
-            }),
-        }
-    }
-    paths.sort();
-    paths.dedup();
-    for path in &paths {
-        let name = path.display().to_string();
-        match read_limited(path).and_then(|b| {
-            String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
-        }) {
-            Ok(text) => {
-                let (found, errs) = key_entries::parse_key_file(&text, path);
-                keys.extend(found);
-                errors.extend(errs);
-            }
-            Err(e) => errors.push(ConfigError {
-                file: name,
-                line: 1,
-                col: 1,
-                path: String::new(),
-                message: format!("cannot read key file: {e}"),
-            }),
-        }
-    }
-    let mut unique: Vec<KeyEntry> = Vec::with_capacity(keys.len());
-    for k in keys {
-        if let Some(first) = unique.iter().find(|u| u.key_id == k.key_id) {
-            errors.push(ConfigError {
-                file: k.file.clone(),
-                line: k.pos.line,
-                col: k.pos.col,
-                path: "keys".into(),
-                message: format!(
-                    "duplicate key_id {:?} (first defined at {}:{}:{})",
-                    k.key_id, first.file, first.pos.line, first.pos.col
-                ),
-            });
-        } else {
-            unique.push(k);
-        }
-    }
-    (unique, paths)
 }
 
 /// `mode`, which YAML 1.1 tools may have turned into a boolean: `mode: off` is Mode::Off here

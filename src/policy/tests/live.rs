@@ -203,11 +203,7 @@ fn key_files_expand_and_report_their_own_file_and_line() {
     )
     .unwrap();
     let p = load(&policy).unwrap();
-    let ids: Vec<_> = p
-        .keys
-        .iter()
-        .map(|k| (k.key_id.as_str(), k.status))
-        .collect();
+    let ids: Vec<_> = p.keys.iter().map(|k| (k.key_id, k.status)).collect();
     assert_eq!(
         ids,
         [
@@ -216,12 +212,12 @@ fn key_files_expand_and_report_their_own_file_and_line() {
             ("fb", KeyStatus::Revoked)
         ]
     );
-    assert_eq!(p.keys[2].source, KeySource::File(keys.join("b.yaml")));
-    assert_eq!(p.key_file_paths, [keys.join("a.yaml"), keys.join("b.yaml")]);
     assert_eq!(
-        crate::keys::KeySet::new(p.key_records()).map(|s| s.len()),
-        Ok(3)
+        p.keys.get("fb").unwrap().source,
+        &KeySource::File(keys.join("b.yaml"))
     );
+    assert_eq!(p.key_file_paths, [keys.join("a.yaml"), keys.join("b.yaml")]);
+    assert_eq!(crate::keys::KeySet::from_index(p.keys.clone()).len(), 3);
 
     // A broken key file: its own name and line, and the policy's own errors too.
     std::fs::write(

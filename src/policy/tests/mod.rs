@@ -219,19 +219,19 @@ failure_rate_limit: {{ per_minute: 20 }}
     assert_eq!(f.signature.public_scheme, Some(Scheme::Https));
     assert_eq!(f.signature.nonce, Requirement::Optional);
     assert_eq!(p.keys.len(), 2);
+    let k1 = p.keys.get("k1").unwrap();
     assert_eq!(
+        (k1.status, k1.client_id, k1.pos),
         (
-            p.keys[0].status,
-            p.keys[0].client_id.as_str(),
-            p.keys[0].pos
-        ),
-        (KeyStatus::Revoked, "web", Pos { line: 13, col: 5 })
+            KeyStatus::Revoked,
+            "web",
+            Some(crate::keys::KeyPos { line: 13, col: 5 })
+        )
     );
-    assert_eq!(
-        (p.keys[1].client_id.as_str(), p.keys[1].status),
-        ("k2", KeyStatus::Active)
-    );
-    assert_eq!(p.key_records()[0].source, KeySource::Inline);
+    assert_eq!(f.keys[0].pos, Pos { line: 13, col: 5 });
+    let k2 = p.keys.get("k2").unwrap();
+    assert_eq!((k2.client_id, k2.status), ("k2", KeyStatus::Active));
+    assert_eq!(k1.source, &KeySource::Inline);
     assert_eq!(
         f.key_directory.as_ref().map(|k| k.refresh_seconds),
         Some(300)
@@ -327,7 +327,7 @@ fn policy_can_be_shared_across_threads_and_bad_bytes_are_errors() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Policy>();
     shareable::<EffectivePolicy>();
-    let e = parse_bytes(b"mode: off\nlisten: \"\xff\"\n", "p.yaml").unwrap_err();
+    let e = parse_bytes(b"mode: off\nlisten: \"\xff\"\n", "p.yaml", None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "p.yaml:2:1: (root): the policy file is not valid UTF-8"
