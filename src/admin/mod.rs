@@ -5,6 +5,7 @@
 //! built by `status`.
 
 pub mod collect;
+pub mod protocols;
 pub mod readiness;
 pub mod status;
 

@@ -2,10 +2,34 @@
 //! from, canary, routes, policy generation and reload error, keys, replay store — read from the
 //! live policy. It serves nothing (see `admin`) and changes nothing.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
+use super::StatusFn;
+use crate::keys::KeyDirectory;
 use crate::live::LivePolicy;
 use crate::replay::NonceStore;
+
+/// `/status` of a running gateway: the document, the listener's protocols and, with a key
+/// directory, its state. `listener_tls`: the listener was started with TLS.
+pub fn status_fn(
+    live: Arc<LivePolicy>,
+    replay: Arc<dyn NonceStore>,
+    directory: Option<KeyDirectory>,
+    listener_tls: bool,
+) -> StatusFn {
+    Arc::new(move || {
+        let mut s = document(&live, replay.as_ref());
+        for (k, v) in super::protocols::status(&live, listener_tls) {
+            s[k] = v;
+        }
+        if let Some(d) = &directory {
+            s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
+        }
+        s
+    })
+}
 
 /// The `/status` document (reference §5.2).
 pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Value {

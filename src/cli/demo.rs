@@ -24,7 +24,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
-    let sink = super::run::init_logging();
+    let sink = crate::app::init_logging();
     let result = demo(args);
     sink.flush();
     match result {
@@ -65,7 +65,7 @@ routes:
     let exe =
         std::env::current_exe().map_or_else(|_| "sigproxy".to_owned(), |p| p.display().to_string());
     let lines = instructions(&exe, &dir, listen, admin, backend);
-    super::run::serve(&config, Some(Box::new(move |_| eprintln!("{lines}"))))
+    crate::app::serve(&config, Some(Box::new(move |_| eprintln!("{lines}"))))
 }
 
 fn instructions(

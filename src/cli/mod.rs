@@ -12,7 +12,6 @@ pub mod keygen;
 pub mod request_file;
 pub mod run;
 pub mod sign;
-pub mod tls_status;
 pub mod verify;
 
 #[derive(Parser, Debug)]

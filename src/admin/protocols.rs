@@ -1,4 +1,4 @@
-//! What `run` shows of the listener's protocols: the `/status` fields `tls`, `http2` and
+//! What `/status` shows of the listener's protocols: the `/status` fields `tls`, `http2` and
 //! `upstream`, read from the policy snapshot in force when asked (a rotated certificate shows at
 //! once). Builds nothing and reads no file.
 
