@@ -264,7 +264,8 @@ impl Gateway {
     }
 }
 
-/// Pingora sleeps the full grace period; leave as soon as nothing is in flight.
+/// Pingora sleeps the full grace period; leave as soon as no request is in flight and no
+/// client connection is open.
 fn exit_when_drained(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     h: GatewayHandle,
@@ -281,14 +282,22 @@ fn exit_when_drained(
     }
     let (_, grace) = timing();
     let deadline = Instant::now() + grace;
-    while h.in_flight() > 0 && Instant::now() < deadline {
+    // Open connections, not only requests: a connection accepted just before the listener
+    // stopped has its request on the wire but not yet read (in flight: 0). Idle keep-alive
+    // connections close at the shutdown signal, so this waits only for ones with work. Zero
+    // twice in a row, 20 ms apart: a task the accept loop spawned last has entered by then.
+    let busy = || h.in_flight() > 0 || h.connections() > 0;
+    let mut quiet = 0;
+    while quiet < 2 && Instant::now() < deadline {
+        quiet = if busy() { 0 } else { quiet + 1 };
         std::thread::sleep(Duration::from_millis(20));
     }
-    if h.in_flight() > 0 {
+    if busy() {
         tracing::warn!(
             in_flight = h.in_flight(),
+            connections = h.connections(),
             grace_seconds = grace.as_secs(),
-            "shutdown_grace_seconds passed with requests in flight; exiting anyway"
+            "shutdown_grace_seconds passed with requests or connections still open; exiting anyway"
         );
     }
     cleanup_runtime_dir(&settings, &h.runtime_dir);
