@@ -11,17 +11,24 @@ use line::JsonLine;
 use crate::authn::AuditNote;
 use crate::decision::Event;
 use crate::error::ErrorCode;
-use crate::logsink;
+use crate::logsink::{self, LogSink};
 use crate::metrics::{AttemptStatus, Metrics, UNKNOWN_CLIENT};
 use crate::proxy::{ConnEvent, RequestObserver, RequestRecord};
 
 pub struct Observer {
     metrics: Arc<Metrics>,
+    sink: LogSink,
 }
 
 impl Observer {
+    /// Audit lines to the process's stdout sink.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+        Self::with_sink(metrics, logsink::global().clone())
+    }
+
+    /// Audit lines to `sink` (benches and tests).
+    pub fn with_sink(metrics: Arc<Metrics>, sink: LogSink) -> Self {
+        Self { metrics, sink }
     }
 }
 
@@ -88,11 +95,11 @@ impl RequestObserver<AuditNote> for Observer {
                 "canary auto-halt: too many canary callers rejected; effective canary is 0 until the policy changes"
             );
         }
-        audit(r, note);
+        audit(&self.sink, r, note);
     }
 }
 
-fn audit(r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
+fn audit(sink: &LogSink, r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
     // Honour SIGPROXY_LOG as before (e.g. `audit=off`); the check is a cached callsite lookup.
     if !tracing::enabled!(target: "audit", tracing::Level::INFO) {
         return;
@@ -120,5 +127,5 @@ fn audit(r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
     l.uint("status", u64::from(r.status));
     l.opt_str("detail", note.detail.as_deref());
     l.millis("latency_ms", r.latency);
-    logsink::global().write_line(l.finish("audit").as_bytes());
+    sink.write_line(l.finish("audit").as_bytes());
 }
