@@ -69,7 +69,7 @@ measure() {
   CHECK[$name]="${chk#check }"
   echo "$name: RSS $r0 → $r1 KiB with $N idle ($g KiB each), $r2 KiB after closing; $chk" >&2
 }
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for round in $(seq "$ROUNDS"); do
   nginx_proxy "proxy$round" "$PX"; wait_port "$PX"
@@ -91,7 +91,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "RSS per idle keep-alive connection ($N connections, one request each then idle; $ROUNDS round(s),"
-echo "medians), sigproxy $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null), $(date -u '+%Y-%m-%d %H:%M UTC'),"
+echo "medians), $(date -u '+%Y-%m-%d %H:%M UTC'); sigproxy binary $SIGPROXY_SRC ($(sha256sum "$SIGPROXY" | cut -c1-12),"
+echo "checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)); $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v 2>&1 | head -1 | awk '{print "HAProxy", $3}');"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)${SIGPROXY_EXTRA_POLICY:+; sigproxy extra policy: \`$(echo "$SIGPROXY_EXTRA_POLICY" | tr '\n' ' ')\`}:"
 echo
 echo "| process | RSS before (KiB) | with $N idle (KiB) | growth per idle connection (KiB) | each round | after closing (KiB) | still serving; idle still open |"

@@ -27,6 +27,7 @@ build() {
     b=${!v}
     [ -x "$b" ] || { echo "no binary at $b (set $v or CARGO_TARGET_DIR)" >&2; exit 1; }
     cp "$b" "$T/$(basename "$b").bin"
+    printf -v "${v}_SRC" '%s' "$b"
     printf -v "$v" '%s' "$T/$(basename "$b").bin"
   done
 }
