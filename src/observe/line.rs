@@ -15,7 +15,14 @@ impl JsonLine {
     /// `{"timestamp":"<RFC 3339, µs, UTC>","level":"<level>"` — the same leading members as the
     /// operational lines from `tracing`, so one parser reads both.
     pub fn new(at: SystemTime, level: &str) -> Self {
-        let mut buf = String::with_capacity(384);
+        Self::new_in(String::new(), at, level)
+    }
+
+    /// The same, written into `buf` (emptied first): a caller that keeps one buffer per thread
+    /// encodes a line without allocating.
+    pub fn new_in(mut buf: String, at: SystemTime, level: &str) -> Self {
+        buf.clear();
+        buf.reserve(384);
         buf.push_str("{\"timestamp\":\"");
         push_rfc3339_micros(&mut buf, at);
         buf.push_str("\",\"level\":\"");
