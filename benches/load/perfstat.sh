@@ -164,64 +164,14 @@ if [ "${RECORD:-1}" != 0 ]; then
   echo
   echo "## perf record: where the CPU samples fall (cpu-clock, ${FREQ} Hz, ${DURATION} s of wrk -c$CONNS)"
   echo
-  echo "Samples grouped by symbol (first matching group wins); µs/req = share × the case's task-clock per"
-  echo "request above. Functions inlined into a caller count for the caller (release build, thin LTO)."
+  echo "Samples grouped by symbol (groups.py; first matching group wins); µs/req = share × the case's"
+  echo "task-clock per request above. Functions inlined into a caller count for the caller (release"
+  echo "build, thin LTO). instructions.sh prints the same groups in instructions per request."
   echo
-  python3 - "$(get "sigproxy off" task-clock)" "$(get "sigproxy required, signed GET" task-clock)" "$(get "Pingora floor" task-clock)" \
-    "${PROFILE["sigproxy off"]}" "${PROFILE["sigproxy required, signed GET"]}" "${PROFILE["Pingora floor"]}" <<'PY'
-import re, sys
-cpu = [float(x) if x not in ("", "-") else 0.0 for x in sys.argv[1:4]]
-files = sys.argv[4:7]
-names = ["sigproxy off", "sigproxy required, signed GET", "Pingora floor"]
-groups = [
-    ("Ed25519 verify (curve25519-dalek, ed25519-dalek)", r"curve25519|ed25519|fiat_|FieldElement|EdwardsPoint|Scalar"),
-    ("SHA-2 (sha2: the verify's SHA-512, Content-Digest)", r"sha2::|sha512|sha256|compress256|compress512"),
-    ("replay store (sigproxy::replay, siphash)", r"sigproxy::replay|siphasher|SipHasher"),
-    ("signature parsing, base, keys (sigproxy::signature/keys, sfv, base64)", r"sigproxy::signature|sigproxy::keys|sfv::|base64"),
-    ("audit line, metrics, log sink (sigproxy::observe/metrics/logsink)", r"sigproxy::observe|sigproxy::metrics|sigproxy::logsink|prometheus"),
-    ("gate, policy, rest of sigproxy", r"sigproxy::"),
-    ("allocator (mimalloc, malloc)", r"^_?mi_|mimalloc|\bmalloc\b|\bfree\b|realloc|calloc|__rust_alloc|__rust_dealloc|__rdl_|cfree"),
-    ("memcpy / memmove / memset", r"mem(cpy|move|set)|__memcpy|__memmove|__memset"),
-    ("Pingora (proxy, core, HTTP/1)", r"pingora"),
-    ("tokio runtime", r"tokio::|mio::"),
-    ("http, httparse, bytes, hashbrown", r"^http::|httparse|bytes::|hashbrown"),
-    ("other user space", r"."),
-]
-line_re = re.compile(r"^\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)$")
-tables = []
-for f in files:
-    shares = {g[0]: 0.0 for g in groups}
-    shares["kernel"] = 0.0
-    total = 0.0
-    try:
-        lines = open(f).read().splitlines()
-    except OSError:
-        lines = []
-    for l in lines:
-        m = line_re.match(l)
-        if not m:
-            continue
-        pct, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
-        total += pct
-        if kind == "k" or "kernel" in dso:
-            shares["kernel"] += pct
-            continue
-        for g, rx in groups:
-            if re.search(rx, sym):
-                shares[g] += pct
-                break
-    tables.append((shares, total))
-order = [g[0] for g in groups] + ["kernel"]
-print("| where | " + " | ".join(f"{n}: % · µs/req" for n in names) + " |")
-print("|---|" + "---|" * len(names))
-for g in order:
-    cells = []
-    for (shares, total), c in zip(tables, cpu):
-        s = shares.get(g, 0.0)
-        cells.append(f"{s:.1f}% · {s / 100 * c:.1f}" if total else "-")
-    print(f"| {g} | " + " | ".join(cells) + " |")
-print("| total CPU µs/req (task-clock) | " + " | ".join(f"{c:.1f}" for c in cpu) + " |")
-PY
+  python3 "$HERE/groups.py" perf \
+    "sigproxy off" "$(get "sigproxy off" task-clock)" "${PROFILE["sigproxy off"]}" \
+    "sigproxy required, signed GET" "$(get "sigproxy required, signed GET" task-clock)" "${PROFILE["sigproxy required, signed GET"]}" \
+    "Pingora floor" "$(get "Pingora floor" task-clock)" "${PROFILE["Pingora floor"]}"
 fi
 
 if [ -n "$BENCH_OUT" ]; then
