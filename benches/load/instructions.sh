@@ -139,7 +139,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 EXTRA=$((IR[required] - IR[off]))
 cat <<TABLE
 Instructions per request (callgrind, user space, all threads; $N sequential keep-alive requests
-after $WARM), sigproxy $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null), $(nginx -v 2>&1 | sed 's/.*: //'), $(date -u '+%Y-%m-%d %H:%M UTC'):
+after $WARM), sigproxy binary $SIGPROXY_SRC (sha256 $(sha256sum "$SIGPROXY" | cut -c1-12), checkout
+$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)), $(nginx -v 2>&1 | sed 's/.*: //'), $(date -u '+%Y-%m-%d %H:%M UTC'):
 
 | case | instructions/request | allocations / frees per request | syscalls/request (native) |
 |---|---|---|---|

@@ -136,7 +136,8 @@ crit() { # group/name -> median µs from criterion's estimates
 
 echo "## perf stat: per request (benches/load/perfstat.sh, $STARTED, took $((T_END - T_START)) s)"
 echo
-echo "sigproxy $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null); wrk -t1 -c$CONNS, ${DURATION} s per case, $ROUNDS round(s) (medians);"
+echo "sigproxy binary $SIGPROXY_SRC (sha256 $(sha256sum "$SIGPROXY" | cut -c1-12), checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null));"
+echo "wrk -t1 -c$CONNS, ${DURATION} s per case, $ROUNDS round(s) (medians);"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)."
 if [ "$HW" = 1 ]; then
   echo "Hardware counters: available."
