@@ -31,6 +31,7 @@ if ! need valgrind || ! need nginx; then
 fi
 python3 -c 'import cryptography' 2>/dev/null || { echo "python3 with the cryptography module is needed" >&2; exit 1; }
 build
+boost
 
 UP=$(free_port); NPX=$(free_port); SP=$(free_port); ADM=$(free_port)
 nginx_upstream "$UP"

@@ -18,7 +18,7 @@
 #    1M live nonces; the observe path (metrics + audit line + migration sample) at 1 and 2 threads.
 #
 # Knobs: DURATION=5, WARMUP=1, CONNS=32, ROUNDS=1 (perf stat rounds; medians), RECORD=1, BENCHES=1,
-# FREQ=2999 (perf record Hz), EXTRA_SIGPROXY (as in run.sh), KEEP=1, SIGPROXY, FLOOR,
+# FREQ=2999 (perf record Hz), BOOST=1 (see lib.sh), EXTRA_SIGPROXY (as in run.sh), KEEP=1, SIGPROXY, FLOOR,
 # SIGPROXY_NO_BUILD (see lib.sh). Needs perf (Debian linux-perf, installed when missing), wrk,
 # nginx, python3 with `cryptography`. About 1.5 min, plus ~2.5 min of micro-benchmarks.
 set -euo pipefail
@@ -38,6 +38,7 @@ if ! need perf || ! need wrk || ! need nginx; then
 fi
 python3 -c 'import cryptography' 2>/dev/null || { echo "python3 with the cryptography module is needed" >&2; exit 1; }
 build
+boost
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC'); T_START=$(date +%s)
 
 # Hardware counters: a VM often has none ("<not supported>"); then software events only.
@@ -138,7 +139,7 @@ echo "## perf stat: per request (benches/load/perfstat.sh, $STARTED, took $((T_E
 echo
 echo "sigproxy binary $SIGPROXY_SRC (sha256 $(sha256sum "$SIGPROXY" | cut -c1-12), checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null));"
 echo "wrk -t1 -c$CONNS, ${DURATION} s per case, $ROUNDS round(s) (medians);"
-echo "load average $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)."
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg); priority boost (BOOST=1): $(boosted); $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)."
 if [ "$HW" = 1 ]; then
   echo "Hardware counters: available."
 else

@@ -36,6 +36,7 @@
 # measured), CONNS=32 (wrk -c, loadgen --connections), HALF_RATE (req/s of the open-loop
 # comparison; default half of the floor's median wrk req/s), HALF=0 skips the open-loop phase,
 # POSTS=0 skips the POST rows, REDIS=0 the Redis row, VERIFY_BENCH=0 the criterion verify,
+# BOOST=1 (this session's scheduler autogroup at nice -20 while it runs: see lib.sh),
 # KEEP=1 (keep the temp dir: configs, logs, wrk outputs), SIGPROXY, LOADGEN, FLOOR (binaries;
 # built with `cargo build --release` unless SIGPROXY_NO_BUILD=1; honours CARGO_TARGET_DIR),
 # OUT=benches/RESULTS.md. Needs wrk, nginx, haproxy, python3 with `cryptography`; installs wrk,
@@ -59,6 +60,7 @@ if ! need wrk || ! need nginx || ! need haproxy; then
 fi
 python3 -c 'import cryptography' 2>/dev/null || { echo "python3 with the cryptography module is needed" >&2; exit 1; }
 build
+boost
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC'); T_START=$(date +%s); LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 UP=$(free_port); NPX=$(free_port); HAP=$(free_port); FLP=$(free_port); XP=$(free_port)
@@ -265,7 +267,7 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
   echo "${WARMUP} s of warm-up; every server 1 worker; 127.0.0.1. Medians over the rounds."
   echo
   echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r);"
-  echo "load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg); priority boost (BOOST=1): $(boosted)."
   echo "sigproxy $("$SIGPROXY" --version 2>/dev/null | awk '{print $2}') (binary $SIGPROXY_SRC, sha256 $(sha256sum "$SIGPROXY" | cut -c1-12); checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo " with uncommitted changes")), $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v 2>&1 | head -1 | awk '{print "HAProxy", $3}'), Pingora 0.9 floor${FLOOR_ARGS:+ ($FLOOR_ARGS)}, $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')."
   [ -n "${SIGPROXY_EXTRA_POLICY:-}" ] && echo "Extra policy for every sigproxy: \`$(echo "$SIGPROXY_EXTRA_POLICY" | tr '\n' ' ')\`."
   echo
