@@ -60,9 +60,10 @@ pub fn main() {
     server.bootstrap();
     let peer = HttpPeer::new(a.upstream.as_str(), false, String::new());
     let mut svc = http_proxy_service(&server.configuration, Floor(peer));
-    let mut buffers = L4BufferSettings::default();
-    buffers.read = a.l4_read_buffer;
-    buffers.write = a.l4_write_buffer;
+    let buffers = L4BufferSettings {
+        read: a.l4_read_buffer,
+        write: a.l4_write_buffer,
+    };
     svc.add_listener(ListenerConfig::tcp(a.listen.as_str()).l4_buffer(buffers));
     server.add_service(svc);
     server.run_forever();
