@@ -165,5 +165,7 @@ echo
 echo "Instructions per request by group of functions (groups.py; self cost; the same groups as"
 echo "perfstat.sh's CPU samples):"
 echo
+EXTRA_GROUPS=()
+for n in "${EXTRA_ROWS[@]}"; do EXTRA_GROUPS+=("$n off" "$T/cg-$n off.1" "$n signed GET" "$T/cg-$n required.1"); done
 python3 "$HERE/groups.py" callgrind "$N" floor "$T/cg-floor.1" "sigproxy off" "$T/cg-off.1" \
-  "sigproxy required, signed GET" "$T/cg-required.1"
+  "sigproxy required, signed GET" "$T/cg-required.1" ${EXTRA_GROUPS[@]+"${EXTRA_GROUPS[@]}"}
