@@ -130,7 +130,7 @@ if [ "${BENCHES:-1}" != 0 ]; then
 fi
 T_END=$(date +%s)
 
-crit() { # group/name -> median µs from criterion's estimates
+crit() { # criterion's directory for a bench id ("/" in a group name becomes "_") -> median µs
   local f=$TARGET_DIR/criterion/$1/new/estimates.json
   [ -f "$f" ] && python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["median"]["point_estimate"] / 1000))' "$f" || echo "-"
 }
@@ -186,11 +186,11 @@ if [ -n "$BENCH_OUT" ]; then
   echo "| | verify_strict after evicting 256 KiB (L1 + part of L2) | $(crit verify_cold/after_evicting_256KiB) |"
   echo "| | verify_strict after evicting 8 MiB (most of the LLC) | $(crit verify_cold/after_evicting_8MiB) |"
   echo "| | sigproxy's whole verify path (parse, base, key, verify), hot | $(crit verify/full_verify_path) |"
-  echo "| replay map random access | fresh nonce insert, ~10k live | $(crit memory/fresh_nonce_10k_live) |"
-  echo "| | fresh nonce insert, ~250k live | $(crit memory/fresh_nonce_250k_live) |"
-  echo "| | fresh nonce insert, ~1M live | $(crit memory/fresh_nonce) |"
-  echo "| audit/metrics path | observe path (metrics + audit line + migration sample), signed request, 1 thread | $(crit observe/signed/threads/1) per 1 |"
-  echo "| | the same, 2 threads at once (time per 2 requests; ≤ 1 thread's means ≥ 2× the work) | $(crit observe/signed/threads/2) per 2 |"
+  echo "| replay map random access | fresh nonce insert, ~10k live | $(crit memory_fresh_nonce_10k_live) |"
+  echo "| | fresh nonce insert, ~250k live | $(crit memory_fresh_nonce_250k_live) |"
+  echo "| | fresh nonce insert, ~1M live | $(crit memory_fresh_nonce) |"
+  echo "| audit/metrics path | observe path (metrics + audit line + migration sample), signed request, 1 thread | $(crit observe_signed/threads/1) per 1 |"
+  echo "| | the same, 2 threads at once (time per 2 requests; ≤ 1 thread's means ≥ 2× the work) | $(crit observe_signed/threads/2) per 2 |"
   echo
   grep -A4 '^observe path' "$T/bench-observe.txt" 2>/dev/null || true
 fi
