@@ -104,7 +104,7 @@ wait "$g1"
 
 # --- per-round measurements, kept per case; medians at the end.
 CASES=()                      # case names in first-seen order
-declare -A SEEN CPU RPS P50 P99 REQS NON2XX
+declare -A SEEN CPU RPS P50 P99 REQS NON2XX FAILED
 us() { # wrk latency (e.g. 578.00us, 1.53ms, 2.00s) -> µs
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
 }
@@ -120,10 +120,18 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/api/warmup" >/dev/null 2>&1 || true
   local t0=0 t1=0
   [ "$pid" != - ] && t0=$(cpu_ticks "$pid")
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/api/item?x=1" "${script[@]}" >"$wo" 2>&1
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/api/item?x=1" "${script[@]}" >"$wo" 2>&1 || true
   [ "$pid" != - ] && t1=$(cpu_ticks "$pid")
   local reqs rps p50 p99 non2xx cpu
   reqs=$(awk '/requests in/ {print $1}' "$wo")
+  if [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+    # wrk printed no result (it has, rarely, exited silently): this round has no value for the
+    # case, the medians use the others, and the table counts the failure.
+    record FAILED "$name" 1
+    record CPU "$name" -; record RPS "$name" -; record P50 "$name" -; record P99 "$name" -
+    echo "[$ROUND] $name: wrk gave no result ($(head -c 200 "$wo" | tr '\n' ' '))" >&2
+    return 0
+  fi
   rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$wo")
   p50=$(us "$(awk '$1=="50%" {print $2}' "$wo")")
   p99=$(us "$(awk '$1=="99%" {print $2}' "$wo")")
@@ -135,7 +143,7 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   record REQS "$name" "$reqs"; record NON2XX "$name" "$non2xx"
   echo "[$ROUND] $name: ${rps} req/s p50 ${p50}µs p99 ${p99}µs cpu ${cpu} µs/req non-2xx $non2xx" >&2
 }
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END { if (NR == 0 || v[1] == "-") print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | awk 'NF && $1 != "-"' | sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else { m = (v[NR / 2] + v[NR / 2 + 1]) / 2; if (m == int(m)) print m; else printf "%.1f\n", m } }'; }
 total() { tr ' ' '\n' | awk 'NF {s += $1} END {print s + 0}'; }
 range() { tr ' ' '\n' | awk 'NF' | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END { if (lo == "-" || NR < 2) print "-"; else print lo "–" hi }'; }
 med() { local -n a=$1; echo "${a[$2]:-}" | median; }
@@ -274,7 +282,8 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
   echo "| case | req/s | p50 µs | p99 µs | proxy CPU µs/req | CPU µs/req, each round | requests (all rounds) | non-2xx |"
   echo "|---|---|---|---|---|---|---|---|"
   for c in "${CASES[@]}"; do
-    echo "| $c | $(med RPS "$c") | $(med P50 "$c") | $(med P99 "$c") | **$(med CPU "$c")** | $(echo "${CPU[$c]}" | sed 's/^ //; s/ / · /g') | $(echo "${REQS[$c]}" | total) | $(echo "${NON2XX[$c]}" | total) |"
+    failed=""; [ -n "${FAILED[$c]:-}" ] && failed=" ($(echo "${FAILED[$c]}" | total) round(s) without a wrk result)"
+    echo "| $c$failed | $(med RPS "$c") | $(med P50 "$c") | $(med P99 "$c") | **$(med CPU "$c")** | $(echo "${CPU[$c]:-}" | sed 's/^ //; s/ / · /g') | $(echo "${REQS[$c]:-}" | total) | $(echo "${NON2XX[$c]:-}" | total) |"
   done
   echo
   echo "CPU µs/req counts the whole proxy process (all threads; for nginx its one worker) in"
