@@ -73,11 +73,12 @@ def perf(args: list[str]) -> None:
     print("| total CPU µs/req (task-clock) | " + " | ".join(f"{c[1]:.1f}" for c in cases) + " |")
 
 
-def self_costs(path: str) -> dict[str, int]:
-    """Self cost (the first event, Ir) per function of a callgrind output file: every cost line
-    under `fn=`, except the line after `calls=`, which is the callee's inclusive cost."""
+def self_costs(path: str) -> tuple[list[str], dict[str, list[int]]]:
+    """The event names and the self cost per function of a callgrind output file: every cost
+    line under `fn=`, except the line after `calls=`, which is the callee's inclusive cost."""
     names: dict[str, str] = {}
-    per: dict[str, int] = {}
+    per: dict[str, list[int]] = {}
+    events = ["Ir"]
     fn = ""
     skip_next = False
     name_re = re.compile(r"^c?fn=\((\d+)\)(?: (.*))?$")
@@ -88,9 +89,11 @@ def self_costs(path: str) -> dict[str, int]:
                 if skip_next:
                     skip_next = False
                     continue
-                parts = line.split()
-                if len(parts) >= 2 and parts[1].isdigit():
-                    per[fn] = per.get(fn, 0) + int(parts[1])
+                parts = line.split()[1:]
+                if parts and parts[0].isdigit():
+                    acc = per.setdefault(fn, [0] * len(events))
+                    for k, v in enumerate(parts[: len(events)]):
+                        acc[k] += int(v)
             elif line.startswith("fn="):
                 m = name_re.match(line.rstrip("\n"))
                 if m:
@@ -103,26 +106,55 @@ def self_costs(path: str) -> dict[str, int]:
                     names[m.group(1)] = m.group(2)
             elif line.startswith("calls="):
                 skip_next = True
-    return per
+            elif line.startswith("events:"):
+                events = line.split()[1:]
+    return events, per
 
 
 def callgrind(args: list[str]) -> None:
     n = int(args[0])
     cases = []
+    events: list[str] = ["Ir"]
     for i in range(1, len(args), 2):
         name, path = args[i], args[i + 1]
-        per: dict[str, int] = {}
-        total = 0
-        for fn, ir in self_costs(path).items():
-            g = group(fn)
-            per[g] = per.get(g, 0) + ir
-            total += ir
+        events, costs = self_costs(path)
+        per: dict[str, list[int]] = {}
+        total = [0] * len(events)
+        for fn, cost in costs.items():
+            acc = per.setdefault(group(fn), [0] * len(events))
+            for k, v in enumerate(cost):
+                acc[k] += v
+                total[k] += v
         cases.append((name, per, total))
+    order = [g for g, _ in GROUPS]
     print("| where | " + " | ".join(f"{c[0]}: instructions/req" for c in cases) + " |")
     print("|---|" + "---|" * len(cases))
-    for g in [n for n, _ in GROUPS]:
-        print(f"| {g} | " + " | ".join(f"{c[1].get(g, 0) / n:,.0f}" for c in cases) + " |")
-    print("| total (user space) | " + " | ".join(f"{c[2] / n:,.0f}" for c in cases) + " |")
+    for g in order:
+        print(f"| {g} | " + " | ".join(f"{c[1].get(g, [0])[0] / n:,.0f}" for c in cases) + " |")
+    print("| total (user space) | " + " | ".join(f"{c[2][0] / n:,.0f}" for c in cases) + " |")
+    # With --cache-sim=yes: simulated first-level and last-level misses per request.
+    ix = {e: k for k, e in enumerate(events)}
+    if "D1mr" not in ix:
+        return
+
+    def misses(cost: list[int], keys: list[str]) -> float:
+        return sum(cost[ix[k]] for k in keys if k in ix and ix[k] < len(cost)) / n
+
+    l1 = ["I1mr", "D1mr", "D1mw"]
+    ll = ["ILmr", "DLmr", "DLmw"]
+    print()
+    print("Simulated cache misses per request (callgrind --cache-sim=yes: its own model of this "
+          "machine's caches, user space only, one process alone), L1 (I1+D1) / last level:")
+    print()
+    print("| where | " + " | ".join(f"{c[0]}: L1 / LL misses per req" for c in cases) + " |")
+    print("|---|" + "---|" * len(cases))
+    for g in order:
+        cells = []
+        for c in cases:
+            cost = c[1].get(g, [0] * len(events))
+            cells.append(f"{misses(cost, l1):,.0f} / {misses(cost, ll):,.1f}")
+        print(f"| {g} | " + " | ".join(cells) + " |")
+    print("| total | " + " | ".join(f"{misses(c[2], l1):,.0f} / {misses(c[2], ll):,.1f}" for c in cases) + " |")
 
 
 def main() -> None:

@@ -14,7 +14,8 @@
 # the allocator per request (cgcalls.py). Kernel work is not counted by callgrind: syscalls per
 # request come from a second, native pass (perf stat, when perf exists).
 #
-# Knobs: N=2000, WARM=300, KEEP=1 (keep the temp dir and the callgrind files), SIGPROXY=...,
+# Knobs: N=2000, WARM=300, CACHE_SIM=1 (callgrind's cache simulation: simulated L1 and last-level
+# misses per request by group; slower), KEEP=1 (keep the temp dir and the callgrind files), SIGPROXY=...,
 # SIGPROXY_NO_BUILD=1 (see lib.sh). Needs valgrind (installed with apt-get when missing), nginx,
 # python3 with `cryptography`. About 3 minutes (one CPU).
 set -euo pipefail
@@ -70,7 +71,7 @@ callgrind() {
   local name=$1 port=$2 off=$3; shift 3
   local reqs=() out=$T/cg-$name
   if [ "$off" != - ]; then reqs=("$T/get.reqs"); fi
-  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "$@" \
+  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no ${CACHE_SIM:+--cache-sim=yes} "$@" \
     >"$T/cg-$name.stdout" 2>"$T/cg-$name.stderr" &
   local vp=$!
   PIDS+=("$vp")
