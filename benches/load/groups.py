@@ -15,7 +15,7 @@ import re
 import sys
 
 GROUPS = [
-    ("Ed25519 verify (curve25519-dalek, ed25519-dalek)", r"curve25519|ed25519|fiat_|FieldElement|EdwardsPoint|Scalar52|Scalar::"),
+    ("Ed25519 verify (curve25519-dalek, ed25519-dalek)", r"curve25519|ed25519|fiat_|FieldElement|EdwardsPoint|Scalar52|Scalar::|subtle::"),
     ("SHA-2 (the verify's SHA-512; Content-Digest)", r"sha2::|sha512|sha256|compress256|compress512"),
     ("replay store (sigproxy::replay, siphash)", r"sigproxy::replay|siphasher|SipHasher"),
     ("signature parsing, base, keys (sigproxy::signature/keys, sfv, base64)", r"sigproxy::signature|sigproxy::keys|sfv::|base64"),
@@ -25,7 +25,9 @@ GROUPS = [
     ("memcpy / memmove / memset", r"mem(cpy|move|set)|__memcpy|__memmove|__memset"),
     ("Pingora (proxy, core, HTTP/1)", r"pingora"),
     ("tokio runtime", r"tokio::|mio::"),
-    ("http, httparse, bytes, hashbrown", r"^http::|<http::|httparse|bytes::|hashbrown"),
+    ("http, httparse, bytes, hashbrown", r"^http::|<http::|httparse|bytes::|hashbrown|as http::"),
+    ("clock reads (clock_gettime)", r"clock_gettime|Timespec>::now|Instant::now|SystemTime::now"),
+    ("formatting (core::fmt)", r"core::fmt|Formatter"),
     ("other user space", r"."),
 ]
 KERNEL = "kernel"
