@@ -178,6 +178,39 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Issue 14's "the verify's tables go cold between requests": the same verify, timed alone,
+    // after writing over a buffer that pushes its tables and stack out of the caches (256 KiB:
+    // L1 and part of L2, what a request's own work touches; 8 MiB: most of a last-level cache).
+    // The eviction is not timed. The difference to the hot loop above is what cold caches cost.
+    let mut g = c.benchmark_group("verify_cold");
+    g.sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(200))
+        .measurement_time(std::time::Duration::from_millis(500))
+        .sampling_mode(criterion::SamplingMode::Flat);
+    for (name, bytes) in [
+        ("after_evicting_256KiB", 256 << 10),
+        ("after_evicting_8MiB", 8 << 20),
+    ] {
+        let mut junk = vec![0u8; bytes];
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = std::time::Duration::ZERO;
+                for i in 0..iters {
+                    for line in junk.chunks_mut(64) {
+                        line[0] = line[0].wrapping_add(i as u8 | 1);
+                    }
+                    black_box(&junk);
+                    let t = std::time::Instant::now();
+                    vk.verify_strict(black_box(base.as_bytes()), black_box(&sig))
+                        .unwrap();
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);
