@@ -1,6 +1,7 @@
-//! The per-request policy work around the verify: `decision::decide` for each SPEC §4 case, and
-//! the route lookup (`EffectivePolicy::route_for`) on a policy with a realistic route list —
-//! first route, last route and no match. It does not measure verification (benches/verify.rs).
+//! The per-request policy work around the verify: `decision::decide` for each case of reference
+//! §4.1, and the route lookup (`EffectivePolicy::route_for`) on a policy with a realistic route
+//! list — first route, last route and no match. It does not measure verification
+//! (benches/verify.rs).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -17,8 +17,11 @@
 #    not), a 401 JSON rejection, the process uid (65532, not root) and a clean SIGTERM stop.
 #
 # Environment: IMAGE (default localhost/sigproxy:dev), WORK (default /var/tmp/sigproxy-image:
-# rootfs, storage and caches; keep it between runs for speed), DEBIAN_MIRROR, STORAGE_DRIVER
-# (overlay, falls back to vfs when overlay cannot mount), KEEP_IMAGE=0 to remove the image after.
+# rootfs, storage and caches; keep it between runs for speed), DEBIAN_MIRROR (default: the mirror
+# this machine's apt already uses for the suite, see apt_mirror below), STORAGE_DRIVER (overlay,
+# falls back to vfs when overlay cannot mount), KEEP_IMAGE=0 to remove the image after.
+#
+#   bash docker/build-and-smoke.sh --print-mirror   # print the mirror debootstrap would use; exit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-localhost/sigproxy:dev}
@@ -28,6 +31,73 @@ T0=$(date +%s)
 
 log() { printf '\n== [%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+# The Debian mirror this machine's apt already uses, read from its sources ($APT_ETC, default
+# /etc/apt): deb822 `*.sources` stanzas and one-line `sources.list` / `*.list` entries, skipping
+# `deb-src`, `Enabled: no` stanzas and non-http(s) URIs. First choice: an entry whose suites
+# include $1 itself; second: one for a plain release (`trixie`, not `trixie-security`), as a Debian
+# mirror carries every release; in file order. Prints nothing when no entry qualifies.
+apt_mirror() {
+  local suite=$1 etc=${APT_ETC:-/etc/apt} files=() f
+  [ -f "$etc/sources.list" ] && files+=("$etc/sources.list")
+  for f in "$etc"/sources.list.d/*.list "$etc"/sources.list.d/*.sources; do
+    [ -f "$f" ] && files+=("$f")
+  done
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk -v suite="$suite" '
+    function rank(uri, s) {
+      if (uri !~ /^https?:\/\//) return
+      if (s == suite) print 1, uri
+      else if (s ~ /^[a-z]+$/) print 2, uri
+    }
+    function flush(   n, u, m, s, i, j) {
+      if (types ~ /(^|[ \t])deb([ \t]|$)/ && tolower(enabled) !~ /^[ \t]*no[ \t]*$/) {
+        n = split(uris, u, /[ \t]+/); m = split(suites, s, /[ \t]+/)
+        for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) if (u[i] != "" && s[j] != "") rank(u[i], s[j])
+      }
+      types = ""; uris = ""; suites = ""; enabled = ""; field = ""
+    }
+    FNR == 1 { flush(); deb822 = (FILENAME ~ /\.sources$/) }
+    /^[ \t]*#/ { next }
+    !deb822 {
+      if ($1 != "deb") next
+      i = 2
+      if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+      if (i + 1 <= NF) rank($i, $(i + 1))
+      next
+    }
+    /^[ \t]*$/ { flush(); next }
+    /^[ \t]/ {
+      if (field == "uris") uris = uris " " $0
+      else if (field == "suites") suites = suites " " $0
+      else if (field == "types") types = types " " $0
+      next
+    }
+    {
+      field = tolower(substr($0, 1, index($0, ":") - 1)); value = substr($0, index($0, ":") + 1)
+      if (field == "types") types = value
+      else if (field == "uris") uris = value
+      else if (field == "suites") suites = value
+      else if (field == "enabled") enabled = value
+    }
+    END { flush() }
+  ' "${files[@]}" | sort -s -n -k1,1 | awk 'NR == 1 { print $2 }'
+}
+
+if [ -z "${DEBIAN_MIRROR:-}" ]; then
+  DEBIAN_MIRROR=$(apt_mirror "$SUITE")
+  MIRROR_FROM="this machine's apt sources (${APT_ETC:-/etc/apt})"
+  if [ -z "$DEBIAN_MIRROR" ]; then
+    DEBIAN_MIRROR=http://deb.debian.org/debian
+    MIRROR_FROM="Debian's default: no apt source on this machine serves $SUITE or a release"
+  fi
+else
+  MIRROR_FROM="DEBIAN_MIRROR"
+fi
+if [ "${1:-}" = --print-mirror ]; then
+  echo "$DEBIAN_MIRROR"
+  exit 0
+fi
 
 [ "$(id -u)" = 0 ] || die "run as root (podman import/build with a rootful store)"
 
@@ -44,12 +114,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || die "the Rust toolchain (cargo, rustc) must be on PATH: it is copied into the builder image"
 
-# The apt mirror this machine already uses (deb822 or one-line sources), else Debian's default.
-if [ -z "${DEBIAN_MIRROR:-}" ]; then
-  DEBIAN_MIRROR=$(grep -hsoE '^URIs: *http[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources | head -1 | sed 's/^URIs: *//') || true
-  [ -n "$DEBIAN_MIRROR" ] || DEBIAN_MIRROR=$(grep -hsoE '^deb +http[^ ]+/debian/? ' /etc/apt/sources.list | head -1 | awk '{print $2}') || true
-  DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-fi
+log "Debian mirror $DEBIAN_MIRROR (from $MIRROR_FROM)"
 
 # --- 2. podman configuration (ours only) ------------------------------------------------------
 mkdir -p "$WORK/conf"

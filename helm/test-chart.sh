@@ -90,6 +90,7 @@ log "example policies (docs/*.md, docker/) pass sigproxy check-config"
 python3 - "$OUT/doc-policies" <<'PY'
 import pathlib, re, sys
 out = pathlib.Path(sys.argv[1]); out.mkdir()
+(out / "keys").mkdir()   # examples name key files relative to the policy: an empty key directory
 n = 0
 for md in sorted(pathlib.Path("docs").glob("*.md")):
     for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", md.read_text(), re.S)):

@@ -1,5 +1,5 @@
-//! The `Gate` sigproxy runs: route → effective mode → verify the signature → check the body
-//! against `Content-Digest` → remember the nonce → decide (SPEC §4). It reads the live policy
+//! The `Gate` sigproxy runs: route → effective mode → verify the signature → check the body against
+//! `Content-Digest` → remember the nonce → decide (reference §4.2). It reads the live policy
 //! snapshot once per request and attaches an [`AuditNote`] for the logging phase; it writes no
 //! metric and no log line itself (see `observe`).
 
@@ -7,18 +7,20 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::HeaderName;
+
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
 
 use crate::decision::{Action, AuthMethod, Decision, Event, Outcome, decide};
 use crate::error::{Error, ErrorCode};
 use crate::keys::KeyDirectory;
+use crate::live::{LivePolicy, Snapshot};
 use crate::policy::{Mode, OnStoreError};
-use crate::proxy::gate::{Gate, HeadVerdict, Note, Pass, Reject, RequestView, Verdict};
+use crate::proxy::Hop;
+use crate::proxy::gate::{Gate, HeadVerdict, Identity, Pass, Reject, RequestView, Verdict};
 use crate::ratelimit::{FailureLimiter, RateDecision};
 use crate::replay::{Freshness, NonceStore, StoreError};
 use crate::rollout::{self, CanaryReason, HaltInfo};
-use crate::runtime::{Live, Runtime};
 use crate::signature::target::Target;
 use crate::signature::{self, Requirement, Verified, digest};
 
@@ -58,14 +60,14 @@ struct Route {
 }
 
 /// The state carried from the head check to the body check.
-struct Pending {
-    live: Arc<Live>,
+pub struct Pending {
+    live: Arc<Snapshot>,
     verified: Verified,
     route: Route,
 }
 
 pub struct Authenticator {
-    runtime: Arc<Runtime>,
+    runtime: Arc<LivePolicy>,
     replay: Arc<dyn NonceStore>,
     limiter: FailureLimiter,
     clock: fn() -> i64,
@@ -75,7 +77,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(
-        runtime: Arc<Runtime>,
+        runtime: Arc<LivePolicy>,
         replay: Arc<dyn NonceStore>,
         limiter: FailureLimiter,
         clock: fn() -> i64,
@@ -94,7 +96,7 @@ impl Authenticator {
     /// (they are verified either way) but count toward the halt's window as not rejected.
     fn canary(
         &self,
-        live: &Live,
+        live: &Snapshot,
         req: &RequestView<'_>,
         mode: Mode,
         signed: bool,
@@ -104,12 +106,18 @@ impl Authenticator {
         if mode != Mode::Hybrid {
             return (mode, None, None);
         }
-        let canary = &live.policy.file.canary;
+        // The policy's canary with FORCE_SIGNATURE_USERS added.
+        let canary = &live.effective.canary;
         let percent = self.runtime.canary_percent(live);
+        let legacy = match &canary.legacy_user {
+            Some(rule) if !signed => rollout::canary::legacy_user(rule, req.headers),
+            _ => None,
+        };
         let caller = rollout::Caller {
             headers: req.headers,
             ip: Self::ip_key(req),
             client_id: None,
+            legacy_user: legacy.as_deref(),
         };
         let v = rollout::canary::apply(mode, live.effective.cap, percent, canary, &caller);
         let enforced = v.mode == Mode::Required;
@@ -137,7 +145,12 @@ impl Authenticator {
     }
 
     /// Verifies the signature: everything that needs only the head.
-    fn verify_head(&self, live: &Live, req: &RequestView<'_>, now: i64) -> Result<Verified, Error> {
+    fn verify_head(
+        &self,
+        live: &Snapshot,
+        req: &RequestView<'_>,
+        now: i64,
+    ) -> Result<Verified, Error> {
         let target = std::str::from_utf8(req.target)
             .map_err(|_| Error::new(ErrorCode::SignatureInvalid, "request target is not UTF-8"))?;
         let sig = &live.policy.file.signature;
@@ -153,11 +166,17 @@ impl Authenticator {
             authority,
             fields: req.headers,
         };
-        signature::verify(&view, req.has_body, &live.verify, &live.keys, now)
+        signature::verify(
+            &view,
+            req.announced_body != Some(0),
+            &live.verify,
+            &live.keys,
+            now,
+        )
     }
 
     /// After the signature (and digest) held: the nonce must be new.
-    async fn check_replay(&self, live: &Live, v: &Verified, now: i64) -> Result<bool, Error> {
+    async fn check_replay(&self, live: &Snapshot, v: &Verified, now: i64) -> Result<bool, Error> {
         let Some(nonce) = v
             .nonce
             .as_deref()
@@ -192,12 +211,12 @@ impl Authenticator {
 
     async fn finish(
         &self,
-        live: &Live,
+        live: &Snapshot,
         req: &RequestView<'_>,
         route: Route,
         verified: Result<Verified, Error>,
         now: i64,
-    ) -> Verdict {
+    ) -> Verdict<AuditNote> {
         let Route {
             mode,
             dry_run,
@@ -223,7 +242,11 @@ impl Authenticator {
         let decision = decide(mode, dry_run, outcome);
         if let (Err((e, _)), Some(ip)) = (&result, Self::ip_key(req)) {
             if e.code.status() == 401 {
-                self.limiter.record_failure(ip, now.max(0) as u64);
+                self.limiter.record_failure(
+                    ip,
+                    now.max(0) as u64,
+                    live.policy.file.failure_rate_limit.per_minute,
+                );
             }
         }
         let known = match &result {
@@ -269,31 +292,33 @@ fn note(
     }
 }
 
-fn to_verdict(live: &Live, req: &RequestView<'_>, d: Decision<'_>, mut note: AuditNote) -> Verdict {
+fn to_verdict(
+    live: &Snapshot,
+    req: &RequestView<'_>,
+    d: Decision<'_>,
+    mut note: AuditNote,
+) -> Verdict<AuditNote> {
     match d.action {
         Action::Pass { auth, identity } => {
             if note.method != AuthMethod::Signature {
                 note.method = auth;
             }
-            let id = &live.policy.file.identity;
-            let mut headers = Vec::new();
-            if let Some(v) = identity {
-                push_header(&mut headers, &id.client_id_header, &v.client_id);
-                push_header(&mut headers, &id.key_id_header, &v.key_id);
-            }
             Verdict::Pass(Pass {
-                identity: headers,
+                identity: identity.and_then(Identity::from_verified),
                 auth_method: auth,
-                note: Some(Box::new(note) as Note),
-                strip: overrides_to_strip(&id.strip_override_headers, req.headers, identity),
+                strip: overrides_to_strip(
+                    &live.policy.file.identity.strip_override_headers,
+                    req.headers,
+                    identity,
+                ),
+                note,
             })
         }
         Action::Reject(error) => {
             let accept_signature =
                 (error.code.status() == 401).then(|| live.accept_signature.clone());
-            let mut r = Reject::new(error);
+            let mut r = Reject::new(error, note);
             r.accept_signature = accept_signature;
-            r.note = Some(Box::new(note) as Note);
             Verdict::Reject(r)
         }
     }
@@ -329,14 +354,6 @@ fn same_spelling(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
-fn push_header(out: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, value: &str) {
-    // Key ids and client ids come from configuration; one that is not a valid header value is
-    // left out rather than sent mangled.
-    if let Ok(v) = HeaderValue::from_str(value) {
-        out.push((name.clone(), v));
-    }
-}
-
 /// The path a route is matched on: the target's path, whatever its form.
 fn route_path(target: &[u8]) -> &str {
     let t = std::str::from_utf8(target).unwrap_or("/");
@@ -345,10 +362,26 @@ fn route_path(target: &[u8]) -> &str {
 
 #[async_trait]
 impl Gate for Authenticator {
-    async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict {
+    type Snapshot = Arc<Snapshot>;
+    type Pending = Pending;
+    type Note = AuditNote;
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.runtime.snapshot()
+    }
+
+    fn hop(live: &Arc<Snapshot>) -> &Hop {
+        &live.hop
+    }
+
+    async fn check_head(
+        &self,
+        live: &Arc<Snapshot>,
+        req: &RequestView<'_>,
+    ) -> HeadVerdict<AuditNote, Pending> {
         let started = Instant::now();
         let now = (self.clock)();
-        let mut live = self.runtime.snapshot();
+        let mut live = live.clone();
         let found = live.effective.route_for(req.method, route_path(req.target));
         let label = found
             .route
@@ -379,9 +412,11 @@ impl Gate for Authenticator {
             return HeadVerdict::Decided(to_verdict(&live, req, d, n));
         }
         if let Some(ip) = Self::ip_key(req) {
-            if let RateDecision::Limited { retry_after_secs } =
-                self.limiter.check(ip, now.max(0) as u64)
-            {
+            if let RateDecision::Limited { retry_after_secs } = self.limiter.check(
+                ip,
+                now.max(0) as u64,
+                live.policy.file.failure_rate_limit.per_minute,
+            ) {
                 if !dry_run {
                     let e = Error::new(
                         ErrorCode::RateLimited,
@@ -412,40 +447,51 @@ impl Gate for Authenticator {
             verified = self.verify_head(&live, req, now);
         }
         match verified {
-            Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Some(Box::new(Pending {
+            Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Pending {
                 live,
                 verified: v,
                 route,
-            }) as Note)),
+            }),
             result => HeadVerdict::Decided(self.finish(&live, req, route, result, now).await),
         }
     }
 
-    async fn check_body(&self, req: &RequestView<'_>, body: &[u8], state: Option<Note>) -> Verdict {
+    async fn check_body(
+        &self,
+        _snapshot: &Arc<Snapshot>,
+        req: &RequestView<'_>,
+        body: &[u8],
+        pending: Pending,
+    ) -> Verdict<AuditNote> {
         let now = (self.clock)();
-        let Some(p) = state.and_then(|s| s.downcast::<Pending>().ok()) else {
-            let live = self.runtime.snapshot();
-            let e = Error::new(
-                ErrorCode::SignatureInvalid,
-                "internal: body check without a verified head",
-            );
-            let d = decide(Mode::Required, false, Outcome::Invalid(&e));
-            let n = note(
-                &d,
-                Mode::Required,
-                false,
-                AuthMethod::Signature,
-                Instant::now(),
-            );
-            return to_verdict(&live, req, d, n);
-        };
+        // The snapshot of the head check: a key the directory added for this request is in it.
         let Pending {
             live,
             verified,
             route,
-        } = *p;
+        } = pending;
         let checked = check_digest(req, body).map(|()| verified);
         self.finish(&live, req, route, checked, now).await
+    }
+
+    fn body_refused(&self, pending: Pending, error: &Error) -> AuditNote {
+        let Pending {
+            verified, route, ..
+        } = pending;
+        // Refused whatever the mode: a body that cannot be read whole cannot be checked.
+        let d = decide(Mode::Required, false, Outcome::Invalid(error));
+        let mut n = note(
+            &d,
+            route.mode,
+            route.dry_run,
+            AuthMethod::Signature,
+            route.started,
+        );
+        n.client_id = Some(verified.client_id().to_owned());
+        n.key_id = Some(verified.key_id().to_owned());
+        n.route = route.label;
+        n.canary = route.canary;
+        n
     }
 }
 
@@ -474,6 +520,7 @@ fn check_digest(req: &RequestView<'_>, body: &[u8]) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::policy::IdentityPolicy;
+    use http::HeaderValue;
 
     fn headers(names: &[&str]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();

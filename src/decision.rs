@@ -1,4 +1,4 @@
-//! The per-request decision of SPEC §4 as a pure function: (effective mode, dry run, what
+//! The per-request decision of reference §4.1 as a pure function: (effective mode, dry run, what
 //! verification found) → pass with an identity, pass as legacy/none, or reject with a code.
 //! No I/O, no clock, no Pingora: the proxy gathers the inputs and carries out the answer.
 
@@ -33,7 +33,7 @@ impl AuthMethod {
     }
 }
 
-/// The audit event of SPEC §6.
+/// The audit event (reference §7.1 `event_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
     SignatureAuthSuccess,
@@ -79,7 +79,7 @@ pub fn needs_verification(mode: Mode) -> bool {
     mode != Mode::Off
 }
 
-/// SPEC §4. `mode` is the route's effective mode after overrides and canary.
+/// Reference §4.1. `mode` is the route's effective mode after overrides and canary.
 pub fn decide(mode: Mode, dry_run: bool, outcome: Outcome<'_>) -> Decision<'_> {
     let (action, event) = match (mode, outcome) {
         (Mode::Off, _) => (

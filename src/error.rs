@@ -1,10 +1,10 @@
-//! The one error type of sigproxy's request path: a stable code (SPEC §4) plus a detail that
+//! The one error type of sigproxy's request path: a stable code (reference §4.5) plus a detail that
 //! names exactly what was wrong. Status, code string and public message live here and nowhere else.
 
 use std::borrow::Cow;
 use std::fmt;
 
-/// Stable machine-readable rejection codes (SPEC §4). The string forms never change.
+/// Stable machine-readable rejection codes (reference §4.5). The string forms never change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorCode {
     SignatureMissing,
@@ -25,11 +25,18 @@ pub enum ErrorCode {
     ReplayStoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The request itself is malformed (framing, a chunk size that overflows, a head Pingora
+    /// cannot parse): the client's error, answered and the connection closed.
+    BadRequest,
+    /// The client stopped sending its body for longer than `limits.body_timeout_seconds`.
+    RequestTimeout,
+    /// Something on our side failed that is neither the client's nor the upstream's fault.
+    ProxyError,
 }
 
 impl ErrorCode {
-    /// Every code, in SPEC order; used to pre-register bounded metric labels.
-    pub const ALL: [ErrorCode; 18] = [
+    /// Every code, in the order of reference §4.5; used to pre-register bounded metric labels.
+    pub const ALL: [ErrorCode; 21] = [
         Self::SignatureMissing,
         Self::SignatureMalformed,
         Self::KeyNotFound,
@@ -48,6 +55,9 @@ impl ErrorCode {
         Self::ReplayStoreUnavailable,
         Self::UpstreamUnavailable,
         Self::UpstreamTimeout,
+        Self::BadRequest,
+        Self::RequestTimeout,
+        Self::ProxyError,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -70,6 +80,9 @@ impl ErrorCode {
             Self::ReplayStoreUnavailable => "REPLAY_STORE_UNAVAILABLE",
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            Self::BadRequest => "BAD_REQUEST",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::ProxyError => "PROXY_ERROR",
         }
     }
 
@@ -81,11 +94,14 @@ impl ErrorCode {
             Self::ReplayStoreUnavailable => 503,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
+            Self::BadRequest => 400,
+            Self::RequestTimeout => 408,
+            Self::ProxyError => 500,
             _ => 401,
         }
     }
 
-    /// The fixed public message of SPEC §4 (what a client sees in the JSON body).
+    /// The fixed public message of reference §4.5 (what a client sees in the JSON body).
     pub const fn message(self) -> &'static str {
         match self {
             Self::SignatureMissing => "Required signature headers missing",
@@ -106,6 +122,9 @@ impl ErrorCode {
             Self::ReplayStoreUnavailable => "Replay store unavailable",
             Self::UpstreamUnavailable => "Upstream unavailable",
             Self::UpstreamTimeout => "Upstream timed out",
+            Self::BadRequest => "Malformed request",
+            Self::RequestTimeout => "Request body not received in time",
+            Self::ProxyError => "Request could not be proxied",
         }
     }
 

@@ -2,11 +2,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app;
 pub mod authn;
 pub mod cli;
 pub mod decision;
 pub mod error;
 pub mod keys;
+pub mod live;
 pub mod logsink;
 pub mod metrics;
 pub mod observe;
@@ -15,5 +17,4 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod replay;
 pub mod rollout;
-pub mod runtime;
 pub mod signature;

@@ -1,8 +1,9 @@
-//! Failed-verification throttling per source address (SPEC §3 `failure_rate_limit`): counts an
-//! address's failures over a rolling minute and says how long it must wait once it has used its
-//! allowance. It does not decide what a failure is, answer requests or keep time: the gateway calls
-//! `check` before verifying (a limited caller costs no Ed25519 work), `record_failure` after a failed
-//! verification, and passes `now` to both.
+//! Failed-verification throttling per source address (reference §4.9, `failure_rate_limit`): counts
+//! an address's failures over a rolling minute and says how long it must wait once it has used its
+//! allowance. It does not decide what a failure is, answer requests, keep time or hold the limit:
+//! the gateway calls `check` before verifying (a limited caller costs no Ed25519 work),
+//! `record_failure` after a failed verification, and passes `now` and the policy's `per_minute` of
+//! that request to both, so a reload changes the limit at once.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -41,7 +42,6 @@ pub enum RateDecision {
 /// `check` and `record_failure` are separate calls, so concurrent requests from one address can each
 /// pass `check` before any records its failure: the overshoot is bounded by that address's concurrency.
 pub struct FailureLimiter {
-    per_minute: u32,
     hasher: RandomState,
     shards: Box<[Shard]>,
 }
@@ -68,14 +68,11 @@ impl Source {
 }
 
 impl FailureLimiter {
-    /// `per_minute: 0` disables the limiter: `check` always allows, nothing is stored.
-    pub fn new(per_minute: u32, max_tracked: usize) -> Self {
+    /// A limiter remembering at most `max_tracked` addresses. Shards allocate as they fill, so an
+    /// unused limiter (`per_minute: 0` on every call) costs nothing.
+    pub fn new(max_tracked: usize) -> Self {
         let max_tracked = max_tracked.max(1);
-        let n = if per_minute == 0 {
-            1
-        } else {
-            shard_count(max_tracked)
-        };
+        let n = shard_count(max_tracked);
         let shards = (0..n)
             .map(|i| {
                 let cap = max_tracked / n + usize::from(i < max_tracked % n);
@@ -83,37 +80,30 @@ impl FailureLimiter {
             })
             .collect();
         Self {
-            per_minute,
             hasher: RandomState::new(),
             shards,
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.per_minute > 0
-    }
-
-    pub fn per_minute(&self) -> u32 {
-        self.per_minute
-    }
-
-    /// May `ip` try to authenticate at `now` (Unix seconds)? Does not count anything.
-    pub fn check(&self, ip: IpAddr, now: u64) -> RateDecision {
-        if self.per_minute == 0 {
+    /// May `ip` try to authenticate at `now` (Unix seconds) under a limit of `per_minute` failures
+    /// (0: no limit)? Does not count anything.
+    pub fn check(&self, ip: IpAddr, now: u64, per_minute: u32) -> RateDecision {
+        if per_minute == 0 {
             return RateDecision::Allowed;
         }
         let source = Source::of(ip);
         let lru = self.shard(source);
         match lru.get(&source) {
             None => RateDecision::Allowed,
-            Some(node) => node.decide(bucket(now), now, self.per_minute),
+            Some(node) => node.decide(bucket(now), now, per_minute),
         }
     }
 
     /// Count one failed verification from `ip` at `now`. The caller should not count requests it
-    /// refused with 429 (they were not verified), so a limit lifts on schedule.
-    pub fn record_failure(&self, ip: IpAddr, now: u64) {
-        if self.per_minute == 0 {
+    /// refused with 429 (they were not verified), so a limit lifts on schedule. Nothing is stored
+    /// while `per_minute` is 0 (no limit).
+    pub fn record_failure(&self, ip: IpAddr, now: u64, per_minute: u32) {
+        if per_minute == 0 {
             return;
         }
         let source = Source::of(ip);

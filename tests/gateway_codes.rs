@@ -1,6 +1,6 @@
-//! Black-box: every row of SPEC §4's table through the built binary, each with its status, JSON
-//! body, Content-Type, X-Request-Id, Accept-Signature (401) / Retry-After (429), and the upstream
-//! having received nothing for the rejected request.
+//! Black-box: every row of reference §4.5's table through the built binary, each with its status,
+//! JSON body, Content-Type, X-Request-Id, Accept-Signature (401) / Retry-After (429), and the
+//! upstream having received nothing for the rejected request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -259,7 +259,7 @@ fn modes_identity_audit_admin_and_hostile_input() {
             ] {
                 assert!(a.get(f).is_some(), "audit line lacks {f}: {a}");
             }
-            // Every line carries `code`: "OK" for a pass, the SPEC §4 code otherwise.
+            // Every line carries `code`: "OK" for a pass, the reference §4.5 code otherwise.
             assert_eq!(a["code"], "OK", "{a}");
             assert_eq!(a["event_type"], "signature_auth_success");
             assert_eq!(a["client_id"], ACTIVE_CLIENT);

@@ -1,7 +1,8 @@
 //! Interop with two independent RFC 9421 implementations, generated at test time: PyPI
 //! `http-message-signatures` (pyauth) and npm `http-message-signatures` (dhensby) sign valid and
-//! tampered requests that the built `sigproxy verify` must accept or reject with the expected SPEC
-//! §4 code; and requests made by `sigproxy sign --emit-request` must verify with both libraries.
+//! tampered requests that the built `sigproxy verify` must accept or reject with the expected
+//! reference §4 code; and requests made by `sigproxy sign --emit-request` must verify with both
+//! libraries.
 //!
 //! Needs `tests/interop/setup.sh` run first (the test command does it). Missing tools fail the
 //! test with that instruction; nothing is skipped silently.

@@ -1,6 +1,6 @@
 //! The remote JWKS key directory against a directory served by the test: rotation (publish,
 //! remove), ETag/304, coalesced unknown-keyid refetches, and keeping the last good keys through
-//! outages, malformed documents and refused merges. Merging goes through `KeySet::new` with an
+//! outages, malformed documents and refused merges. Merging goes through `KeySet::layered` with an
 //! inline key, as the gateway does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -37,10 +37,10 @@ fn directory(url: String, refresh_s: u64) -> (KeyDirectory, Arc<ArcSwap<KeySet>>
         KeySet::new(vec![inline("inline-1")]).unwrap(),
     ));
     let target = set.clone();
+    let policy_keys = set.load().layers()[0].clone();
     let dir = KeyDirectory::new(DirectoryConfig::new(url, refresh_s), move |records| {
-        let mut all = vec![inline("inline-1")];
-        all.extend(records.iter().cloned());
-        let merged = KeySet::new(all).map_err(|e| e.join("; "))?;
+        let merged =
+            KeySet::layered(vec![policy_keys.clone(), records]).map_err(|e| e.join("; "))?;
         target.store(Arc::new(merged));
         Ok(())
     })
@@ -49,7 +49,9 @@ fn directory(url: String, refresh_s: u64) -> (KeyDirectory, Arc<ArcSwap<KeySet>>
 }
 
 fn ids(set: &KeySet) -> Vec<String> {
-    set.iter().map(|r| r.key_id.clone()).collect()
+    let mut ids: Vec<String> = set.iter().map(|r| r.key_id.to_owned()).collect();
+    ids.sort();
+    ids
 }
 
 async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -71,7 +73,7 @@ async fn published_keys_appear_and_removed_keys_disappear_on_refresh() {
     assert_eq!(dir.refresh().await, Ok(FetchOutcome::Changed));
     assert!(dir.loaded());
     assert_eq!(ids(&set.load()), ["dir-1", "inline-1"]);
-    let r = set.load().get("dir-1").cloned().unwrap();
+    let r = set.load().get("dir-1").unwrap().to_record();
     assert_eq!(
         (r.client_id.as_str(), r.key),
         ("partner-a", key(1).verifying_key())

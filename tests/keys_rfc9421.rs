@@ -1,4 +1,6 @@
-//! RFC 9421 B.1.4 `test-key-ed25519` in every accepted text form (tests/fixtures/keys).
+//! RFC 9421 B.1.4 `test-key-ed25519` in every accepted text form, read from the RFC's own
+//! key files in tests/fixtures/rfc9421/keys (the raw base64 public key from `keys.json`, the public
+//! JWK as the RFC's JWK without its private member `d`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ed25519_dalek::Signer as _;
@@ -7,19 +9,34 @@ use sigproxy::keys::{
     parse_private_key, parse_public_key, private_base64, public_base64, public_jwk, public_pem,
 };
 
-const PUB_B64: &str = include_str!("fixtures/keys/test-key-ed25519.pub.b64");
-const PUB_PEM: &str = include_str!("fixtures/keys/test-key-ed25519.pub.pem");
-const PUB_JWK: &str = include_str!("fixtures/keys/test-key-ed25519.pub.jwk.json");
-const PRIV_PEM: &str = include_str!("fixtures/keys/test-key-ed25519.priv.pem");
-const PRIV_JWK: &str = include_str!("fixtures/keys/test-key-ed25519.priv.jwk.json");
-const P256_PEM: &str = include_str!("fixtures/keys/test-key-ecc-p256.pub.pem");
-const P256_JWK: &str = include_str!("fixtures/keys/test-key-ecc-p256.jwk.json");
+const PUB_PEM: &str = include_str!("fixtures/rfc9421/keys/test-key-ed25519.pub.pem");
+const PRIV_PEM: &str = include_str!("fixtures/rfc9421/keys/test-key-ed25519.priv.pem");
+const PRIV_JWK: &str = include_str!("fixtures/rfc9421/keys/test-key-ed25519.jwk.json");
+const P256_PEM: &str = include_str!("fixtures/rfc9421/keys/test-key-ecc-p256.pub.pem");
+const P256_JWK: &str = include_str!("fixtures/rfc9421/keys/test-key-ecc-p256.jwk.json");
+const KEYS_JSON: &str = include_str!("fixtures/rfc9421/keys/keys.json");
+
+/// Base64 of the 32 raw public key bytes, as `keys.json` records it for B.1.4.
+fn pub_b64() -> String {
+    let keys: serde_json::Value = serde_json::from_str(KEYS_JSON).unwrap();
+    keys["test-key-ed25519"]["raw_public_b64"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The RFC's JWK with the private member removed: the public JWK.
+fn pub_jwk() -> String {
+    let mut jwk: serde_json::Value = serde_json::from_str(PRIV_JWK).unwrap();
+    assert!(jwk.as_object_mut().unwrap().remove("d").is_some());
+    jwk.to_string()
+}
 
 #[test]
 fn all_public_forms_give_the_same_key() {
-    let from_b64 = parse_public_key(PUB_B64).unwrap();
+    let from_b64 = parse_public_key(&pub_b64()).unwrap();
     assert_eq!(parse_public_key(PUB_PEM).unwrap(), from_b64);
-    assert_eq!(parse_public_key(PUB_JWK).unwrap(), from_b64);
+    assert_eq!(parse_public_key(&pub_jwk()).unwrap(), from_b64);
     // CRLF files (edited on Windows) too
     assert_eq!(
         parse_public_key(&PUB_PEM.replace('\n', "\r\n")).unwrap(),
@@ -45,12 +62,12 @@ fn private_forms_agree_and_match_the_public_key() {
 
 #[test]
 fn encoders_reproduce_the_rfc_text() {
-    let public = parse_public_key(PUB_B64).unwrap();
-    assert_eq!(public_base64(&public), PUB_B64.trim());
+    let public = parse_public_key(&pub_b64()).unwrap();
+    assert_eq!(public_base64(&public), pub_b64().trim());
     assert_eq!(public_pem(&public).trim(), PUB_PEM.trim());
     let jwk: serde_json::Value =
         serde_json::from_str(&public_jwk(&public, Some("test-key-ed25519"))).unwrap();
-    let want: serde_json::Value = serde_json::from_str(PUB_JWK).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&pub_jwk()).unwrap();
     for member in ["kty", "crv", "kid", "x"] {
         assert_eq!(jwk[member], want[member], "{member}");
     }

@@ -126,21 +126,12 @@ fn accepted_signed_bodies_arrive_intact() {
         assert_eq!(got.header("x-datafold-client-id"), Some("test-client"));
         assert_eq!(got.header("x-datafold-auth-method"), Some("signature"));
     }
-    // Content-Length bodies of every size, and chunked ones up to 64 KiB, go through Pingora's
-    // own proxy loop (retry-buffer replay); only larger chunked bodies are forwarded by hand.
+    // Every size and framing is read whole, then sent on one path.
     let seen = gw.log.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 8);
-    for (s, (n, chunked)) in seen
-        .iter()
-        .zip(SIZES.iter().flat_map(|n| [(*n, false), (*n, true)]))
-    {
+    for (s, n) in seen.iter().zip(SIZES.iter().flat_map(|n| [*n, *n])) {
         assert_eq!(s.status, 200);
         assert_eq!(s.buffered, n);
-        assert_eq!(
-            s.hand_forwarded,
-            chunked && n > 64 * 1024,
-            "size {n} chunked {chunked}"
-        );
         assert!(s.upstream_latency.is_some());
     }
 }
@@ -188,7 +179,7 @@ fn unsigned_bodies_stream_through_unbuffered() {
 fn over_limit_bodies_get_413_and_never_reach_upstream() {
     let up = Upstream::start(Duration::ZERO);
     let mut s = settings(up.addr);
-    s.max_body_bytes = 100_000;
+    s.policy.signature.max_body_bytes = 100_000;
     let gw = start(s);
     // Announced too large: answered from the head, before the body is sent.
     let mut c = Conn::open(gw.addr);
@@ -329,7 +320,7 @@ fn request_id_is_kept_or_generated_and_forwarded_headers_replaced() {
 fn trusted_proxy_forwarded_headers_are_extended() {
     let up = Upstream::start(Duration::ZERO);
     let mut s = settings(up.addr);
-    s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    s.policy.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     let gw = start(s);
     let r = request(
         gw.addr,
@@ -349,7 +340,7 @@ fn trusted_proxy_forwarded_headers_are_extended() {
 
 #[test]
 fn upstream_down_is_502_json() {
-    let port = common::gateway::free_port();
+    let port = common::net::free_port();
     let gw = start(settings(format!("127.0.0.1:{port}").parse().unwrap()));
     let r = request(gw.addr, "GET", "/a", &[], Body::None);
     assert_json_error(&r, 502, "UPSTREAM_UNAVAILABLE");
@@ -371,7 +362,7 @@ fn upstream_down_is_502_json() {
 fn upstream_slow_is_504_json() {
     let up = Upstream::start(Duration::from_secs(3));
     let mut s = settings(up.addr);
-    s.read_timeout = Duration::from_millis(500);
+    s.policy.upstream_timeout_seconds = 1;
     let gw = start(s);
     let t = std::time::Instant::now();
     let r = request(gw.addr, "GET", "/slow", &[], Body::None);
@@ -406,4 +397,135 @@ fn connection_stays_usable_after_401() {
     assert_eq!(rec.len(), 2);
     assert!(rec[0].request_line.starts_with("GET /b "));
     assert_eq!(rec[1].body_len, body.len());
+}
+
+#[test]
+fn pipelined_request_after_a_signed_body_gets_its_own_exchange() {
+    let up = Upstream::start(Duration::ZERO);
+    let gw = start(settings(up.addr));
+    let body = payload(4000);
+    let mut c = Conn::open(gw.addr);
+    // Both requests in one write: the second must not be taken for body bytes, and the first
+    // must reach the upstream whole (never a head without its body).
+    let mut wire = format!(
+        "POST /first HTTP/1.1\r\nHost: app.test\r\nx-test-signed: 1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    wire.extend_from_slice(&body);
+    wire.extend_from_slice(b"GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    c.write_raw(&wire);
+    let a = c.read().expect("first response");
+    let b = c.read().expect("second response");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["body_len"], body.len());
+    assert_eq!(b.status, 200);
+    let rec = up.recorded();
+    assert_eq!(rec.len(), 2);
+    assert!(rec[0].request_line.starts_with("POST /first "));
+    assert_eq!(rec[0].body_len, body.len());
+    assert_eq!(rec[0].body_sha256, sha(&body));
+    assert_eq!(rec[0].header("x-datafold-client-id"), Some("test-client"));
+    assert!(rec[1].request_line.starts_with("GET /second "));
+    assert_eq!(rec[1].header("x-datafold-client-id"), None);
+}
+
+#[test]
+fn overflowing_chunk_size_is_the_clients_400() {
+    let up = Upstream::start(Duration::ZERO);
+    let gw = start(settings(up.addr));
+    for signed in [true, false] {
+        let mut c = Conn::open(gw.addr);
+        let h = if signed { "x-test-signed: 1\r\n" } else { "" };
+        c.write_raw(
+            format!(
+                "POST /x HTTP/1.1\r\nHost: app.test\r\n{h}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nab\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let r = c.read().expect("a response");
+        assert_json_error(&r, 400, "BAD_REQUEST");
+    }
+    // The signed one never reached the upstream; the streamed one may have started (its head),
+    // but never with a body byte.
+    for got in up.recorded() {
+        assert_eq!(got.body_len, 0);
+    }
+}
+
+#[test]
+fn slow_headers_are_cut_off_and_connections_capped() {
+    let up = Upstream::start(Duration::ZERO);
+    let mut s = settings(up.addr);
+    s.policy.limits.header_timeout_seconds = 1;
+    s.policy.limits.max_connections = 20;
+    let gw = start(s);
+    // Trickle a head one byte at a time: closed after about a second, never answered.
+    let mut slow = std::net::TcpStream::connect(gw.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut closed = false;
+    for b in b"GET /slow HTTP/1.1\r\nHost: app.test\r\nX-Pad: aaaaaaaaaaaaaaaaaaa" {
+        use std::io::Write as _;
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if t0.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    if !closed {
+        use std::io::Read as _;
+        let mut buf = [0u8; 64];
+        closed = matches!(slow.read(&mut buf), Ok(0) | Err(_));
+    }
+    assert!(closed, "a trickling client was not closed");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "closed late: {:?}",
+        t0.elapsed()
+    );
+    // 20 idle connections fill the cap; the 21st is closed at once; after one leaves, room.
+    let mut held: Vec<Conn> = (0..20).map(|_| Conn::open(gw.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(gw.handle.connections(), 20);
+    let mut over = Conn::open(gw.addr);
+    over.send("GET", "/over", &[], Body::None);
+    assert!(
+        over.read().is_none(),
+        "a connection over the cap was served"
+    );
+    held.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        request(gw.addr, "GET", "/room", &[], Body::None).status,
+        200
+    );
+    assert!(
+        up.recorded()
+            .iter()
+            .all(|r| !r.request_line.contains("/slow"))
+    );
+}
+
+#[test]
+fn absolute_form_goes_upstream_in_origin_form_with_its_authority_as_host() {
+    let up = Upstream::start(Duration::ZERO);
+    let gw = start(settings(up.addr));
+    // An absolute-form target and a Host that disagree: ambiguous, refused before anything.
+    let mut c = Conn::open(gw.addr);
+    c.write_raw(b"GET http://api.example:8443/abs HTTP/1.1\r\nHost: other.example\r\n\r\n");
+    assert_json_error(&c.read().expect("response"), 400, "BAD_REQUEST");
+    assert!(up.recorded().is_empty());
+    let mut c = Conn::open(gw.addr);
+    c.write_raw(
+        b"GET http://api.example:8443/abs/p%2Fq?x=1&y=%20 HTTP/1.1\r\nHost: api.example:8443\r\n\r\n",
+    );
+    assert_eq!(c.read().expect("response").status, 200);
+    let rec = up.recorded();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].request_line, "GET /abs/p%2Fq?x=1&y=%20 HTTP/1.1");
+    assert_eq!(rec[0].all("host"), vec!["api.example:8443"]);
 }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::client::{Body, Conn, request};
-use common::gateway::{free_port, settings, start, start_with_admin};
+use common::gateway::{settings, start, start_with_admin};
+use common::net::free_port;
 use common::upstream::Upstream;
 use sigproxy::admin::AdminState;
 
@@ -84,6 +85,7 @@ fn admin_endpoints_over_the_wire() {
         ready: ready.clone(),
         registry,
         status: Arc::new(|| serde_json::json!({"mode": "hybrid", "version": "test"})),
+        readiness: None,
     };
     let _gw = start_with_admin(s, Some(state));
     let admin = admin_addr.parse().unwrap();

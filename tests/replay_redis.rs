@@ -1,5 +1,6 @@
 //! The Redis nonce store against a real `redis-server`: atomicity across two stores ("replicas"),
-//! expiry, outage and recovery without rebuilding the store, and what a round trip costs.
+//! expiry, outage and recovery without rebuilding the store, claims released when a hung server
+//! could not confirm them in time (or the caller gave up), and what a round trip costs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -156,6 +157,75 @@ async fn outage_is_unavailable_quickly_and_recovery_needs_no_rebuild() {
     );
     assert_eq!(
         s.check_and_remember("k", "after", TTL, 0).await,
+        Ok(Freshness::Replayed)
+    );
+}
+
+/// Issue 12 case 7 at the store: while Redis hangs (SIGSTOP), a claim that times out and one whose
+/// caller gives up first are both released again when Redis wakes up, so the same nonces are fresh
+/// afterwards — and a nonce that was confirmed stays remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfirmed_claims_are_released_when_a_hung_redis_wakes_up() {
+    let server = RedisServer::start();
+    let s = store(&server, "");
+    assert_eq!(
+        s.check_and_remember("k", "kept", TTL, 0).await,
+        Ok(Freshness::Fresh)
+    );
+    server.pause();
+    let t = Instant::now();
+    let r = s.check_and_remember("k", "timed-out", TTL, 0).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // The request is dropped mid-flight (a caller with a shorter deadline, a closed connection).
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(30),
+        s.check_and_remember("k", "abandoned", TTL, 0),
+    )
+    .await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    // Let the releases be written behind their claims, then wake Redis up: it runs both, in order.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.resume();
+    for nonce in ["timed-out", "abandoned"] {
+        assert_eq!(
+            s.check_and_remember("k", nonce, TTL, 0).await,
+            Ok(Freshness::Fresh),
+            "{nonce} was burnt"
+        );
+        assert_eq!(
+            s.check_and_remember("k", nonce, TTL, 0).await,
+            Ok(Freshness::Replayed)
+        );
+    }
+    assert_eq!(
+        s.check_and_remember("k", "kept", TTL, 0).await,
+        Ok(Freshness::Replayed)
+    );
+    let stats = s.stats();
+    assert_eq!(
+        stats.released + stats.release_queued + stats.release_not_held,
+        2,
+        "{stats:?}"
+    );
+    assert_eq!(stats.release_failed, 0, "{stats:?}");
+    assert_eq!(stats.errors, 1, "{stats:?}");
+}
+
+/// A value written by an older sigproxy (`SET key 1 NX`) during a rolling upgrade is a used nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_claimed_by_an_older_replica_is_replayed() {
+    let server = RedisServer::start();
+    let s = store(&server, "");
+    let key = s.redis_key("k", "old");
+    assert!(
+        server
+            .command(&format!("SET {key} 1 NX PX 60000\r\n"))
+            .unwrap()
+            .starts_with("+OK")
+    );
+    assert_eq!(
+        s.check_and_remember("k", "old", TTL, 0).await,
         Ok(Freshness::Replayed)
     );
 }

@@ -9,10 +9,16 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 # System packages: cmake (Pingora builds zlib-ng), python3-venv (interop signers),
-# redis-server (shared replay store tests), nodejs/npm (interop signers).
+# redis-server (shared replay store tests, also run as Sentinel and as a TLS server), redis-tools
+# (redis-cli --cluster create for the Redis Cluster tests), openssl (certificates made at test
+# time, s_client), curl (the HTTP/2 and TLS client of the protocol tests), nodejs/npm (interop
+# signers).
 need=()
 command -v cmake >/dev/null || need+=(cmake)
+command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v openssl >/dev/null || need+=(openssl)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)

@@ -1,7 +1,8 @@
 //! Two `sigproxy run` processes sharing one real `redis-server` (`replay.store: redis`): a nonce
 //! accepted by one is NONCE_REPLAYED at the other, a signed request sent to both at once passes
 //! exactly once, a Redis outage answers 503 while the proxies stay up and recovers without a
-//! restart, and what the Redis round trip adds to a signed request.
+//! restart, a request refused 503 while Redis hangs stays retryable once it answers again, and what
+//! the Redis round trip adds to a signed request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,7 +75,68 @@ fn a_nonce_used_at_one_replica_is_refused_at_the_other() {
         2,
         "exactly the two accepted requests reached the backend"
     );
-    assert_eq!(a.status()["replay"]["store"], "redis");
+    for p in [&a, &b] {
+        let s = p.status();
+        assert_eq!(s["replay"]["store"], "redis");
+        assert_eq!(s["replay"]["scope"], "shared");
+        let m = String::from_utf8(p.admin_get("/metrics").body).unwrap();
+        assert!(
+            m.contains("datafold_replay_scope{scope=\"shared\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("datafold_replay_scope{scope=\"process\"} 0"),
+            "{m}"
+        );
+        let log = std::fs::read_to_string(p.log_path()).unwrap();
+        assert!(!log.contains("caught per process only"), "{log}");
+    }
+}
+
+/// Issue 20: with the memory store each replica remembers only its own nonces. The same signed
+/// request is refused as a replay by the process that saw it, and accepted by the other one — and
+/// both say so: `/status` `replay.scope`, the scope metric, and one warning line at start.
+#[test]
+fn a_memory_store_pair_catches_replays_per_process_only_and_says_so() {
+    let up = Upstream::start(Duration::ZERO);
+    let a = Sigproxy::start(up.addr, &policy("  store: memory"));
+    let b = Sigproxy::start(up.addr, &policy("  store: memory"));
+    let signed = sign_get("/api/orders", &key(), KID, "per-process");
+    assert_eq!(a.get("/api/orders", &signed).status, 200);
+    let r = a.get("/api/orders", &signed);
+    assert_eq!((r.status, code(&r).as_str()), (401, "NONCE_REPLAYED"));
+    // The other process never saw it: the replay is accepted there.
+    assert_eq!(b.get("/api/orders", &signed).status, 200);
+    assert_eq!(
+        recorded(&up),
+        2,
+        "the backend got the same signed request twice"
+    );
+    for p in [&a, &b] {
+        let s = p.status();
+        assert_eq!(s["replay"]["store"], "memory");
+        assert_eq!(s["replay"]["scope"], "process");
+        let m = String::from_utf8(p.admin_get("/metrics").body).unwrap();
+        assert!(
+            m.contains("datafold_replay_scope{scope=\"process\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("datafold_replay_scope{scope=\"shared\"} 0"),
+            "{m}"
+        );
+        let log = std::fs::read_to_string(p.log_path()).unwrap();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("replays are caught per process only"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{log}");
+        assert!(
+            warnings[0].contains("\"level\":\"WARN\""),
+            "{}",
+            warnings[0]
+        );
+    }
 }
 
 #[test]
@@ -179,6 +241,71 @@ fn redis_down_answers_503_and_service_resumes_when_it_is_back() {
     let signed = sign_get("/api/x", &key(), KID, "after-replay");
     assert_eq!(p.get("/api/x", &signed).status, 200);
     assert_eq!(code(&p.get("/api/x", &signed)), "NONCE_REPLAYED");
+}
+
+/// Issue 12 case 7. A hung Redis (SIGSTOP) still accepts the claim into its socket buffer; the
+/// proxy answers 503 after its timeout, and when Redis wakes up it runs the claim. Unless the proxy
+/// released it, the client's retry of the 503 (the right thing to do) gets NONCE_REPLAYED.
+#[test]
+fn a_request_refused_while_redis_hangs_stays_retryable() {
+    let redis = RedisServer::start();
+    let up = Upstream::start(Duration::ZERO);
+    let p = Sigproxy::start(up.addr, &redis_policy(&redis));
+    // The proxy's connection to Redis is up before Redis hangs, as in production.
+    assert_eq!(
+        p.get("/api/x", &sign_get("/api/x", &key(), KID, "warm"))
+            .status,
+        200
+    );
+
+    redis.pause();
+    let signed = sign_get("/api/pay", &key(), KID, "hung-1");
+    let other = sign_get("/api/pay", &key(), KID, "hung-2");
+    let results: Vec<_> = [&signed, &other, &signed]
+        .iter()
+        .map(|s| {
+            let t = Instant::now();
+            let r = p.get("/api/pay", s);
+            (r.status, code(&r), t.elapsed())
+        })
+        .collect();
+    // Let the releases be written behind the claims before Redis runs them.
+    std::thread::sleep(Duration::from_millis(300));
+    redis.resume();
+    for (status, code, took) in &results {
+        assert_eq!(
+            (*status, code.as_str()),
+            (503, "REPLAY_STORE_UNAVAILABLE"),
+            "{}",
+            p.logs()
+        );
+        assert!(*took < Duration::from_secs(2), "503 took {took:?}");
+    }
+    assert_eq!(
+        recorded(&up),
+        1,
+        "nothing reached the backend while Redis hung"
+    );
+
+    // The client retries the very requests it was refused: each is accepted once, then replayed.
+    for s in [&signed, &other] {
+        let r = p.get("/api/pay", s);
+        assert_eq!(r.status, 200, "retry after 503: {r:?} {}", p.logs());
+    }
+    for s in [&signed, &other] {
+        let r = p.get("/api/pay", s);
+        assert_eq!((r.status, code(&r).as_str()), (401, "NONCE_REPLAYED"));
+    }
+    let got = up.requests.lock().unwrap();
+    assert_eq!(got.len(), 3, "warm-up and the two retries, each once");
+    for r in got.iter().skip(1) {
+        assert_eq!(r.target(), "/api/pay");
+        assert_eq!(
+            r.header("x-datafold-client-id"),
+            Some("scale-client"),
+            "the retry reached the backend verified"
+        );
+    }
 }
 
 #[test]

@@ -7,14 +7,17 @@
 # Each server runs under `valgrind --tool=callgrind` (all threads counted), gets WARM requests,
 # has its counters zeroed, then N sequential keep-alive requests from drive.py over one
 # connection, and is dumped: Ir/req = the dump's total / N. Cases: nginx plain proxy (one
-# process, master_process off), sigproxy `off`, sigproxy `required` with pre-signed GETs (fresh
-# nonces). From the `required` profile: the inclusive Ir of `VerifyingKey::verify_strict` per
-# request — the bare Ed25519 verify, measured inside the same run. Kernel work is not counted by
-# callgrind: syscalls per request come from a second, native pass (perf stat, when perf exists).
+# process, master_process off), the Pingora floor (benches/load/floor.rs), sigproxy `off`,
+# sigproxy `required` with pre-signed GETs (fresh nonces), and EXTRA_SIGPROXY builds (as in
+# run.sh). From the `required` profile: the inclusive Ir of `VerifyingKey::verify_strict` per
+# request — the bare Ed25519 verify, measured inside the same run. From every profile: calls into
+# the allocator per request (cgcalls.py). Kernel work is not counted by callgrind: syscalls per
+# request come from a second, native pass (perf stat, when perf exists).
 #
-# Knobs: N=2000, WARM=300, KEEP=1 (keep the temp dir and the callgrind files), SIGPROXY=...,
+# Knobs: N=2000, WARM=300, CACHE_SIM=1 (callgrind's cache simulation: simulated L1 and last-level
+# misses per request by group; slower), KEEP=1 (keep the temp dir and the callgrind files), SIGPROXY=...,
 # SIGPROXY_NO_BUILD=1 (see lib.sh). Needs valgrind (installed with apt-get when missing), nginx,
-# python3 with `cryptography`. About 2 minutes.
+# python3 with `cryptography`. About 3 minutes (one CPU).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +32,7 @@ if ! need valgrind || ! need nginx; then
 fi
 python3 -c 'import cryptography' 2>/dev/null || { echo "python3 with the cryptography module is needed" >&2; exit 1; }
 build
+boost
 
 UP=$(free_port); NPX=$(free_port); SP=$(free_port); ADM=$(free_port)
 nginx_upstream "$UP"
@@ -62,12 +66,12 @@ CONF
 # name port reqs-offset-or-"-" command... : prints Ir per request, leaves $T/cg-<name>.1
 sigproxy_config off
 sigproxy_config required
-declare -A IR
+declare -A IR ALLOCS
 callgrind() {
   local name=$1 port=$2 off=$3; shift 3
   local reqs=() out=$T/cg-$name
   if [ "$off" != - ]; then reqs=("$T/get.reqs"); fi
-  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "$@" \
+  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no ${CACHE_SIM:+--cache-sim=yes} "$@" \
     >"$T/cg-$name.stdout" 2>"$T/cg-$name.stderr" &
   local vp=$!
   PIDS+=("$vp")
@@ -81,12 +85,21 @@ callgrind() {
   local total
   total=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   IR[$name]=$((total / N))
-  echo "$name: ${IR[$name]} instructions/request" >&2
+  ALLOCS[$name]=$(python3 "$HERE/cgcalls.py" "$out.1" "$N" | awk '{print $1 " / " $2}')
+  echo "$name: ${IR[$name]} instructions/request, allocations/frees per request ${ALLOCS[$name]}" >&2
 }
 
 callgrind nginx "$NPX" - nginx -p "$T/cgproxy" -c "$T/cgproxy/nginx.conf"
+FLP=$(free_port)
+callgrind floor "$FLP" - $(floor_cmd | sed "s/{LISTEN}/127.0.0.1:$FLP/; s/{UPSTREAM}/127.0.0.1:$UP/")
 callgrind off "$SP" - "$SIGPROXY" run --config "$T/sigproxy-off.yaml"
 callgrind required "$SP" 0 "$SIGPROXY" run --config "$T/sigproxy-required.yaml"
+EXTRA_ROWS=()
+while IFS=$'\t' read -r name bin; do
+  callgrind "$name off" "$SP" - "$bin" run --config "$T/sigproxy-off.yaml"
+  callgrind "$name required" "$SP" 0 "$bin" run --config "$T/sigproxy-required.yaml"
+  EXTRA_ROWS+=("$name")
+done < <(extra_sigproxies)
 VERIFY=$(callgrind_annotate --inclusive=yes "$T/cg-required.1" 2>/dev/null \
   | awk '/ed25519_dalek::verifying::VerifyingKey::verify_strict \[/ && !seen {gsub(",", "", $1); print $1; seen = 1}')
 VERIFY=$((${VERIFY:-0} / N))
@@ -104,11 +117,14 @@ syscalls() { # name pid port reqs-offset-or-"-"
   kill -INT "$pp"; wait "$pp" 2>/dev/null || true
   SYS[$1]=$(awk -v n="$N" '/raw_syscalls/ {gsub(",", "", $1); printf "%.1f", $1 / n}' "$T/perf-$1.txt")
 }
-nginx_conf proxy "upstream be { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$NPX; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx_proxy proxy "$NPX"
 wait_port "$NPX"
 python3 "$HERE/drive.py" "$NPX" "$WARM"
 syscalls nginx "$(nginx_worker proxy)" "$NPX" -
+start_proxy_cmd floor "$FLP" "$(floor_cmd)"
+python3 "$HERE/drive.py" "$FLP" "$WARM"
+syscalls floor "$PROXY_PID" "$FLP" -
+stop_pid "$PROXY_PID" "$FLP"
 for mode in off required; do
   "$SIGPROXY" run --config "$T/sigproxy-$mode.yaml" >/dev/null 2>>"$T/native.err" &
   SPID=$!; PIDS+=("$SPID"); wait_port "$SP"
@@ -125,17 +141,32 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 EXTRA=$((IR[required] - IR[off]))
 cat <<TABLE
 Instructions per request (callgrind, user space, all threads; $N sequential keep-alive requests
-after $WARM), sigproxy $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null), $(nginx -v 2>&1 | sed 's/.*: //'), $(date -u '+%Y-%m-%d %H:%M UTC'):
+after $WARM), sigproxy binary $SIGPROXY_SRC (sha256 $(sha256sum "$SIGPROXY" | cut -c1-12), checkout
+$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)), $(nginx -v 2>&1 | sed 's/.*: //'), $(date -u '+%Y-%m-%d %H:%M UTC'):
 
-| case | instructions/request | syscalls/request (native) |
-|---|---|---|
-| nginx proxy | ${IR[nginx]} | ${SYS[nginx]} |
-| sigproxy off | ${IR[off]} | ${SYS[off]} |
-| sigproxy required, signed GET | ${IR[required]} | ${SYS[required]} |
-| of which \`verify_strict\` | $VERIFY | |
+| case | instructions/request | allocations / frees per request | syscalls/request (native) |
+|---|---|---|---|
+| nginx proxy | ${IR[nginx]} | ${ALLOCS[nginx]} | ${SYS[nginx]} |
+| Pingora floor | ${IR[floor]} | ${ALLOCS[floor]} | ${SYS[floor]} |
+| sigproxy off | ${IR[off]} | ${ALLOCS[off]} | ${SYS[off]} |
+| sigproxy required, signed GET | ${IR[required]} | ${ALLOCS[required]} | ${SYS[required]} |
+| of which \`verify_strict\` | $VERIFY | | |
+$(for n in "${EXTRA_ROWS[@]}"; do echo "| $n off | ${IR["$n off"]} | ${ALLOCS["$n off"]} | |"; echo "| $n required, signed GET | ${IR["$n required"]} | ${ALLOCS["$n required"]} | |"; done)
 
-| ratio | value | goal (issue 6, in CPU time) |
+| ratio | value | goal (issue 14, in CPU time) |
 |---|---|---|
-| passthrough: sigproxy off / nginx proxy | $(ratio "${IR[off]}" "${IR[nginx]}") | ≤ 1.0 |
-| signed extra: (required − off) / verify_strict | $(ratio "$EXTRA" "$VERIFY") ($EXTRA / $VERIFY) | ≤ 1.15 |
+| passthrough: sigproxy off / Pingora floor | $(ratio "${IR[off]}" "${IR[floor]}") | ≤ 1.05 |
+| signed GET over the floor: (required − floor) / verify_strict | $(ratio "$((IR[required] - IR[floor]))" "$VERIFY") ($((IR[required] - IR[floor])) / $VERIFY) | ≤ 1.15 |
+| signed extra over off: (required − off) / verify_strict | $(ratio "$EXTRA" "$VERIFY") ($EXTRA / $VERIFY) | (issue 6: ≤ 1.15) |
+| passthrough: sigproxy off / nginx proxy | $(ratio "${IR[off]}" "${IR[nginx]}") | (issue 6: ≤ 1.0) |
+| floor / nginx proxy | $(ratio "${IR[floor]}" "${IR[nginx]}") | |
 TABLE
+
+echo
+echo "Instructions per request by group of functions (groups.py; self cost; the same groups as"
+echo "perfstat.sh's CPU samples):"
+echo
+EXTRA_GROUPS=()
+for n in "${EXTRA_ROWS[@]}"; do EXTRA_GROUPS+=("$n off" "$T/cg-$n off.1" "$n signed GET" "$T/cg-$n required.1"); done
+python3 "$HERE/groups.py" callgrind "$N" floor "$T/cg-floor.1" "sigproxy off" "$T/cg-off.1" \
+  "sigproxy required, signed GET" "$T/cg-required.1" ${EXTRA_GROUPS[@]+"${EXTRA_GROUPS[@]}"}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes helm/sigproxy/files/dashboard.json, the Grafana dashboard for sigproxy (SPEC §5
-metrics). Edit here, run it, commit both: the JSON is generated so that panel ids and grid
-positions stay consistent. Run from the repository root: python3 docs/monitoring/make_dashboard.py
+"""Writes helm/sigproxy/files/dashboard.json, the Grafana dashboard for sigproxy (the metrics of
+docs/reference.md §6). Edit here, run it, commit both: the JSON is generated so that panel ids and
+grid positions stay consistent. Run from the repository root: python3
+docs/monitoring/make_dashboard.py
 """
 import json
 import pathlib

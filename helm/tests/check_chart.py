@@ -5,7 +5,9 @@ that includes the sidecar templates in its own pod; validate every rendered obje
 `kubernetes-validate --strict` for Kubernetes 1.30; run `sigproxy check-config` on the policy
 rendered into the ConfigMap (with the override keys and key files beside it, as mounted); assert
 the invariants the issue asks for (directory mount, no checksum annotation, restricted security
-context, probes, resources). It writes every rendered object under --out for checkov.
+context, probes, resources, the native-sidecar form, termination timing consistent with the
+rendered policy's drain, and no environment variable the binary does not read). It writes every
+rendered object under --out for checkov.
 
 Prints one line per check and ends with "chart: N passed, M failed"; exits 1 on any failure.
 """
@@ -26,10 +28,18 @@ import yaml
 
 HERE = pathlib.Path(__file__).resolve().parent
 CHART = HERE.parent / "sigproxy"
+SRC = HERE.parent.parent / "src"
 KUBE = "1.30.0"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no schema offline; promtool checks the rules
 
 passed, failed = 0, 0
+
+LINT_AT_VERSION = """
+import json, sys
+import helm_python as helm
+rep = helm.lint(sys.argv[1], json.loads(sys.argv[3]), strict=True, kube_version=sys.argv[2], namespace="sigproxy")
+print("errors:", rep.get("errors"))
+"""
 
 
 def check(name, ok, detail=""):
@@ -43,10 +53,19 @@ def check(name, ok, detail=""):
     return ok
 
 
-def render(chart, values, release="demo", namespace="sigproxy"):
+def install(chart, values, release="demo", namespace="sigproxy"):
     cfg = helm.Config(storage_driver="memory", namespace=namespace)
-    rel = cfg.install(str(chart), release, values, dry_run="client", namespace=namespace)
+    return cfg.install(str(chart), release, values, dry_run="client", namespace=namespace)
+
+
+def render(chart, values, release="demo", namespace="sigproxy"):
+    rel = install(chart, values, release, namespace)
     return [d for d in yaml.safe_load_all(rel["manifest"]) if d]
+
+
+def notes(chart, values):
+    rel = install(chart, values)
+    return rel.get("notes") or ""
 
 
 def pod_specs(docs):
@@ -56,7 +75,34 @@ def pod_specs(docs):
 
 
 def sidecar(pod):
-    return next(c for c in pod["spec"]["containers"] if "run" in (c.get("args") or [])[:1])
+    """The sigproxy container, a classic `containers` entry or a native sidecar (initContainers)."""
+    spec = pod["spec"]
+    return next(c for c in spec.get("initContainers", []) + spec["containers"]
+                if "run" in (c.get("args") or [])[:1])
+
+
+def binary_env_vars():
+    """Every environment variable the sigproxy binary reads, from its source (not a list kept by
+    hand): clap `env = "X"`, `env::var("X")` / `var_os("X")`, tracing's `from_env("X")`, and the
+    override names of `OVERRIDE_NAMES` (read from the environment at start). Test modules (after
+    `#[cfg(test)]`) are left out: what a unit test sets is not what the binary reads."""
+    names = set()
+    call = re.compile(r'(?:\benv\s*=\s*|\benv::var(?:_os)?\(\s*|\bvar_os\(\s*|from_env\(\s*)"([A-Za-z_][A-Za-z0-9_]*)"')
+    for f in sorted(SRC.rglob("*.rs")):
+        text = f.read_text().split("#[cfg(test)]")[0]
+        names.update(call.findall(text))
+        m = re.search(r"const OVERRIDE_NAMES\b[^=]*=\s*\[(.*?)\];", text, re.S)
+        if m:
+            names.update(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', m.group(1)))
+    return names
+
+
+BINARY_ENV = binary_env_vars()
+
+
+def policy_int(policy, key, default):
+    v = policy.get(key)
+    return default if v is None else int(v)
 
 
 def check_invariants(case, docs):
@@ -71,6 +117,12 @@ def check_invariants(case, docs):
         check(f"{n} has no checksum annotation (policy edits reload, never restart)",
               not any("checksum" in k for k in ann), str(ann))
         c = sidecar(tpl)
+        check_lifecycle(n, tpl, c, yaml.safe_load(cms[0]["data"]["policy.yaml"]) if cms else {})
+        env = [e["name"] for e in c.get("env") or []]
+        check(f"{n} sidecar env vars are all read by the binary ({', '.join(env) or 'none'})",
+              not c.get("envFrom") and set(env) <= BINARY_ENV,
+              f"not read by sigproxy: {sorted(set(env) - BINARY_ENV)}; envFrom: {c.get('envFrom')}; "
+              f"the binary reads {sorted(BINARY_ENV)}")
         mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
         vols = {v["name"]: v for v in tpl["spec"].get("volumes", [])}
         cfg = mounts.get("sigproxy-config", {})
@@ -109,6 +161,71 @@ def check_invariants(case, docs):
     return cms[0] if cms else None
 
 
+def check_tls(case, docs, policy, values):
+    """values.tls: the Secret mounted as a directory (no subPath) with owner/group-only mode,
+    the policy's tls: pointing into it, app probes through the proxy port speaking HTTPS."""
+    t = values.get("tls") or {}
+    if not t.get("enabled"):
+        check(f"{case}: no TLS in the policy without tls.enabled", "tls" not in policy)
+        return
+    mount = t.get("mountPath", "/etc/sigproxy/tls").rstrip("/")
+    want = {"cert_file": f"{mount}/tls.crt", "key_file": f"{mount}/tls.key"}
+    if t.get("clientAuth"):
+        want["client_ca_file"] = f"{mount}/ca.crt"
+    check(f"{case}: policy tls: names the mounted Secret's files", policy.get("tls") == want,
+          str(policy.get("tls")))
+    for owner, tpl in pod_specs(docs):
+        n = f"{case}: {owner['kind']}/{owner['metadata']['name']}"
+        spec = tpl["spec"]
+        vols = [v for v in spec.get("volumes", []) if v.get("secret", {}).get("secretName") == t["secretName"]]
+        check(f"{n}: TLS Secret volume, mode 0444 (only the sidecar mounts it)", len(vols) == 1 and vols[0]["secret"].get("defaultMode") == 0o444,
+              str(vols))
+        sc = sidecar(tpl)
+        mounts = [m for m in sc.get("volumeMounts", []) if vols and m["name"] == vols[0]["name"]]
+        check(f"{n}: TLS Secret mounted as a directory (no subPath: renewals reload)",
+              len(mounts) == 1 and "subPath" not in mounts[0] and mounts[0]["mountPath"].rstrip("/") == mount,
+              str(mounts))
+        for c in spec.get("containers", []):
+            if c is sc:
+                continue
+            for probe in ("livenessProbe", "readinessProbe"):
+                hg = (c.get(probe) or {}).get("httpGet") or {}
+                if str(hg.get("port")) == str(values.get("ports", {}).get("proxy", 8080)):
+                    check(f"{n}: {c['name']} {probe} through the TLS proxy port uses HTTPS",
+                          hg.get("scheme") == "HTTPS", str(hg))
+
+
+def check_lifecycle(n, tpl, c, policy):
+    """The native/classic form and the termination timing against the rendered policy's drain
+    delay D and grace G (docs/runbook.md): the app's preStop sleep keeps it serving while the
+    proxy may still forward to it, and terminationGracePeriodSeconds covers all of it."""
+    spec = tpl["spec"]
+    native = any(x is c for x in spec.get("initContainers", []))
+    d = policy_int(policy, "drain_delay_seconds", 5)
+    g = policy_int(policy, "shutdown_grace_seconds", 10)
+    t = spec.get("terminationGracePeriodSeconds", 30)
+    apps = [x for x in spec["containers"] if x is not c]
+    sleeps = [((x.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+              for x in apps]
+    s = max(sleeps, default=0)
+    if native:
+        check(f"{n} native sidecar: initContainers entry with restartPolicy Always, startup probe on /readyz",
+              c.get("restartPolicy") == "Always"
+              and (c.get("startupProbe") or {}).get("httpGet", {}).get("path") == "/readyz",
+              str({k: c.get(k) for k in ("restartPolicy", "startupProbe")}))
+        check(f"{n} app preStop sleep {sleeps} >= drain_delay_seconds {d} (the proxy drains only after the app exits)",
+              all(x >= d for x in sleeps if x))
+        need = s + d + g
+    else:
+        check(f"{n} classic sidecar: a containers entry without restartPolicy",
+              "restartPolicy" not in c and not spec.get("initContainers"))
+        check(f"{n} app preStop sleep {sleeps} >= drain {d} + grace {g} (the proxy may forward until then)",
+              all(x >= d + g for x in sleeps if x))
+        need = max(s, d + g)
+    check(f"{n} terminationGracePeriodSeconds {t} > {need} (drain {d}, grace {g}, app sleep {s}, "
+          f"{'native' if native else 'classic'})", t > need)
+
+
 def kubernetes_validate(case, files):
     r = subprocess.run(["kubernetes-validate", "--strict", "-k", KUBE, *map(str, files)],
                        capture_output=True, text=True)
@@ -117,6 +234,21 @@ def kubernetes_validate(case, files):
            and not any(f"kind {k} " in l for k in CRD_KINDS)]
     check(f"{case}: kubernetes-validate --strict -k {KUBE} ({len(files)} objects)",
           r.returncode == 0 and not bad, "\n".join(bad or out[-5:]))
+
+
+def make_test_pki(d):
+    """A throwaway CA and a leaf it signed (openssl), as PEM files in d."""
+    d.mkdir(parents=True, exist_ok=True)
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=chart-test-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=sigproxy")
+    (d / "ext").write_text("subjectAltName=DNS:sigproxy\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", "2",
+        "-out", "leaf.crt", "-days", "2", "-extfile", "ext")
+    return d
 
 
 def check_config(case, sigproxy, cm, docs, work):
@@ -136,6 +268,17 @@ def check_config(case, sigproxy, cm, docs, work):
     for pattern in kf:
         if pattern.endswith("/*.yaml"):
             text = text.replace(pattern, f"{key_dir}/*.yaml")
+    # The TLS Secret and the upstream CA ConfigMap are the user's: stand in a test CA and leaf
+    # made here, at the paths the chart mounts them.
+    tls, up = policy.get("tls"), (policy.get("upstream_tls") or {}).get("ca_file")
+    if tls or up:
+        pem = make_test_pki(work / "pki")
+        for key, made in [("cert_file", "leaf.crt"), ("key_file", "leaf.key"),
+                          ("client_ca_file", "ca.crt")]:
+            if tls and tls.get(key):
+                text = text.replace(tls[key], str(pem / made))
+        if up:
+            text = text.replace(up, str(pem / "ca.crt"))
     (cfg_dir / "policy.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNATURE_AUTH_")}
     r = subprocess.run([sigproxy, "check-config", str(cfg_dir / "policy.yaml")],
@@ -173,6 +316,11 @@ def main():
     cases = [(f"values/{p.stem}", CHART, yaml.safe_load(p.read_text()) or {})
              for p in sorted((HERE / "values").glob("*.yaml"))]
     cases.append(("consumer chart (include)", consumer, {}))
+    cases.append(("consumer chart (include, native sidecar)", consumer, {"sigproxy": {"sidecar": {"native": True}}}))
+
+    print("\n-- environment variables the binary reads (from src/)")
+    check(f"found them: {', '.join(sorted(BINARY_ENV))}",
+          {"SIGPROXY_LOG", "SIGPROXY_CONFIG"} <= BINARY_ENV, "the extraction in binary_env_vars() broke")
 
     for case, chart, values in cases:
         print(f"\n-- {case}")
@@ -198,6 +346,8 @@ def main():
         kubernetes_validate(case, files)
         cm = check_invariants(case, docs)
         if cm:
+            if chart == CHART:
+                check_tls(case, docs, yaml.safe_load(cm["data"]["policy.yaml"]), values)
             check_config(case, a.sigproxy, cm, docs, work / d_out.name)
 
     print("\n-- changes that must and must not restart pods")
@@ -210,6 +360,72 @@ def main():
           tpl(base) == tpl(changed) and cm(base) != cm(changed))
     check("an image change does change the pod template",
           tpl(base) != tpl(render(CHART, {"image": {"tag": "0.2.0"}})))
+
+    print("\n-- termination timing derived from the policy's drain (one place)")
+    def pod(values):
+        return tpl(render(CHART, values))["spec"]
+    def app_sleep(spec):
+        app = next(c for c in spec["containers"] if c["name"] == "app")
+        return ((app.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds")
+    for label, values, want_t, want_s in [
+        ("defaults: D 5 + G 10 + margin 5; app sleeps D + G", {}, 20, 15),
+        ("drain 20: the pod's grace follows", {"policy": {"drain_delay_seconds": 20}}, 35, 30),
+        ("native: app sleeps D, then the proxy drains: 5 + 5 + 10 + 5", {"sidecar": {"native": True}}, 25, 5),
+        ("explicit and sufficient: kept as given", {"termination": {"gracePeriodSeconds": 90}}, 90, 15),
+        ("drain 0, no app sleep: G + margin", {"policy": {"drain_delay_seconds": 0},
+                                               "termination": {"appPreStopSleepSeconds": 0}}, 15, None),
+    ]:
+        spec = pod(values)
+        got = (spec["terminationGracePeriodSeconds"], app_sleep(spec))
+        check(f"{label}: terminationGracePeriodSeconds {want_t}, app preStop sleep {want_s}",
+              got == (want_t, want_s), f"got {got}")
+    for label, values, want in [
+        ("an explicit terminationGracePeriodSeconds shorter than drain + grace + margin",
+         {"policy": {"drain_delay_seconds": 30}, "termination": {"gracePeriodSeconds": 30}},
+         "termination.gracePeriodSeconds=30 is shorter than the shutdown it must cover: max(app preStop sleep 40, "
+         "policy.drain_delay_seconds 30 + policy.shutdown_grace_seconds 10) + termination.marginSeconds 5 = 45"),
+        ("the same in the native form",
+         {"sidecar": {"native": True}, "termination": {"gracePeriodSeconds": 20}},
+         "termination.gracePeriodSeconds=20 is shorter than the shutdown it must cover: app preStop sleep 5 + "
+         "policy.drain_delay_seconds 5 + policy.shutdown_grace_seconds 10 + termination.marginSeconds 5"),
+    ]:
+        try:
+            render(CHART, values)
+            check(f"refuses {label}", False, "rendered without error")
+        except helm.HelmError as e:
+            check(f"refuses {label}, naming the keys and the sum", want in str(e), str(e)[:600])
+    for label, kube, values, want in [
+        ("native sidecar on Kubernetes 1.28", "v1.28.0", {"sidecar": {"native": True}},
+         "sidecar.native needs Kubernetes >= 1.29"),
+        ("an explicit app preStop sleep on Kubernetes 1.29 (no sleep action)", "v1.29.0",
+         {"termination": {"appPreStopSleepSeconds": 15}}, "needs Kubernetes >= 1.30"),
+        ("nothing: classic form on Kubernetes 1.28, no sleep action, grace D + G + margin", "v1.28.0", {}, None),
+    ]:
+        # Only lint takes a Kubernetes version, and lint runs `fail` in its lint mode: it logs
+        # the message (on the Go side's stderr) instead of failing. Run it in a child process
+        # and read that log.
+        r = subprocess.run([sys.executable, "-c", LINT_AT_VERSION, str(CHART), kube, json.dumps(values)],
+                           capture_output=True, text=True)
+        fails = re.findall(r'funcMap fail message="([^"]*)"', r.stderr)
+        if want:
+            check(f"Kubernetes {kube}: the chart refuses {label}",
+                  any(want in f for f in fails), (r.stdout + r.stderr)[-600:])
+        else:
+            check(f"Kubernetes {kube}: the chart renders {label}",
+                  r.returncode == 0 and not fails and "errors: []" in r.stdout, (r.stdout + r.stderr)[-600:])
+
+    # A parent chart still including the classic entry alone while asking for the native form.
+    old_style = work / "consumer-old-style"
+    shutil.copytree(consumer, old_style)
+    dep = old_style / "templates" / "deployment.yaml"
+    dep.write_text(dep.read_text().replace('"sigproxy.containers"', '"sigproxy.container"'))
+    try:
+        render(old_style, {"sigproxy": {"sidecar": {"native": True}}})
+        check("refuses sidecar.native with the classic-only sigproxy.container include", False,
+              "rendered without error")
+    except helm.HelmError as e:
+        check("refuses sidecar.native with the classic-only sigproxy.container include, saying what to include",
+              'include "sigproxy.initContainers" under initContainers' in str(e), str(e)[:600])
 
     print("\n-- values the schema must refuse")
     for label, bad in [
@@ -224,6 +440,52 @@ def main():
             check(f"schema refuses {label}", False, "rendered without error")
         except helm.HelmError as e:
             check(f"schema refuses {label}", "schema" in str(e).lower() or "values" in str(e).lower(), str(e)[:300])
+
+    print("\n-- several pods with the per-pod (memory) replay store (issue 20)")
+    for label, vals in [
+        ("deployment.replicas: 2", {"deployment": {"replicas": 2}}),
+        ("an HPA", {"autoscaling": {"enabled": True}}),
+        ("deployment.replicas: 3, nonce optional", {"deployment": {"replicas": 3},
+                                                   "policy": {"signature": {"nonce": "optional"}}}),
+    ]:
+        try:
+            render(CHART, vals)
+            check(f"chart refuses {label} with the memory replay store", False, "rendered without error")
+        except helm.HelmError as e:
+            msg = str(e)
+            check(f"chart refuses {label} with the memory replay store, naming both ways out",
+                  "policy.replay.store: memory" in msg and "policy.replay.redis_url" in msg
+                  and "replayStore.acknowledgePerPodReplay: true" in msg, msg[:800])
+    for label, vals in [
+        ("one pod", {}),
+        ("2 replicas with nonces off (nothing to replay-check)",
+         {"deployment": {"replicas": 2}, "policy": {"signature": {"nonce": "off"}}}),
+    ]:
+        try:
+            render(CHART, vals)
+            check(f"chart renders {label} with the memory replay store", True)
+        except helm.HelmError as e:
+            check(f"chart renders {label} with the memory replay store", False, str(e)[:500])
+    ack = yaml.safe_load((HERE / "values/replay-acknowledged.yaml").read_text())
+    n = notes(CHART, ack)
+    check("acknowledged per-pod replay protection: NOTES.txt warns, naming the pods and the way out",
+          "WARNING: replay protection is per pod" in n and "deployment.replicas: 3" in n
+          and "policy.replay.store: redis" in n, n)
+    n = notes(CHART, yaml.safe_load((HERE / "values/production.yaml").read_text()))
+    check("shared Redis replay store: NOTES.txt has no per-pod warning", "WARNING" not in n, n)
+    docs = render(CHART, yaml.safe_load((HERE / "values/production.yaml").read_text()))
+    cmap = next(d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in d["data"])
+    pol = yaml.safe_load(cmap["data"]["policy.yaml"])["replay"]
+    pod = next(t for _, t in pod_specs(docs))
+    mount = next((m for m in sidecar(pod)["volumeMounts"] if m["name"] == "sigproxy-redis"), {})
+    vol = next((v for v in pod["spec"]["volumes"] if v["name"] == "sigproxy-redis"), {})
+    check("Redis password and CA come from the Secret's mount, never the ConfigMap",
+          pol.get("redis_password_file") == "/etc/sigproxy/redis/password"
+          and pol.get("redis_ca_file") == "/etc/sigproxy/redis/ca.crt"
+          and mount.get("readOnly") is True and mount.get("mountPath") == "/etc/sigproxy/redis"
+          and (vol.get("secret") or {}).get("secretName") == "sigproxy-redis"
+          and all(d["kind"] != "Secret" or "redis" not in d["metadata"]["name"] for d in docs),
+          f"{pol} {mount} {vol}")
 
     print("\n-- check-config refuses what the schema cannot see")
     bad = render(CHART, {"policy": {"signature": {"required_components": ["@status"]}}})

@@ -1,6 +1,13 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text of a registry we are
-//! given) and `/status` (JSON from a callback we are given), served by a separate Pingora
-//! service on its own port. It computes no metrics and no status itself.
+//! The admin listener: `/healthz`, `/readyz` (the listener flag plus the start-up checks of
+//! `readiness`), `/metrics` (Prometheus text of a registry we are given) and `/status` (JSON from a
+//! callback we are given), served by a separate Pingora service on its own port. It computes no
+//! metrics (the collectors of `collect` read other modules' state); the `/status` document is
+//! built by `status`.
+
+pub mod collect;
+pub mod protocols;
+pub mod readiness;
+pub mod status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +27,8 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     pub registry: prometheus::Registry,
     pub status: StatusFn,
+    /// Start-up checks `/readyz` also waits for (none: the listener flag alone).
+    pub readiness: Option<Arc<readiness::Readiness>>,
 }
 
 pub struct AdminApp {
@@ -43,13 +52,22 @@ impl AdminApp {
         match path {
             "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             "/readyz" => {
-                if self.state.ready.load(Ordering::Acquire) {
-                    json(StatusCode::OK, serde_json::json!({"ready": true}))
-                } else {
-                    json(
+                let listening = self.state.ready.load(Ordering::Acquire);
+                match &self.state.readiness {
+                    Some(r) => {
+                        let report = r.report(listening);
+                        let status = if report.ready {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        };
+                        json(status, report.body)
+                    }
+                    None if listening => json(StatusCode::OK, serde_json::json!({"ready": true})),
+                    None => json(
                         StatusCode::SERVICE_UNAVAILABLE,
                         serde_json::json!({"ready": false}),
-                    )
+                    ),
                 }
             }
             "/metrics" => {
@@ -118,6 +136,7 @@ mod tests {
             ready: ready.clone(),
             registry,
             status: Arc::new(|| serde_json::json!({"mode": "hybrid"})),
+            readiness: None,
         };
         (AdminApp::new(state), ready)
     }

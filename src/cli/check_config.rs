@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::policy::schema::{self, Apply};
 use crate::policy::{self, ConfigErrors, FoundOverrides, OverrideOrigin, Policy};
 
 #[derive(clap::Args, Debug)]
@@ -18,7 +19,8 @@ pub struct CheckConfigArgs {
 pub fn run(args: &CheckConfigArgs) -> ExitCode {
     match check(args, std::env::vars()) {
         Ok(text) => {
-            print!("{text}");
+            // A reader that went away (`| head`) is not worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -58,7 +60,9 @@ pub fn check(
         .ok();
     match (policy, env, files) {
         (Some(p), Some(env), Some(files)) if errors.is_empty() => {
-            Ok(render(&p, &FoundOverrides::layered(&env, files)))
+            let found = FoundOverrides::layered(&env, files);
+            policy::check_overrides(&p, &found)?;
+            Ok(render(&p, &found))
         }
         _ => Err(ConfigErrors(errors)),
     }
@@ -77,16 +81,47 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
     let _ = writeln!(s, "policy: {} (sha256 {})", p.path.display(), p.sha256);
     let _ = writeln!(
         s,
-        "listen: {}  admin_listen: {}  upstream: {}{}",
-        f.listen,
-        f.admin_listen,
-        f.upstream,
-        if f.upstream.tls && !f.upstream.sni.is_empty() {
-            format!(" (sni {})", f.upstream.sni)
+        "listen: {}  admin_listen: {}  upstream: {}",
+        f.listen, f.admin_listen, f.upstream,
+    );
+    let tls = match &f.tls {
+        Some(t) => format!(
+            "https (cert {}, key {}{})",
+            t.cert_file,
+            t.key_file,
+            t.client_ca_file
+                .as_ref()
+                .map_or(String::new(), |c| format!(", client certificates from {c}"))
+        ),
+        None => "plain http".to_string(),
+    };
+    let h2 = &f.http2;
+    let _ = writeln!(
+        s,
+        "listener: {tls}; http2: {}",
+        if h2.enabled {
+            format!(
+                "on (max_concurrent_streams {}, max_header_list_bytes {}, max_pending_resets {})",
+                h2.max_concurrent_streams, h2.max_header_list_bytes, h2.max_pending_resets
+            )
         } else {
-            String::new()
+            "off".to_string()
         }
     );
+    if f.upstream.tls {
+        let _ = writeln!(
+            s,
+            "upstream_tls: verified against {}, name {}",
+            f.upstream_tls
+                .ca_file
+                .as_deref()
+                .unwrap_or("the system roots"),
+            f.upstream_tls
+                .server_name
+                .as_deref()
+                .unwrap_or(&f.upstream.sni)
+        );
+    }
     let threads = if f.threads == 0 {
         "one per core".to_string()
     } else {
@@ -109,7 +144,13 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
                 OverrideOrigin::Env => "environment".to_string(),
                 OverrideOrigin::File(path) => format!("file {}", path.display()),
             };
-            let _ = writeln!(s, "  {}={} ({origin})", o.name, o.value);
+            let _ = writeln!(
+                s,
+                "  {}={} ({origin}; sets {})",
+                o.name,
+                o.value,
+                o.kind.as_str()
+            );
         }
     }
     let was = |now: String, file: String| {
@@ -212,12 +253,31 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
     let _ = writeln!(s, "trusted_proxies: [{}]", proxies.join(", "));
     let store = match &f.replay.backend {
         policy::ReplayBackend::Memory => format!("memory (max {} entries)", f.replay.max_entries),
-        policy::ReplayBackend::Redis { url } => format!("redis {url}"),
+        policy::ReplayBackend::Redis(target) => format!("redis {target}"),
     };
     let _ = writeln!(
         s,
-        "replay: {store}, on_store_error {}",
-        f.replay.on_store_error.as_str()
+        "replay: {store}, on_store_error {}, scope {}",
+        f.replay.on_store_error.as_str(),
+        f.replay.backend.scope().as_str()
+    );
+    let rd = &f.readiness;
+    let mut waits = Vec::new();
+    if f.key_directory.is_some() && rd.wait_for_key_directory {
+        waits.push("key directory");
+    }
+    if matches!(f.replay.backend, policy::ReplayBackend::Redis(_))
+        && rd.wait_for_replay_store
+        && f.replay.on_store_error == policy::OnStoreError::Reject
+    {
+        waits.push("replay store");
+    }
+    let _ = writeln!(
+        s,
+        "readiness: waits for the listener{}; after {} s still waiting: {}",
+        waits.iter().map(|w| format!(", {w}")).collect::<String>(),
+        rd.timeout_seconds,
+        rd.on_timeout.as_str()
     );
     let rl = f.failure_rate_limit.per_minute;
     let _ = writeln!(
@@ -229,7 +289,8 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
             format!("{rl}/minute per ip")
         }
     );
-    let c = &f.canary;
+    // The canary in force: FORCE_SIGNATURE_USERS joins always_require.
+    let c = &e.canary;
     let list = |v: &[policy::CallerMatcher]| {
         v.iter()
             .map(ToString::to_string)
@@ -242,6 +303,17 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
         list(&c.always_require),
         list(&c.never_require)
     );
+    if let Some(l) = &c.legacy_user {
+        let how = match l.hash {
+            policy::LegacyUserHash::None => "its value",
+            policy::LegacyUserHash::Sha256 => "the SHA-256 hex of its value",
+        };
+        let _ = writeln!(
+            s,
+            "canary legacy_user: an unsigned caller is client:ID for always_require when {how} in {} is ID",
+            l.header
+        );
+    }
     if let Some(h) = &c.auto_halt {
         let _ = writeln!(
             s,
@@ -256,34 +328,127 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
             k.url, k.refresh_seconds
         );
     }
-    let active = p
-        .keys
-        .iter()
-        .filter(|k| k.status == policy::KeyStatus::Active)
-        .count();
+    render_keys(&mut s, p, LIST_KEYS_UP_TO);
+    render_classes(&mut s);
+    s
+}
+
+/// Past this many keys, `check-config` lists keys per source rather than one line each: a million
+/// lines help nobody read a policy.
+const LIST_KEYS_UP_TO: usize = 1000;
+
+fn render_keys(s: &mut String, p: &Policy, list_up_to: usize) {
+    let keys = &p.keys;
     let _ = writeln!(
         s,
-        "keys: {} ({active} active, {} revoked)",
-        p.keys.len(),
-        p.keys.len() - active
+        "keys: {} ({} active, {} revoked)",
+        keys.len(),
+        keys.active_count(),
+        keys.revoked_count()
     );
-    for k in &p.keys {
+    let file = |source: &policy::KeySource| match source {
+        policy::KeySource::File(path) => path.display().to_string(),
+        _ => p.path.display().to_string(),
+    };
+    if keys.len() > list_up_to {
+        for t in keys.tables().iter().filter(|t| !t.is_empty()) {
+            let _ = writeln!(
+                s,
+                "  {}: {} keys ({} revoked)",
+                file(t.source()),
+                t.len(),
+                t.revoked_count()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  (more than {list_up_to} keys: listed per file, not one by one)"
+        );
+        return;
+    }
+    for k in keys.iter() {
         let status = match k.status {
             policy::KeyStatus::Active => "active",
             policy::KeyStatus::Revoked => "revoked",
         };
+        let pos = k.pos.unwrap_or_default();
         let _ = writeln!(
             s,
             "  {:<24} client {:<20} {:<8} {}:{}:{}",
-            k.key_id, k.client_id, status, k.file, k.pos.line, k.pos.col
+            k.key_id,
+            k.client_id,
+            status,
+            file(k.source),
+            pos.line,
+            pos.col
         );
     }
-    s
+}
+
+/// Every key by class (`policy::schema`): what a reload applies and what needs a restart.
+fn render_classes(s: &mut String) {
+    let _ = writeln!(
+        s,
+        "key classes (sigproxy run applies `live` keys on reload; a changed `restart` key is reported in /status restart_required until a restart):"
+    );
+    for (apply, label) in [(Apply::Live, "live"), (Apply::Restart, "restart")] {
+        let keys: Vec<&str> = schema::leaves()
+            .filter(|k| k.apply == apply)
+            .map(|k| k.path)
+            .collect();
+        let mut line = format!("  {label}:");
+        for (i, k) in keys.iter().enumerate() {
+            let sep = if i + 1 < keys.len() { "," } else { "" };
+            if line.len() + k.len() + 2 > 100 {
+                let _ = writeln!(s, "{line}");
+                line = " ".repeat(label.len() + 3);
+            }
+            line.push(' ');
+            line.push_str(k);
+            line.push_str(sep);
+        }
+        let _ = writeln!(s, "{line}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_keys_are_listed_per_file() {
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("k.yaml");
+        std::fs::write(
+            &keys,
+            format!("- {{key_id: a, public_key: {pk}}}\n- {{key_id: b, public_key: {pk}, status: revoked}}\n"),
+        )
+        .unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(
+            &file,
+            format!("key_files: [k.yaml]\nkeys:\n  - {{key_id: c, public_key: {pk}}}\n"),
+        )
+        .unwrap();
+        let p = policy::load(&file).unwrap();
+        let mut few = String::new();
+        render_keys(&mut few, &p, 3);
+        assert!(few.contains("keys: 3 (2 active, 1 revoked)"), "{few}");
+        assert!(few.contains(&format!("{}:2:3", keys.display())), "{few}");
+        let mut many = String::new();
+        render_keys(&mut many, &p, 2);
+        assert!(
+            many.contains(&format!("  {}: 2 keys (1 revoked)\n", keys.display())),
+            "{many}"
+        );
+        assert!(
+            many.contains(&format!("  {}: 1 keys (0 revoked)\n", file.display())),
+            "{many}"
+        );
+        assert!(many.contains("more than 2 keys"), "{many}");
+        assert!(!many.contains(":2:3"), "{many}");
+    }
 
     #[test]
     fn renders_the_effective_policy_and_collects_errors() {
@@ -308,13 +473,35 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment)"),
+            out.contains("SIGNATURE_AUTH_CANARY_PERCENT=10 (environment; sets canary_percent)"),
             "{out}"
         );
         assert!(out.contains("canary: 10% (file: 0%) of callers"), "{out}");
         assert!(
             out.contains("k1 ") && out.contains("client web") && out.contains("active"),
             "{out}"
+        );
+        // Every key is named once, under its class.
+        let classes = &out[out.find("key classes").unwrap()..];
+        let mut class = "";
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for line in classes.lines().skip(1) {
+            let mut words = line.split([' ', ',']).filter(|w| !w.is_empty()).peekable();
+            if let Some(label) = words.peek().and_then(|w| w.strip_suffix(':')) {
+                class = label;
+                words.next();
+            }
+            seen.extend(words.map(|w| (w.to_owned(), class)));
+        }
+        let mut want: Vec<(String, &str)> = schema::leaves()
+            .map(|k| (k.path.to_owned(), k.apply.as_str()))
+            .collect();
+        seen.sort();
+        want.sort();
+        assert_eq!(seen, want, "{classes}");
+        assert!(
+            classes.contains("restart: listen, admin_listen, threads"),
+            "{classes}"
         );
 
         std::fs::write(&file, "mode: false\nlisten: x\n").unwrap();

@@ -1,5 +1,5 @@
-//! The `sigproxy` command line (SPEC §2): one binary, clap subcommands. Each subcommand lives in
-//! its own module and returns the process exit code.
+//! The `sigproxy` command line (reference §2): one binary, clap subcommands. Each subcommand lives
+//! in its own module and returns the process exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +41,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
 }
 
-/// Exit codes shared by the offline tools (SPEC §2).
+/// Exit codes shared by the offline tools (reference §2.1).
 pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
@@ -62,6 +62,13 @@ pub fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Current Unix time in seconds.
+/// Print one line on stdout. A reader that went away (`sigproxy sign … | head`) is not an
+/// error worth a panic: the line is dropped.
+pub fn out(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

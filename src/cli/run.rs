@@ -1,37 +1,36 @@
-//! `sigproxy run`: load and validate the policy (exit 2 before binding anything if it is bad),
-//! build the verifier, the replay store, metrics and the admin status, and serve until a signal.
+//! `sigproxy run`: the command line of the server. Loading, assembling and serving are
+//! `crate::app`'s; this file only turns arguments into its options and exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::json;
-
-use super::{EXIT_USAGE, unix_now};
-use crate::admin::AdminState;
-use crate::authn::Authenticator;
-use crate::keys::{DirectoryConfig, KeyDirectory};
-use crate::logsink::LogSink;
-use crate::metrics::Metrics;
-use crate::observe::Observer;
-use crate::policy::{self, OverrideOrigin, ReplayBackend};
-use crate::proxy::{self, IdentityHeaders, ProxySettings};
-use crate::ratelimit::{DEFAULT_MAX_TRACKED, FailureLimiter};
-use crate::replay::{MemoryStore, NonceStore, RedisStore, RedisStoreConfig};
-use crate::rollout::watch::{self, ReloadEvent, Trigger};
-use crate::runtime::{Live, Runtime};
+use super::EXIT_USAGE;
+use crate::app::{self, Handover};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Policy file (default: $SIGPROXY_CONFIG, else config/policy.yaml).
     #[arg(long, env = "SIGPROXY_CONFIG", default_value = "config/policy.yaml")]
     pub config: PathBuf,
+    /// Binary upgrade: take the listening sockets over from the `sigproxy run` that uses the same
+    /// --runtime-dir. Start this process first, then send the old one SIGQUIT: it hands its
+    /// sockets over, stops accepting 5 s later and finishes its requests within
+    /// shutdown_grace_seconds. Exits 1 if no sockets arrive within about 5 s.
+    #[arg(long, requires = "runtime_dir")]
+    pub upgrade: bool,
+    /// Directory for the pid file and the upgrade socket (default: one per process under
+    /// $XDG_RUNTIME_DIR or the temp dir). Old and new process of an upgrade need the same one.
+    #[arg(long, env = "SIGPROXY_RUNTIME_DIR")]
+    pub runtime_dir: Option<PathBuf>,
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let sink = init_logging();
-    let result = serve(&args.config, None);
+    let sink = app::init_logging();
+    let handover = Handover {
+        upgrade: args.upgrade,
+        runtime_dir: args.runtime_dir.clone(),
+    };
+    let result = app::serve_with(&args.config, None, handover);
     sink.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,336 +39,4 @@ pub fn run(args: &RunArgs) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
-}
-
-/// JSON lines on stdout: the audit lines (target `audit`) and operational logs, buffered
-/// (`crate::logsink`); the caller flushes the returned sink before exiting.
-pub fn init_logging() -> LogSink {
-    let sink = crate::logsink::global().clone();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGPROXY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora=warn"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(sink.clone())
-        .try_init();
-    sink
-}
-
-/// Everything `run` and `demo` share: loads, builds and serves; returns only on shutdown or on
-/// a configuration error (before anything was bound). `on_ready` runs once the gateway is built.
-/// Called once the gateway is built, before it serves (the demo prints its lines here).
-pub type OnReady = Box<dyn FnOnce(&Live) + Send>;
-
-pub fn serve(config: &Path, on_ready: Option<OnReady>) -> Result<(), String> {
-    let env = policy::overrides_from_env(std::env::vars()).map_err(|e| e.to_string())?;
-    let runtime = Arc::new(
-        Runtime::load(config, env, unix_now())
-            .map_err(|e| format!("{e}\n{}: policy not valid; not starting", config.display()))?,
-    );
-    let live = runtime.snapshot();
-    let file = &live.policy.file;
-    let replay: Arc<dyn NonceStore> = match &file.replay.backend {
-        ReplayBackend::Memory => {
-            Arc::new(MemoryStore::new(file.replay.max_entries).map_err(|e| e.to_string())?)
-        }
-        // Connects lazily, inside the proxy's runtime: a Redis still coming up delays nothing but
-        // the signed requests that need it (503 until it answers).
-        ReplayBackend::Redis { url } => Arc::new(
-            RedisStore::new(&RedisStoreConfig::new(url.clone()))
-                .map_err(|e| format!("{}: {e}", config.display()))?,
-        ),
-    };
-    let limiter = FailureLimiter::new(file.failure_rate_limit.per_minute, DEFAULT_MAX_TRACKED);
-    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
-    metrics.config_reloads.with_label_values(&["success"]).inc();
-    let directory = match &file.key_directory {
-        Some(kd) => Some(
-            start_key_directory(kd, &runtime, &metrics)
-                .map_err(|e| format!("{}: {e}", config.display()))?,
-        ),
-        None => None,
-    };
-    // After the directory's first fetch: the key gauge counts its keys too.
-    publish_gauges(&metrics, &runtime, &runtime.snapshot());
-    {
-        let metrics = metrics.clone();
-        watch::spawn(
-            runtime.clone(),
-            unix_now,
-            Box::new(move |rt, trigger, event| on_reload(&metrics, rt, trigger, event)),
-        )?;
-    }
-
-    let settings = settings(&live);
-    let ready = Arc::new(AtomicBool::new(false));
-    let admin = AdminState {
-        ready: ready.clone(),
-        registry: metrics.registry.clone(),
-        status: {
-            let runtime = runtime.clone();
-            let replay = replay.clone();
-            let directory = directory.clone();
-            Arc::new(move || {
-                let mut s = status(&runtime, replay.as_ref());
-                if let Some(d) = &directory {
-                    s["keys"]["directory"] = serde_json::to_value(d.status()).unwrap_or_default();
-                }
-                s
-            })
-        },
-    };
-    let gate = Arc::new(
-        Authenticator::new(runtime.clone(), replay.clone(), limiter, unix_now)
-            .with_directory(directory),
-    );
-    let observer = Arc::new(Observer::new(metrics.clone()));
-    let (gateway, _handle) = proxy::build(settings, gate, observer, Some(admin))
-        .map_err(|e| format!("cannot start: {e}"))?;
-    tracing::info!(
-        listen = %file.listen,
-        upstream = %file.upstream.address(),
-        admin = %file.admin_listen,
-        policy = %config.display(),
-        "sigproxy starting"
-    );
-    // Pingora binds inside `run`: ready (and the demo's lines) only once the listener answers.
-    let listen = file.listen;
-    let snapshot = live.clone();
-    std::thread::spawn(move || {
-        if wait_listening(listen, std::time::Duration::from_secs(30)) {
-            ready.store(true, Ordering::Release);
-            tracing::info!(listen = %listen, "sigproxy ready");
-            if let Some(f) = on_ready {
-                f(&snapshot);
-            }
-        } else {
-            tracing::error!(listen = %listen, "listener did not come up within 30 s");
-        }
-    });
-    gateway.run();
-    Ok(())
-}
-
-/// Builds the key directory, fetches it once (bounded by its timeout; a failure is logged and the
-/// gateway starts without directory keys, retrying every `refresh_seconds` and on unknown keyids),
-/// and keeps refreshing it on a thread of its own, independent of the proxy's runtimes.
-fn start_key_directory(
-    kd: &policy::KeyDirectory,
-    runtime: &Arc<Runtime>,
-    metrics: &Arc<Metrics>,
-) -> Result<KeyDirectory, String> {
-    let (target, metrics) = (runtime.clone(), metrics.clone());
-    let config = DirectoryConfig::new(kd.url.clone(), kd.refresh_seconds);
-    let dir = KeyDirectory::new(config, move |records| {
-        target.set_directory_keys(records)?;
-        metrics
-            .active_keys
-            .set(target.snapshot().active_keys() as i64);
-        Ok(())
-    })?;
-    let (first_tx, first_rx) = std::sync::mpsc::channel();
-    let background = dir.clone();
-    std::thread::Builder::new()
-        .name("key-directory".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                let _ = first_tx.send(Err("key directory: cannot start its runtime".to_owned()));
-                return;
-            };
-            rt.block_on(async move {
-                let _ = first_tx.send(background.refresh().await);
-                let _ = background.spawn_refresher().await;
-            });
-        })
-        .map_err(|e| format!("key directory thread: {e}"))?;
-    match first_rx.recv() {
-        Ok(Ok(_)) => {
-            tracing::info!(url = %kd.url, keys = dir.records().len(), "key directory loaded")
-        }
-        Ok(Err(e)) => tracing::error!(
-            url = %kd.url,
-            error = %e,
-            "key directory: first fetch failed; starting without its keys"
-        ),
-        Err(_) => tracing::error!(url = %kd.url, "key directory: first fetch did not report"),
-    }
-    Ok(dir)
-}
-
-fn wait_listening(addr: std::net::SocketAddr, limit: std::time::Duration) -> bool {
-    let mut probe = addr;
-    if probe.ip().is_unspecified() {
-        probe.set_ip(match addr {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let deadline = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < deadline {
-        if std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(200))
-            .is_ok()
-        {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    false
-}
-
-fn publish_gauges(m: &Metrics, runtime: &Runtime, live: &Live) {
-    m.active_keys.set(live.active_keys() as i64);
-    m.canary_percent
-        .set(i64::from(runtime.canary_percent(live)));
-    m.set_effective_mode(live.effective.mode);
-    let mut routes: Vec<String> = live
-        .effective
-        .routes
-        .iter()
-        .map(|r| r.path_prefix.clone())
-        .collect();
-    routes.push("default".to_owned());
-    m.retain_routes(&routes);
-}
-
-/// After each reload attempt: count it, log it, and refresh the gauges from what is in force.
-fn on_reload(m: &Metrics, runtime: &Runtime, trigger: Trigger, event: &ReloadEvent) {
-    match event {
-        ReloadEvent::Applied {
-            changed,
-            generation,
-        } => {
-            m.config_reloads.with_label_values(&["success"]).inc();
-            let live = runtime.snapshot();
-            publish_gauges(m, runtime, &live);
-            tracing::info!(
-                trigger = trigger.as_str(),
-                changed,
-                generation,
-                sha256 = %live.policy.sha256,
-                effective_mode = live.effective.mode.as_str(),
-                canary_percent = runtime.canary_percent(&live),
-                dry_run = live.effective.dry_run,
-                overrides = ?live.overrides.settings.iter().map(|s| format!("{}={}", s.name, s.value)).collect::<Vec<_>>(),
-                "policy reloaded"
-            );
-        }
-        ReloadEvent::Refused { error } => {
-            m.config_reloads.with_label_values(&["failure"]).inc();
-            tracing::error!(
-                trigger = trigger.as_str(),
-                error = %error,
-                "policy reload refused; the last good policy stays in force"
-            );
-        }
-    }
-}
-
-fn settings(live: &Live) -> ProxySettings {
-    let f = &live.policy.file;
-    let mut s = ProxySettings::new(f.listen.to_string(), f.upstream.clone());
-    s.admin_listen = Some(f.admin_listen.to_string());
-    s.threads = f.threads;
-    s.shutdown_grace_seconds = f.shutdown_grace_seconds;
-    s.read_timeout = std::time::Duration::from_secs(f.upstream_timeout_seconds);
-    s.write_timeout = std::time::Duration::from_secs(f.upstream_timeout_seconds);
-    s.exit_when_drained = true;
-    s.handle_signals = true;
-    s.max_body_bytes = usize::try_from(f.signature.max_body_bytes).unwrap_or(usize::MAX);
-    s.trusted_proxies = f.trusted_proxies.clone();
-    let mut strip: Vec<String> = f
-        .identity
-        .strip_inbound
-        .iter()
-        .map(|h| h.as_str().to_owned())
-        .collect();
-    if !f.identity.forward_signature_headers {
-        strip.extend(["signature".to_owned(), "signature-input".to_owned()]);
-    }
-    s.identity = IdentityHeaders {
-        client_id: f.identity.client_id_header.as_str().to_owned(),
-        key_id: f.identity.key_id_header.as_str().to_owned(),
-        auth_method: f.identity.auth_method_header.as_str().to_owned(),
-        strip_inbound: strip,
-    };
-    s
-}
-
-/// SPEC §5 `/status`.
-pub fn status(runtime: &Runtime, replay: &dyn NonceStore) -> serde_json::Value {
-    let live = runtime.snapshot();
-    let f = &live.policy.file;
-    let overrides: serde_json::Map<String, serde_json::Value> = live
-        .overrides
-        .settings
-        .iter()
-        .map(|s| {
-            let source = match &s.origin {
-                OverrideOrigin::Env => "environment".to_owned(),
-                OverrideOrigin::File(p) => p.display().to_string(),
-            };
-            (s.name.clone(), json!({"value": s.value, "source": source}))
-        })
-        .collect();
-    let mut sources: Vec<String> = live.keys.iter().map(|k| k.source.to_string()).collect();
-    sources.sort();
-    sources.dedup();
-    let last_error = runtime
-        .last_reload_error
-        .lock()
-        .ok()
-        .and_then(|e| e.clone());
-    json!({
-        "mode": f.mode.as_str(),
-        "effective_mode": live.effective.mode.as_str(),
-        "overrides": overrides,
-        "dry_run": live.effective.dry_run,
-        "canary_percent": runtime.canary_percent(&live),
-        "canary": {
-            "percent": live.effective.canary_percent,
-            "effective_percent": runtime.canary_percent(&live),
-            "auto_halt": live.policy.file.canary.auto_halt.map(|h| json!({
-                "max_reject_percent": h.max_reject_percent,
-                "window_seconds": h.window_seconds,
-                "min_requests": h.min_requests,
-            })),
-            "halted": runtime.canary_halt.status(&live.halt_key).map(|h| json!({
-                "at": h.at,
-                "rejected": h.rejected,
-                "total": h.total,
-                "window_seconds": h.window_seconds,
-                "percent_before": h.percent_before,
-            })),
-        },
-        "routes": live.effective.routes.iter().map(|r| json!({
-            "path_prefix": r.path_prefix,
-            "methods": r.methods.as_ref().map(|ms| ms.iter().map(|m| m.as_str().to_owned()).collect::<Vec<_>>()),
-            "mode": r.mode.as_str(),
-            "dry_run": r.dry_run.unwrap_or(live.effective.dry_run),
-        })).collect::<Vec<_>>(),
-        "policy": {
-            "path": live.policy.path.display().to_string(),
-            "sha256": live.policy.sha256,
-            "generation": live.generation,
-            "loaded_at": live.loaded_at,
-        },
-        "last_reload_error": last_error,
-        "keys": {
-            "active": live.keys.active_count(),
-            "revoked": live.keys.revoked_count(),
-            "sources": sources,
-        },
-        "replay": {
-            "store": match f.replay.backend { ReplayBackend::Memory => "memory", ReplayBackend::Redis { .. } => "redis" },
-            "entries": replay.entries(),
-            "max_entries": f.replay.max_entries,
-        },
-        "version": env!("CARGO_PKG_VERSION"),
-    })
 }

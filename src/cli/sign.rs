@@ -321,12 +321,12 @@ fn output(args: &SignArgs, p: &Prepared) -> ExitCode {
         }
     }
     if args.curl {
-        println!("{}", p.curl());
+        super::out(p.curl());
     } else if args.send {
         return send(p, Duration::from_secs(args.timeout.max(1)));
     } else {
         for (k, v) in &p.added {
-            println!("{k}: {v}");
+            super::out(format_args!("{k}: {v}"));
         }
     }
     ExitCode::SUCCESS
@@ -361,7 +361,7 @@ fn send(p: &Prepared, timeout: Duration) -> ExitCode {
     match result {
         Ok(resp) => {
             let text = String::from_utf8_lossy(&resp);
-            println!("{}", text.replace("\r\n", "\n").trim_end());
+            super::out(text.replace("\r\n", "\n").trim_end());
             let ok = text
                 .split(' ')
                 .nth(1)

@@ -34,8 +34,9 @@ pub struct VerifyArgs {
     /// Unix time to verify at (default: now).
     #[arg(long)]
     pub now: Option<i64>,
-    /// Scheme the client used (default: the policy's public_scheme, else http — what the
-    /// gateway itself sees on its plain listener).
+    /// Scheme the client used (default: the policy's public_scheme, else https, as in the RFC 9421
+    /// examples; the gateway's plain listener sees http: pass `--scheme http` to check a request
+    /// as it verified there when @scheme or @target-uri is covered).
     #[arg(long)]
     pub scheme: Option<String>,
     /// Authority the client signed (default: the policy's public_authority, else Host).
@@ -143,7 +144,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
             })
         }
     };
-    println!("{verdict}");
+    super::out(&verdict);
     if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -212,8 +213,8 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
 /// The policy's `signature:` rules and every key it loads (inline and key_files).
 fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
     let policy = crate::policy::load(path).map_err(|e| e.to_string())?;
-    let options = crate::runtime::verify_options(&policy)?;
-    let keys = crate::keys::KeySet::new(policy.key_records()).map_err(|e| e.join("; "))?;
+    let options = crate::live::verify_options(&policy)?;
+    let keys = crate::keys::KeySet::from_index(policy.keys.clone());
     let sig = &policy.file.signature;
     Ok(Setup {
         keys: Box::new(keys),
@@ -225,7 +226,7 @@ fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
 
 fn usage(msg: &str) -> ExitCode {
     let verdict = json!({"valid": false, "code": "USAGE", "message": msg});
-    println!("{verdict}");
+    super::out(&verdict);
     eprintln!("sigproxy verify: {msg}");
     ExitCode::from(EXIT_USAGE)
 }

@@ -1,9 +1,11 @@
 //! The remote key directory (`key_directory`): a JWKS fetched every `refresh_seconds` with
 //! `If-None-Match`, refetched at once (but at most once per `min_refetch_interval`, coalesced) when
 //! a request names an unknown keyid, and kept at its last good contents when a fetch fails, the
-//! document is malformed, or the caller's `apply` refuses it. It does not merge with other key
-//! sources: `apply` (the gateway's, typically `KeySet::new` over every source plus an arc-swap)
-//! does that, and a refusal from it (a key id clash) counts as a failed fetch.
+//! document is malformed, or the caller's `apply` refuses it. A document identical to the one in
+//! force (304, or 200 with the same bytes) is neither parsed nor applied again. It does not merge
+//! with other key sources: `apply` (the gateway's, typically `KeySet::layered` over the policy's
+//! keys and these plus an arc-swap) does that, and a refusal from it (a key id clash) counts as a
+//! failed fetch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -13,7 +15,9 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::KeyRecord;
+use sha2::{Digest, Sha256};
+
+use super::KeyIndex;
 use super::http_get::{self, Target};
 use super::jwks::parse_jwks;
 
@@ -32,21 +36,22 @@ pub struct DirectoryConfig {
 }
 
 impl DirectoryConfig {
-    /// Defaults: refetch on unknown keyid at most every 5 s, 5 s per fetch, 1 MiB documents.
+    /// Defaults: refetch on unknown keyid at most every 5 s, 5 s per fetch, 32 MiB documents
+    /// (about 250,000 keys).
     pub fn new(url: impl Into<String>, refresh_seconds: u64) -> Self {
         Self {
             url: url.into(),
             refresh: Duration::from_secs(refresh_seconds.max(1)),
             min_refetch_interval: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
-            max_bytes: 1 << 20,
+            max_bytes: 32 << 20,
         }
     }
 }
 
-/// Called with the directory's new records after each fetch that changed them. `Err` (say, a key
-/// id that clashes with an inline key) keeps the previous records and is shown as the last error.
-pub type ApplyFn = dyn Fn(Arc<Vec<KeyRecord>>) -> Result<(), String> + Send + Sync;
+/// Called with the directory's new keys after each fetch that changed them. `Err` (say, a key
+/// id that clashes with an inline key) keeps the previous keys and is shown as the last error.
+pub type ApplyFn = dyn Fn(Arc<KeyIndex>) -> Result<(), String> + Send + Sync;
 
 /// What one fetch did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +92,7 @@ struct Inner {
     config: DirectoryConfig,
     target: Target,
     apply: Box<ApplyFn>,
-    records: ArcSwap<Vec<KeyRecord>>,
+    records: ArcSwap<KeyIndex>,
     generation: watch::Sender<u64>,
     /// Held across a whole fetch: fetches never overlap, and an unknown-keyid lookup that arrives
     /// during one waits for it instead of starting another.
@@ -106,6 +111,8 @@ struct Inner {
 struct FetchState {
     /// ETag of the applied document; sent as If-None-Match.
     etag: Option<String>,
+    /// SHA-256 of the applied document: the same bytes again are not parsed again.
+    digest: Option<[u8; 32]>,
     last_started: Option<Instant>,
     /// Only unknown-keyid refetches are rate-limited by `min_refetch_interval`: a key published
     /// just after a periodic fetch must still be found by the first request that uses it.
@@ -124,7 +131,7 @@ impl KeyDirectory {
     /// for the periodic one).
     pub fn new(
         config: DirectoryConfig,
-        apply: impl Fn(Arc<Vec<KeyRecord>>) -> Result<(), String> + Send + Sync + 'static,
+        apply: impl Fn(Arc<KeyIndex>) -> Result<(), String> + Send + Sync + 'static,
     ) -> Result<Self, String> {
         let target = Target::parse(&config.url)?;
         Ok(Self {
@@ -132,7 +139,7 @@ impl KeyDirectory {
                 config,
                 target,
                 apply: Box::new(apply),
-                records: ArcSwap::from_pointee(Vec::new()),
+                records: ArcSwap::from_pointee(KeyIndex::empty()),
                 generation: watch::Sender::new(0),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
                 completed: AtomicU64::new(0),
@@ -146,8 +153,8 @@ impl KeyDirectory {
         })
     }
 
-    /// The directory's current records (the last good set; empty before the first success).
-    pub fn records(&self) -> Arc<Vec<KeyRecord>> {
+    /// The directory's current keys (the last good set; empty before the first success).
+    pub fn records(&self) -> Arc<KeyIndex> {
         self.inner.records.load_full()
     }
 
@@ -281,6 +288,11 @@ impl Inner {
             200 => {}
             s => return Err(format!("HTTP status {s}")),
         }
+        let digest: [u8; 32] = Sha256::digest(&resp.body).into();
+        if state.digest == Some(digest) {
+            state.etag = resp.etag;
+            return Ok(FetchOutcome::Unchanged);
+        }
         let parsed = parse_jwks(&resp.body, &self.config.url)?;
         if !parsed.skipped.is_empty() {
             tracing::warn!(
@@ -294,16 +306,18 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .skipped = parsed.skipped.len();
-        if **self.records.load() == parsed.records {
+        if **self.records.load() == parsed.index {
             state.etag = resp.etag;
+            state.digest = Some(digest);
             return Ok(FetchOutcome::Unchanged);
         }
-        let records = Arc::new(parsed.records);
+        let records = Arc::new(parsed.index);
         (self.apply)(records.clone()).map_err(|e| format!("new keys not applied: {e}"))?;
         let count = records.len();
         self.records.store(records);
         // Only now: a refused document must be fetched whole again, not answered 304.
         state.etag = resp.etag;
+        state.digest = Some(digest);
         self.generation.send_modify(|g| *g += 1);
         tracing::info!(url = %self.config.url, keys = count, "key directory: new keys applied");
         Ok(FetchOutcome::Changed)

@@ -79,6 +79,26 @@ impl Jwk {
     }
 }
 
+/// The `x` bytes of a public JWK whose `kty` and `crv` the caller has checked (OKP, Ed25519):
+/// `alg` absent, `EdDSA` or `Ed25519`, no private `d`. The point itself is not decoded here (the
+/// key directory decodes a whole set at once, on every core).
+pub(super) fn public_x(
+    alg: Option<&str>,
+    x: Option<&str>,
+    has_d: bool,
+) -> Result<[u8; 32], KeyError> {
+    match alg {
+        None | Some("EdDSA") | Some("Ed25519") => {}
+        Some(alg) => return Err(KeyError::new(format!("JWK alg is {alg}, expected EdDSA"))),
+    }
+    if has_d {
+        return Err(KeyError::new(
+            "JWK contains the private key (d); give the public JWK (without d) here",
+        ));
+    }
+    Jwk::member_32("x", x)
+}
+
 pub(super) fn parse_public(text: &str) -> Result<VerifyingKey, KeyError> {
     let jwk = Jwk::from_text(text)?;
     jwk.check_type()?;

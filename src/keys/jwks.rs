@@ -1,4 +1,4 @@
-//! A JWK Set (RFC 7517 §5) of OKP/Ed25519 keys (RFC 8037) → key records for the key directory.
+//! A JWK Set (RFC 7517 §5) of OKP/Ed25519 keys (RFC 8037) → the key directory's indexed table.
 //!
 //! Members read from each JWK, beyond RFC 8037's `kty`, `crv`, `x`:
 //! - `kid` (required): the RFC 9421 `keyid`.
@@ -12,20 +12,34 @@
 //! with a reason, so one bad entry does not hold back everyone else's rotation. A document that is
 //! not a JWK Set, or that names one `kid` twice, is rejected whole. It does not fetch anything.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
-use super::{KeyRecord, KeySource, KeyStatus, parse_public_key};
+use super::{KeyIndex, KeySource, KeyStatus, KeyTable, decode_points};
 
 /// More keys than this in one document is a misconfiguration, not a key registry.
-const MAX_KEYS: usize = 100_000;
+pub(crate) const MAX_KEYS: usize = 500_000;
 
 #[derive(Debug)]
 pub(crate) struct Parsed {
-    pub records: Vec<KeyRecord>,
+    /// The usable keys, in document order, indexed.
+    pub index: KeyIndex,
     /// One line per skipped key: which one and why.
     pub skipped: Vec<String>,
 }
 
+/// A usable-looking key whose point is not decoded yet.
+struct Candidate<'a> {
+    at: usize,
+    kid: &'a str,
+    client_id: &'a str,
+    status: KeyStatus,
+    x: [u8; 32],
+}
+
+/// Linear in the number of keys: one JSON parse, one pass over the keys, the points decoded on
+/// every core, one index build.
 pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
     let doc: Value =
         serde_json::from_slice(body).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
@@ -39,23 +53,43 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
             keys.len()
         ));
     }
-    let mut records: Vec<KeyRecord> = Vec::with_capacity(keys.len());
+    let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(keys.len());
     let mut skipped = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let Some(obj) = key.as_object() else {
             skipped.push(format!("keys[{i}]: not a JSON object"));
             continue;
         };
-        match record(obj, url) {
-            Ok(r) => records.push(r),
+        match candidate(i, obj) {
+            Ok(c) => candidates.push(c),
             Err(why) => skipped.push(format!("keys[{i}]{}: {why}", kid_note(obj))),
         }
     }
-    records.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-    if let Some(dup) = records.windows(2).find(|w| w[0].key_id == w[1].key_id) {
-        return Err(format!("JWKS names kid {:?} twice", dup[0].key_id));
+    let raw: Vec<[u8; 32]> = candidates.iter().map(|c| c.x).collect();
+    let (points, bad) = decode_points(&raw);
+    let id_bytes = candidates.iter().map(|c| c.kid.len()).sum();
+    let mut b = KeyTable::builder(KeySource::Directory(url.to_owned()));
+    b.reserve(candidates.len(), id_bytes);
+    let mut bad = bad.into_iter().peekable();
+    for (i, (c, key)) in candidates.iter().zip(points).enumerate() {
+        if bad.next_if_eq(&i).is_some() {
+            skipped.push(format!(
+                "keys[{}] (kid {:?}): JWK x is not a valid Ed25519 public key",
+                c.at, c.kid
+            ));
+        } else {
+            b.push(c.kid, c.client_id, key, c.status, None)?;
+        }
     }
-    Ok(Parsed { records, skipped })
+    let index = KeyIndex::build(vec![Arc::new(b.finish())]).map_err(|d| {
+        let kid = d
+            .pairs()
+            .next()
+            .map(|(a, _)| a.key_id.to_owned())
+            .unwrap_or_default();
+        format!("JWKS names kid {kid:?} twice")
+    })?;
+    Ok(Parsed { index, skipped })
 }
 
 fn kid_note(obj: &Map<String, Value>) -> String {
@@ -73,7 +107,7 @@ fn optional_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'
     }
 }
 
-fn record(obj: &Map<String, Value>, url: &str) -> Result<KeyRecord, String> {
+fn candidate(at: usize, obj: &Map<String, Value>) -> Result<Candidate<'_>, String> {
     let kty = optional_str(obj, "kty")?;
     let crv = optional_str(obj, "crv")?;
     if kty != Some("OKP") || crv != Some("Ed25519") {
@@ -101,14 +135,15 @@ fn record(obj: &Map<String, Value>, url: &str) -> Result<KeyRecord, String> {
         Some("revoked") => KeyStatus::Revoked,
         Some(other) => return Err(format!("status {other:?} is not active or revoked")),
     };
-    let key =
-        parse_public_key(&Value::Object(obj.clone()).to_string()).map_err(|e| e.to_string())?;
-    Ok(KeyRecord {
-        key_id: kid.to_owned(),
-        client_id: client_id.to_owned(),
+    let has_d = obj.get("d").is_some_and(|d| !d.is_null());
+    let x = super::jwk::public_x(optional_str(obj, "alg")?, optional_str(obj, "x")?, has_d)
+        .map_err(|e| e.to_string())?;
+    Ok(Candidate {
+        at,
+        kid,
+        client_id,
         status,
-        key,
-        source: KeySource::Directory(url.to_owned()),
+        x,
     })
 }
 
@@ -137,23 +172,26 @@ mod tests {
         let p = parse_jwks(doc.as_bytes(), URL).unwrap();
         assert!(p.skipped.is_empty(), "{:?}", p.skipped);
         let got: Vec<(&str, &str, KeyStatus)> = p
-            .records
+            .index
             .iter()
-            .map(|r| (r.key_id.as_str(), r.client_id.as_str(), r.status))
+            .map(|r| (r.key_id, r.client_id, r.status))
             .collect();
         assert_eq!(
             got,
             [
-                ("a-key", "partner-a", KeyStatus::Revoked),
                 ("b-key", "b-key", KeyStatus::Active),
+                ("a-key", "partner-a", KeyStatus::Revoked),
                 ("c-key", "c-key", KeyStatus::Active),
             ]
         );
         assert_eq!(
-            p.records[1].key,
+            *p.index.get("b-key").unwrap().key,
             SigningKey::from_bytes(&[1; 32]).verifying_key()
         );
-        assert_eq!(p.records[0].source, KeySource::Directory(URL.into()));
+        assert_eq!(
+            p.index.get("a-key").unwrap().source,
+            &KeySource::Directory(URL.into())
+        );
     }
 
     #[test]
@@ -183,8 +221,8 @@ mod tests {
             jwk(5, "good", ""),
         );
         let p = parse_jwks(doc.as_bytes(), URL).unwrap();
-        assert_eq!(p.records.len(), 1);
-        assert_eq!(p.records[0].key_id, "good");
+        assert_eq!(p.index.len(), 1);
+        assert!(p.index.get("good").is_some());
         assert_eq!(p.skipped.len(), 9, "{:#?}", p.skipped);
         let all = p.skipped.join("\n");
         for needle in [
@@ -229,11 +267,6 @@ mod tests {
                 .unwrap_err()
                 .contains("\"same\" twice")
         );
-        assert!(
-            parse_jwks(b"{\"keys\":[]}", URL)
-                .unwrap()
-                .records
-                .is_empty()
-        );
+        assert!(parse_jwks(b"{\"keys\":[]}", URL).unwrap().index.is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! Ed25519 key material and key records: parsing base64 / PEM / JWK text, encoding for keygen,
-//! and the `KeySet` the verifier resolves `keyid`s in, and the remote JWKS key directory
-//! (`directory`). It does not read config files; loaders build `KeyRecord`s and hand them to
-//! `KeySet::new`.
+//! compact per-source `KeyTable`s, the `KeySet` the verifier resolves `keyid`s in, and the remote
+//! JWKS key directory (`directory`). It does not read config files; loaders build `KeyTable`s
+//! (or, for a few keys, `KeyRecord`s for `KeySet::new`).
 
 mod directory;
 mod encode;
@@ -10,12 +10,15 @@ mod jwk;
 mod jwks;
 mod parse;
 mod set;
+mod table;
 
 pub use directory::{ApplyFn, DirectoryConfig, DirectoryStatus, FetchOutcome, KeyDirectory};
 pub use encode::{generate, private_base64, public_base64, public_pem};
 pub use jwk::public_jwk;
+pub(crate) use parse::base64_32;
 pub use parse::{parse_private_key, parse_public_key};
-pub use set::{KeyRecord, KeySet, KeySource, KeyStatus};
+pub use set::{Duplicates, KeyIndex, KeyRecord, KeySet, KeySource, KeyStatus};
+pub use table::{KeyPos, KeyRef, KeyTable, KeyTableBuilder, decode_points};
 
 use std::fmt;
 
@@ -38,7 +41,7 @@ pub mod fuzzing {
     /// A JWKS document as the key directory reads it: usable records and skipped keys.
     pub fn jwks(body: &[u8]) -> Result<(usize, usize), String> {
         super::jwks::parse_jwks(body, "http://fuzz/keys.jwks")
-            .map(|p| (p.records.len(), p.skipped.len()))
+            .map(|p| (p.index.len(), p.skipped.len()))
     }
 }
 

@@ -33,7 +33,7 @@ fn detect(text: &str) -> Form<'_> {
 }
 
 /// Base64 (standard or url-safe alphabet, padded or not) of exactly 32 bytes.
-fn base64_32(text: &str) -> Result<[u8; 32], KeyError> {
+pub(crate) fn base64_32(text: &str) -> Result<[u8; 32], KeyError> {
     let engine = if text.contains(['-', '_']) {
         &B64_URL
     } else {

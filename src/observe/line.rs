@@ -13,9 +13,11 @@ pub struct JsonLine {
 
 impl JsonLine {
     /// `{"timestamp":"<RFC 3339, µs, UTC>","level":"<level>"` — the same leading members as the
-    /// operational lines from `tracing`, so one parser reads both.
-    pub fn new(at: SystemTime, level: &str) -> Self {
-        let mut buf = String::with_capacity(384);
+    /// operational lines from `tracing`, so one parser reads both. Written into `buf` (emptied first): a caller that keeps one buffer per thread encodes a
+    /// line without allocating.
+    pub fn new_in(mut buf: String, at: SystemTime, level: &str) -> Self {
+        buf.clear();
+        buf.reserve(384);
         buf.push_str("{\"timestamp\":\"");
         push_rfc3339_micros(&mut buf, at);
         buf.push_str("\",\"level\":\"");
@@ -235,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_line_is_one_json_object() {
-        let mut l = JsonLine::new(at(1_700_000_000, 5), "INFO");
+        let mut l = JsonLine::new_in(String::new(), at(1_700_000_000, 5), "INFO");
         l.str("event_type", "exempt");
         l.opt_str("client_id", None);
         l.opt_str("key_id", Some("k\"1"));

@@ -1,7 +1,8 @@
-//! The logging phase: one place turns a finished request into metrics and, for every decision,
-//! one JSON audit line on stdout (SPEC §6), encoded by `line` and buffered by `crate::logsink`.
+//! The logging phase: one place turns a finished request into metrics and, for every decision, one
+//! JSON audit line on stdout (reference §7.1), encoded by `line` and buffered by `crate::logsink`.
 //! Never a key, never a raw credential, never a query string (it may carry tokens).
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -11,30 +12,42 @@ use line::JsonLine;
 use crate::authn::AuditNote;
 use crate::decision::Event;
 use crate::error::ErrorCode;
-use crate::logsink;
-use crate::metrics::{AttemptStatus, Metrics, UNKNOWN_CLIENT};
-use crate::proxy::{RequestObserver, RequestRecord};
+use crate::logsink::{self, LogSink};
+use crate::metrics::{AttemptStatus, Metrics, StoreErrorResult, UNKNOWN_CLIENT};
+use crate::proxy::{ConnEvent, RequestObserver, RequestRecord};
 
 pub struct Observer {
     metrics: Arc<Metrics>,
+    sink: LogSink,
 }
 
 impl Observer {
+    /// Audit lines to the process's stdout sink.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+        Self::with_sink(metrics, logsink::global().clone())
+    }
+
+    /// Audit lines to `sink` (benches and tests).
+    pub fn with_sink(metrics: Arc<Metrics>, sink: LogSink) -> Self {
+        Self { metrics, sink }
     }
 }
 
-impl RequestObserver for Observer {
-    fn on_request(&self, r: &RequestRecord<'_>) {
-        let m = &self.metrics;
-        m.requests
-            .with_label_values(&[r.code.map_or("OK", ErrorCode::as_str)])
+impl RequestObserver<AuditNote> for Observer {
+    fn on_connection(&self, event: ConnEvent) {
+        self.metrics
+            .connections_refused
+            .with_label_values(&[event.as_str()])
             .inc();
+    }
+
+    fn on_request(&self, r: &RequestRecord<'_, AuditNote>) {
+        let m = &self.metrics;
+        m.request(r.code);
         if let Some(d) = r.upstream_latency {
             m.observe_upstream(d);
         }
-        let Some(note) = r.note.and_then(|n| n.downcast_ref::<AuditNote>()) else {
+        let Some(note) = r.note else {
             return;
         };
         let client = note.client_id.as_deref().unwrap_or(UNKNOWN_CLIENT);
@@ -45,18 +58,17 @@ impl RequestObserver for Observer {
             Event::LegacyPass | Event::Exempt => AttemptStatus::Skipped,
         };
         m.auth_attempt(note.method, status, client);
-        m.auth_latency.observe(note.auth_latency.as_secs_f64());
+        m.observe_auth(note.auth_latency);
         if note.event == Event::SignatureAuthFailure {
-            let reason = note.code.map_or("UNKNOWN", ErrorCode::as_str);
-            m.invalid_signatures.with_label_values(&[reason]).inc();
+            m.invalid_signature(note.code);
             if note.code == Some(ErrorCode::NonceReplayed) {
-                m.replay_attempts.with_label_values(&[client]).inc();
+                m.replay_attempt(client);
             }
         }
         if note.store_error_allowed {
-            m.replay_store_errors.with_label_values(&["allowed"]).inc();
+            m.replay_store_error(StoreErrorResult::Allowed);
         } else if note.code == Some(ErrorCode::ReplayStoreUnavailable) {
-            m.replay_store_errors.with_label_values(&["rejected"]).inc();
+            m.replay_store_error(StoreErrorResult::Rejected);
         }
         if note.event != Event::Exempt {
             let route = if note.route.is_empty() {
@@ -81,18 +93,18 @@ impl RequestObserver for Observer {
                 "canary auto-halt: too many canary callers rejected; effective canary is 0 until the policy changes"
             );
         }
-        audit(r, note);
+        audit(&self.sink, r, note);
     }
 }
 
-fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
+fn audit(sink: &LogSink, r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
     // Honour SIGPROXY_LOG as before (e.g. `audit=off`); the check is a cached callsite lookup.
     if !tracing::enabled!(target: "audit", tracing::Level::INFO) {
         return;
     }
     let target = String::from_utf8_lossy(r.target);
     let path = target.split('?').next().unwrap_or("");
-    let mut l = JsonLine::new(SystemTime::now(), "INFO");
+    let mut l = JsonLine::new_in(take_line_buffer(), SystemTime::now(), "INFO");
     l.str("event_type", note.event.as_str());
     l.str("request_id", r.request_id);
     l.opt_str("client_id", note.client_id.as_deref());
@@ -113,5 +125,25 @@ fn audit(r: &RequestRecord<'_>, note: &AuditNote) {
     l.uint("status", u64::from(r.status));
     l.opt_str("detail", note.detail.as_deref());
     l.millis("latency_ms", r.latency);
-    logsink::global().write_line(l.finish("audit").as_bytes());
+    let line = l.finish("audit");
+    sink.write_line(line.as_bytes());
+    give_back_line_buffer(line);
+}
+
+thread_local! {
+    /// This thread's audit line buffer, reused from one request to the next.
+    static LINE: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// A buffer kept after an unusually long line (a long user agent) is dropped, not kept.
+const KEEP_LINE_BUFFER: usize = 4096;
+
+fn take_line_buffer() -> String {
+    LINE.try_with(Cell::take).unwrap_or_default()
+}
+
+fn give_back_line_buffer(buf: String) {
+    if buf.capacity() <= KEEP_LINE_BUFFER {
+        let _ = LINE.try_with(|c| c.set(buf));
+    }
 }

@@ -4,7 +4,8 @@
 //! `crate::rollout`, not here.
 
 use super::error::Diag;
-use super::reader::{MapReader, index, integer, list, string};
+use super::reader::{MapReader, choice, index, integer, list, string};
+use super::schema;
 use super::yaml::Node;
 use http::HeaderName;
 use ipnet::IpNet;
@@ -18,6 +19,41 @@ pub struct CanaryPolicy {
     pub never_require: Vec<CallerMatcher>,
     /// `None`: the canary never halts itself.
     pub auto_halt: Option<AutoHalt>,
+    /// `None`: an unsigned caller has no identity, so `client:` matchers never match it.
+    pub legacy_user: Option<LegacyUser>,
+}
+
+/// `canary.legacy_user`: how an unsigned caller is recognised as user `a` by a `client:a`
+/// matcher in `always_require` (and so by `FORCE_SIGNATURE_USERS`): the value of `header`, as
+/// sent, or its SHA-256 in lowercase hex when that header carries a secret (a bearer token), so
+/// the ConfigMap never holds the secret. Anyone can send any header, so it only ever makes a
+/// caller *more* enforced: it is never consulted for `never_require`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyUser {
+    pub header: HeaderName,
+    pub hash: LegacyUserHash,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegacyUserHash {
+    /// The header value is the user id.
+    None,
+    /// The user id is the hex SHA-256 of the header value's bytes (e.g. of `Bearer abc`).
+    Sha256,
+}
+
+impl LegacyUserHash {
+    pub const NAMES: [(&'static str, LegacyUserHash); 2] = [
+        ("none", LegacyUserHash::None),
+        ("sha256", LegacyUserHash::Sha256),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Sha256 => "sha256",
+        }
+    }
 }
 
 /// `canary.auto_halt`: when more than `max_reject_percent` of the requests of canary callers
@@ -38,6 +74,7 @@ impl Default for CanaryPolicy {
             always_require: Vec::new(),
             never_require: Vec::new(),
             auto_halt: None,
+            legacy_user: None,
         }
     }
 }
@@ -72,18 +109,9 @@ impl std::fmt::Display for CallerMatcher {
     }
 }
 
-const KEYS: &[&str] = &[
-    "percent",
-    "sticky_on",
-    "always_require",
-    "never_require",
-    "auto_halt",
-];
-const HALT_KEYS: &[&str] = &["max_reject_percent", "window_seconds", "min_requests"];
-
 pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> CanaryPolicy {
     let mut c = CanaryPolicy::default();
-    let Some(m) = MapReader::new(d, node, path, KEYS) else {
+    let Some(m) = MapReader::new(d, node, path, &schema::children("canary")) else {
         return c;
     };
     if let Some((n, p)) = m.get("percent") {
@@ -110,13 +138,16 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> CanaryPolicy {
     if let Some((n, p)) = m.get_some("auto_halt") {
         c.auto_halt = parse_auto_halt(d, n, &p);
     }
+    if let Some((n, p)) = m.get_some("legacy_user") {
+        c.legacy_user = parse_legacy_user(d, n, &p);
+    }
     c
 }
 
 /// Every key is required: a halt rule half written is more likely a mistake than a wish for
 /// defaults.
 fn parse_auto_halt(d: &mut Diag, node: &Node, path: &str) -> Option<AutoHalt> {
-    let m = MapReader::new(d, node, path, HALT_KEYS)?;
+    let m = MapReader::new(d, node, path, &schema::children("canary.auto_halt"))?;
     let mut get = |key: &str, min: u64, max: u64| match m.get(key) {
         Some((n, p)) => integer(d, n, &p, min, max),
         None => {
@@ -131,6 +162,27 @@ fn parse_auto_halt(d: &mut Diag, node: &Node, path: &str) -> Option<AutoHalt> {
         max_reject_percent: u8::try_from(pct?).ok()?,
         window_seconds: window?,
         min_requests: min?,
+    })
+}
+
+fn parse_legacy_user(d: &mut Diag, node: &Node, path: &str) -> Option<LegacyUser> {
+    let m = MapReader::new(d, node, path, &schema::children("canary.legacy_user"))?;
+    let header = match m.get("header") {
+        Some((n, p)) => {
+            string(d, n, &p).and_then(|s| header_name(s).map_err(|e| d.err(n.pos, &p, e)).ok())
+        }
+        None => {
+            d.err(m.pos, path, "`header` is required in legacy_user");
+            None
+        }
+    };
+    let hash = match m.get("hash") {
+        Some((n, p)) => choice(d, n, &p, &LegacyUserHash::NAMES)?,
+        None => LegacyUserHash::None,
+    };
+    Some(LegacyUser {
+        header: header?,
+        hash,
     })
 }
 

@@ -1,14 +1,19 @@
-//! The policy file as written, validated and typed (`PolicyFile`), with every SPEC §3 default so
-//! an almost empty file is valid. No overrides, no key material, no I/O: see `Policy` for those.
+//! The policy file as written, validated and typed (`PolicyFile`), with every default of reference
+//! §3.2 so an almost empty file is valid. No overrides, no key material, no I/O: see `Policy` for
+//! those.
 
 use super::canary::{self, CanaryPolicy, parse_cidr};
 use super::error::Diag;
 use super::identity::{IdentityPolicy, parse_identity};
 use super::key_entries::{self, KeyEntry};
-use super::network::{Upstream, socket_addr};
+use super::limits::{self, Limits};
+use super::listener::{self, Buffers, Http2, TlsListener};
+use super::network::{Upstream, UpstreamTls, parse_upstream_tls, socket_addr};
 use super::reader::{MapReader, boolean, index, integer, list, string};
+use super::readiness::{self, ReadinessPolicy};
 use super::replay::{OnStoreError, ReplayBackend, ReplayPolicy, parse_replay};
 use super::routes::{self, Route, RouteMatching};
+use super::schema;
 use super::signature::{self, SignaturePolicy};
 use super::types::Mode;
 use super::yaml::Node;
@@ -21,6 +26,8 @@ pub struct PolicyFile {
     pub dry_run: bool,
     pub listen: SocketAddr,
     pub upstream: Upstream,
+    /// How an `https://` upstream is verified (CA file, name to check).
+    pub upstream_tls: UpstreamTls,
     pub admin_listen: SocketAddr,
     /// 0 = one per core.
     pub threads: usize,
@@ -39,6 +46,15 @@ pub struct PolicyFile {
     pub trusted_proxies: Vec<IpNet>,
     pub replay: ReplayPolicy,
     pub failure_rate_limit: FailureRateLimit,
+    pub limits: Limits,
+    /// SIGTERM: keep accepting and serving this long (with `/readyz` 503) before closing the
+    /// listeners, so load balancers stop sending first.
+    pub drain_delay_seconds: u64,
+    /// TLS on the proxy listener; `None`: plain HTTP.
+    pub tls: Option<TlsListener>,
+    pub http2: Http2,
+    pub listener: Buffers,
+    pub readiness: ReadinessPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +82,7 @@ impl Default for PolicyFile {
                 port: 8081,
                 sni: String::new(),
             },
+            upstream_tls: UpstreamTls::default(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             threads: 0,
             shutdown_grace_seconds: 10,
@@ -85,35 +102,19 @@ impl Default for PolicyFile {
                 on_store_error: OnStoreError::Reject,
             },
             failure_rate_limit: FailureRateLimit::default(),
+            limits: Limits::default(),
+            drain_delay_seconds: 5,
+            tls: None,
+            http2: Http2::default(),
+            listener: Buffers::default(),
+            readiness: ReadinessPolicy::default(),
         }
     }
 }
 
-const TOP: &[&str] = &[
-    "mode",
-    "dry_run",
-    "listen",
-    "upstream",
-    "admin_listen",
-    "threads",
-    "shutdown_grace_seconds",
-    "upstream_timeout_seconds",
-    "signature",
-    "keys",
-    "key_files",
-    "key_directory",
-    "routes",
-    "route_matching",
-    "canary",
-    "identity",
-    "trusted_proxies",
-    "replay",
-    "failure_rate_limit",
-];
-
 pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     let mut f = PolicyFile::default();
-    let Some(m) = MapReader::new(d, root, "", TOP) else {
+    let Some(m) = MapReader::new(d, root, "", &schema::children("")) else {
         return f;
     };
     if let Some((n, p)) = m.get("mode") {
@@ -148,11 +149,39 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
             f.upstream = u;
         }
     }
+    if let Some((n, p)) = m.get("upstream_tls") {
+        f.upstream_tls = parse_upstream_tls(d, n, &p);
+        if !f.upstream.tls && f.upstream_tls != UpstreamTls::default() {
+            d.err(
+                n.pos,
+                &p,
+                format!(
+                    "applies to an https:// upstream only; upstream is {}",
+                    f.upstream
+                ),
+            );
+        }
+    }
     if let Some((n, p)) = m.get("threads") {
         f.threads = integer(d, n, &p, 0, 1024).map_or(0, |v| v as usize);
     }
     if let Some((n, p)) = m.get("shutdown_grace_seconds") {
         f.shutdown_grace_seconds = integer(d, n, &p, 0, 3600).unwrap_or(f.shutdown_grace_seconds);
+    }
+    if let Some((n, p)) = m.get("drain_delay_seconds") {
+        f.drain_delay_seconds = integer(d, n, &p, 0, 3600).unwrap_or(f.drain_delay_seconds);
+    }
+    if let Some((n, p)) = m.get_some("tls") {
+        f.tls = listener::parse_tls(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("http2") {
+        f.http2 = listener::parse_http2(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("listener") {
+        f.listener = listener::parse_buffers(d, n, &p);
+    }
+    if let Some((n, p)) = m.get("limits") {
+        f.limits = limits::parse(d, n, &p);
     }
     if let Some((n, p)) = m.get("upstream_timeout_seconds") {
         f.upstream_timeout_seconds =
@@ -201,12 +230,15 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
         f.replay = parse_replay(d, n, &p, f.replay.clone());
     }
     if let Some((n, p)) = m.get("failure_rate_limit") {
-        if let Some(r) = MapReader::new(d, n, &p, &["per_minute"]) {
+        if let Some(r) = MapReader::new(d, n, &p, &schema::children("failure_rate_limit")) {
             if let Some((n, p)) = r.get("per_minute") {
                 f.failure_rate_limit.per_minute =
                     integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
             }
         }
+    }
+    if let Some((n, p)) = m.get("readiness") {
+        f.readiness = readiness::parse(d, n, &p);
     }
     f
 }
@@ -218,7 +250,7 @@ fn http_url(s: &str) -> bool {
 }
 
 fn parse_key_directory(d: &mut Diag, n: &Node, path: &str) -> Option<KeyDirectory> {
-    let m = MapReader::new(d, n, path, &["url", "refresh_seconds"])?;
+    let m = MapReader::new(d, n, path, &schema::children("key_directory"))?;
     let url = match m.get("url") {
         Some((n, p)) => string(d, n, &p).and_then(|s| {
             if http_url(s) {

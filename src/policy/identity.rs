@@ -6,6 +6,7 @@
 use super::canary::header_name;
 use super::error::Diag;
 use super::reader::{MapReader, boolean, index, list, string};
+use super::schema;
 use super::yaml::Node;
 use http::HeaderName;
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,15 +50,7 @@ impl Default for IdentityPolicy {
 
 pub(crate) fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPolicy {
     let mut id = IdentityPolicy::default();
-    const KEYS: &[&str] = &[
-        "client_id_header",
-        "key_id_header",
-        "auth_method_header",
-        "strip_inbound",
-        "forward_signature_headers",
-        "strip_override_headers",
-    ];
-    let Some(m) = MapReader::new(d, n, path, KEYS) else {
+    let Some(m) = MapReader::new(d, n, path, &schema::children("identity")) else {
         return id;
     };
     let header = |d: &mut Diag, n: &Node, p: &str| {

@@ -1,13 +1,23 @@
 //! Key entries as the policy writes them — inline `keys:` and the files `key_files` names —
-//! with where each was written. It checks shape, ids and status; turning `public_key` text into
-//! a key is `crate::keys`' job. `key_files` globs support `*` and `?` in the last path segment.
+//! with where each was written, gathered into one `KeyIndex` (key ids unique across every
+//! file, a clash naming both places). It checks shape, ids and status; turning `public_key` text
+//! into a key is `crate::keys`' job. Key files in the block layout `keygen` writes take a fast
+//! path (`fast`); anything else goes through the positioned YAML tree. `key_files` globs support
+//! `*` and `?` in the last path segment.
+
+mod cache;
+mod fast;
+
+pub use cache::{CacheCounts, FileStamp, KeyFileCache, RACY};
 
 use super::error::{ConfigError, Diag};
+use super::file::PolicyFile;
 use super::reader::{MapReader, choice, index, list, string};
 use super::yaml::{self, Node, Pos};
-use crate::keys::{KeyRecord, KeySource, KeyStatus, parse_public_key};
+use crate::keys::{KeyIndex, KeyPos, KeyRecord, KeySource, KeyStatus, KeyTable, parse_public_key};
 use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One key as configured, its public key text already checked and parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +53,6 @@ const STATUS: [(&str, KeyStatus); 2] = [
     ("revoked", KeyStatus::Revoked),
 ];
 
-const KEYS: &[&str] = &["key_id", "client_id", "public_key", "status"];
-
 /// Parse a `keys:` list; `source` is where these entries come from.
 pub(crate) fn parse_list(
     d: &mut Diag,
@@ -55,7 +63,7 @@ pub(crate) fn parse_list(
     let mut out = Vec::new();
     for (i, item) in list(d, node, path).unwrap_or(&[]).iter().enumerate() {
         let ip = index(path, i);
-        let Some(m) = MapReader::new(d, item, &ip, KEYS) else {
+        let Some(m) = MapReader::new(d, item, &ip, &super::schema::children("keys[]")) else {
             continue;
         };
         let req = |key: &str, d: &mut Diag| match m.get(key) {
@@ -111,8 +119,18 @@ pub(crate) fn parse_list(
     out
 }
 
-/// Parse one key file: a list of entries, or a mapping with a `keys:` list.
-pub(crate) fn parse_key_file(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<ConfigError>) {
+/// Parse one key file into a table of its valid keys, with the errors of the others.
+pub(crate) fn parse_key_file(text: &str, path: &Path) -> (KeyTable, Vec<ConfigError>) {
+    let source = KeySource::File(path.to_path_buf());
+    if let Some(table) = fast::parse(text, &source) {
+        return (table, Vec::new());
+    }
+    let (entries, errors) = parse_key_file_entries(text, path);
+    (table_of(&entries, source), errors)
+}
+
+/// The full reader: a list of entries, or a mapping with a `keys:` list.
+pub(crate) fn parse_key_file_entries(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<ConfigError>) {
     let file = path.display().to_string();
     let source = KeySource::File(path.to_path_buf());
     let mut d = Diag::new(&file);
@@ -134,6 +152,157 @@ pub(crate) fn parse_key_file(text: &str, path: &Path) -> (Vec<KeyEntry>, Vec<Con
         },
     };
     (keys, d.errors)
+}
+
+fn key_pos(p: Pos) -> KeyPos {
+    KeyPos {
+        line: u32::try_from(p.line).unwrap_or(u32::MAX),
+        col: u32::try_from(p.col).unwrap_or(u32::MAX),
+    }
+}
+
+/// Entries already checked and parsed → one table (ids are not checked for uniqueness here).
+fn table_of(entries: &[KeyEntry], source: KeySource) -> KeyTable {
+    let mut b = KeyTable::builder(source);
+    b.reserve(entries.len(), entries.iter().map(|e| e.key_id.len()).sum());
+    for e in entries {
+        // Only fails past 4 GiB of ids, which a 4 MiB file cannot hold.
+        let _ = b.push(
+            &e.key_id,
+            &e.client_id,
+            e.key,
+            e.status,
+            Some(key_pos(e.pos)),
+        );
+    }
+    b.finish()
+}
+
+/// Inline keys plus key files, indexed; key ids unique across all of them. Returns the index
+/// (of the valid keys, when there are errors) and the key files the patterns matched. With a
+/// `cache`, only the key files that changed since the last load are read and parsed, and an
+/// unchanged set of tables reuses the last index.
+pub(crate) fn gather(
+    file: &PolicyFile,
+    root: &yaml::Node,
+    base: &Path,
+    file_name: &str,
+    errors: &mut Vec<ConfigError>,
+    cache: Option<&KeyFileCache>,
+) -> (Arc<KeyIndex>, Vec<PathBuf>) {
+    let mut paths = Vec::new();
+    let patterns = match &root.value {
+        yaml::Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
+        _ => None,
+    };
+    let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
+        Some(yaml::Value::Seq(items)) => items,
+        _ => &[],
+    };
+    for (i, pattern) in file.key_files.iter().enumerate() {
+        let pos = pattern_nodes.get(i).map_or(Pos::default(), |n| n.pos);
+        match expand(pattern, base) {
+            Ok(found) => paths.extend(found),
+            Err(message) => errors.push(ConfigError {
+                file: file_name.to_string(),
+                line: pos.line,
+                col: pos.col,
+                path: format!("key_files[{i}]"),
+                message,
+            }),
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    let mut tables = Vec::with_capacity(paths.len() + 1);
+    let inline = table_of(&file.keys, KeySource::Inline);
+    // The inline table is rebuilt from the policy each time; keep the old `Arc` when it is the
+    // same, so that an unchanged key set reuses its index.
+    let previous_inline = cache
+        .and_then(|c| c.index_for_inline())
+        .filter(|t| **t == inline);
+    tables.push(previous_inline.unwrap_or_else(|| Arc::new(inline)));
+    for path in &paths {
+        let read = match cache {
+            Some(c) => c.read(path),
+            None => super::read_limited(path)
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+                })
+                .map(cache::Read::uncached),
+        };
+        match read {
+            Ok(cache::Read::Same(table)) => tables.push(table),
+            Ok(cache::Read::Changed(fresh)) => {
+                let (table, errs) = parse_key_file(&fresh.text, path);
+                let table = Arc::new(table);
+                if let Some(c) = cache {
+                    if errs.is_empty() {
+                        c.store(path, &fresh, &table);
+                    } else {
+                        c.parsed_with_errors(path);
+                    }
+                }
+                tables.push(table);
+                errors.extend(errs);
+            }
+            Err(e) => errors.push(ConfigError {
+                file: path.display().to_string(),
+                line: 1,
+                col: 1,
+                path: String::new(),
+                message: format!("cannot read key file: {e}"),
+            }),
+        }
+    }
+    if let Some(c) = cache {
+        c.retain(&paths);
+        if let Some(index) = c.index_for(&tables) {
+            return (index, paths);
+        }
+    }
+    let built = match cache.and_then(KeyFileCache::last_index) {
+        Some(last) => last.update(tables),
+        None => KeyIndex::build(tables),
+    };
+    let index = match built {
+        Ok(index) => index,
+        Err(dups) => {
+            let label = |s: &KeySource| match s {
+                KeySource::File(p) => p.display().to_string(),
+                _ => file_name.to_string(),
+            };
+            for (first, second) in dups.pairs() {
+                let (fp, sp) = (
+                    first.pos.unwrap_or_default(),
+                    second.pos.unwrap_or_default(),
+                );
+                errors.push(ConfigError {
+                    file: label(second.source),
+                    line: sp.line as usize,
+                    col: sp.col as usize,
+                    path: "keys".into(),
+                    message: format!(
+                        "duplicate key_id {:?} (first defined at {}:{}:{})",
+                        second.key_id,
+                        label(first.source),
+                        fp.line,
+                        fp.col
+                    ),
+                });
+            }
+            KeyIndex::empty()
+        }
+    };
+    let index = Arc::new(index);
+    if let Some(c) = cache
+        && errors.is_empty()
+    {
+        c.set_index(&index);
+    }
+    (index, paths)
 }
 
 /// Expand one `key_files` pattern relative to `base`. A pattern without wildcards must exist;
@@ -211,7 +380,7 @@ mod tests {
         let f = Path::new("f.yaml");
         let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
         let (k, e) = parse_key_file(&format!("- {{key_id: a, public_key: \"{pk}\"}}\n"), f);
-        assert_eq!((k.len(), e.len(), k[0].client_id.as_str()), (1, 0, "a"));
+        assert_eq!((k.len(), e.len(), k.get(0).unwrap().client_id), (1, 0, "a"));
         let (k, e) = parse_key_file(
             &format!("keys:\n  - key_id: a\n    public_key: {pk}\n    status: revokd\n"),
             f,
@@ -226,5 +395,77 @@ mod tests {
             e[0].to_string(),
             "f.yaml:1:3: keys[0]: missing `public_key`"
         );
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn reloads_parse_only_the_key_files_that_changed() {
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let d = tempfile::tempdir().unwrap();
+        let keys = d.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let write = |name: &str, ids: &[&str], revoked: &str| {
+            let mut s = String::from("keys:\n");
+            for id in ids {
+                let status = if *id == revoked { "revoked" } else { "active" };
+                s.push_str(&format!(
+                    "  - key_id: {id}\n    public_key: {pk}\n    status: {status}\n"
+                ));
+            }
+            std::fs::write(keys.join(name), s).unwrap();
+        };
+        write("a.yaml", &["a1", "a2"], "");
+        write("b.yaml", &["b1", "b2"], "");
+        write("c.yaml", &["c1"], "");
+        let policy = d.path().join("policy.yaml");
+        std::fs::write(&policy, "key_files: [\"keys/*.yaml\"]\n").unwrap();
+        let cache = KeyFileCache::new();
+        let load = || super::super::load_cached(&policy, &cache);
+
+        let p1 = load().unwrap();
+        assert_eq!((p1.keys.len(), cache.counts().parsed), (5, 3));
+        // Nothing changed: nothing parsed, the very same index.
+        let p2 = load().unwrap();
+        assert!(Arc::ptr_eq(&p1.keys, &p2.keys));
+        assert_eq!(cache.counts().parsed, 3);
+        assert_eq!(p1, p2);
+
+        // One key revoked: that file alone is parsed again; the others' tables are shared.
+        write("b.yaml", &["b1", "b2"], "b2");
+        let p3 = load().unwrap();
+        assert_eq!(cache.counts().parsed, 4);
+        assert_eq!(p3.keys.get("b2").unwrap().status, KeyStatus::Revoked);
+        let (t1, t3) = (p1.keys.tables(), p3.keys.tables());
+        assert!(Arc::ptr_eq(&t1[1], &t3[1]) && Arc::ptr_eq(&t1[3], &t3[3]));
+        assert!(!Arc::ptr_eq(&t1[2], &t3[2]));
+        assert_ne!(p1, p3);
+
+        // The same bytes written again (same size, possibly the same timestamp tick): no parse.
+        write("b.yaml", &["b1", "b2"], "b2");
+        let p4 = load().unwrap();
+        assert!(Arc::ptr_eq(&p3.keys, &p4.keys));
+        assert_eq!(cache.counts().parsed, 4);
+
+        // A broken file fails the load and is not cached; fixed, it loads again.
+        std::fs::write(keys.join("c.yaml"), "- key_id: c1\n  public_key: nope\n").unwrap();
+        let e = load().unwrap_err();
+        assert!(e.to_string().contains("c.yaml:2:15"), "{e}");
+        write("c.yaml", &["c1", "c2"], "");
+        assert_eq!(load().unwrap().keys.len(), 6);
+        // A duplicate across files still names both places, cached or not.
+        write("c.yaml", &["c1", "a2"], "");
+        let e = load().unwrap_err().to_string();
+        let a = keys.join("a.yaml").display().to_string();
+        assert!(
+            e.contains(&format!(
+                "duplicate key_id \"a2\" (first defined at {a}:5:5)"
+            )),
+            "{e}"
+        );
+        // A file removed: its keys are gone.
+        std::fs::remove_file(keys.join("c.yaml")).unwrap();
+        let p5 = load().unwrap();
+        assert_eq!(p5.keys.len(), 4);
+        assert!(p5.keys.get("c1").is_none());
     }
 }

@@ -1,4 +1,4 @@
-//! The policy file of SPEC §3: YAML 1.2 text → validated, typed `Policy`, with every error
+//! The policy file of reference §3: YAML 1.2 text → validated, typed `Policy`, with every error
 //! collected and reported as `file:line:col: path: message`, plus the live overrides and the
 //! effective view they produce. It does not watch files or swap policies at run time (reload),
 //! and it does not decide requests (`crate::decision`).
@@ -8,12 +8,17 @@ mod error;
 mod file;
 mod identity;
 mod key_entries;
+mod limits;
+mod listener;
 mod network;
 mod overrides;
 mod reader;
-mod replay;
+mod readiness;
+pub mod replay;
 mod routes;
+pub mod schema;
 mod signature;
+mod tls_files;
 mod types;
 mod yaml;
 
@@ -21,20 +26,28 @@ mod yaml;
 mod tests;
 
 pub use crate::keys::{KeySource, KeyStatus};
-pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, StickyOn};
+pub use canary::{AutoHalt, CallerMatcher, CanaryPolicy, LegacyUser, LegacyUserHash, StickyOn};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{FailureRateLimit, KeyDirectory, PolicyFile};
 pub use identity::{DEFAULT_OVERRIDE_HEADERS, IdentityPolicy};
-pub use key_entries::KeyEntry;
-pub use network::Upstream;
+pub use key_entries::{CacheCounts, FileStamp, KeyEntry, KeyFileCache, RACY as KEY_FILE_RACY};
+pub use limits::Limits;
+pub use listener::{Buffers, Http2, TlsListener};
+pub use network::{Upstream, UpstreamTls};
 pub use overrides::{
-    EffectivePolicy, FoundOverrides, OVERRIDE_NAMES, OverrideOrigin, OverrideSetting, Overrides,
+    EffectivePolicy, FoundOverrides, MAX_FORCE_USERS, OVERRIDE_NAMES, OverrideKind, OverrideOrigin,
+    OverrideSetting, OverrideValue, Overrides, check_against as check_overrides,
     from_dir as overrides_from_dir, from_env as overrides_from_env, parse_bool_value,
-    parse_mode_value, parse_percent_value,
+    parse_guide_mode_value, parse_mode_value, parse_percent_value, parse_users_value,
 };
-pub use replay::{OnStoreError, ReplayBackend, ReplayPolicy};
+pub use readiness::{OnReadyTimeout, ReadinessPolicy};
+pub use replay::{
+    OnStoreError, RedisTarget, RedisTopology, ReplayBackend, ReplayPolicy, ReplayScope,
+    SecretSource, redact_url,
+};
 pub use routes::{Route, RouteMatching, RouteRef};
 pub use signature::SignaturePolicy;
+pub use tls_files::{PemFile, TlsFiles};
 pub use types::{Mode, Requirement, Scheme};
 pub use yaml::Pos;
 
@@ -42,15 +55,20 @@ use error::Diag;
 use http::Method;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A validated policy: the file as written plus every key entry from every source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub file: PolicyFile,
-    /// Inline keys first, then each key file in sorted order; key ids are unique.
-    pub keys: Vec<KeyEntry>,
+    /// Every key: the inline keys' table first, then one table per key file in sorted path
+    /// order; key ids are unique across them.
+    pub keys: Arc<crate::keys::KeyIndex>,
     /// The key files `key_files` matched, to watch and to report.
     pub key_file_paths: Vec<PathBuf>,
+    /// The PEM files `tls` and `upstream_tls` name, as read (part of the policy: a change to
+    /// one is a reload).
+    pub tls_files: TlsFiles,
     /// The policy file's path (as given).
     pub path: PathBuf,
     /// Hex sha256 of the policy file's raw bytes.
@@ -71,12 +89,7 @@ impl Policy {
         )
     }
 
-    /// Every key as a record for `crate::keys::KeySet::new` (ids are already unique).
-    pub fn key_records(&self) -> Vec<crate::keys::KeyRecord> {
-        self.keys.iter().map(KeyEntry::record).collect()
-    }
-
-    /// The policy with `overrides` applied (SPEC §3 table). Pure.
+    /// The policy with `overrides` applied (reference §3.7). Pure.
     pub fn effective(&self, overrides: &Overrides) -> EffectivePolicy {
         overrides::effective(self, overrides)
     }
@@ -84,6 +97,16 @@ impl Policy {
 
 /// Read and validate the policy file at `path`, and the key files it names.
 pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
+    load_inner(path, None)
+}
+
+/// `load`, reading and parsing only the key files that changed since `cache` last saw them
+/// (`key_entries::cache`): what a reload at a million keys needs.
+pub fn load_cached(path: &Path, cache: &KeyFileCache) -> Result<Policy, ConfigErrors> {
+    load_inner(path, Some(cache))
+}
+
+fn load_inner(path: &Path, cache: Option<&KeyFileCache>) -> Result<Policy, ConfigErrors> {
     let name = path.display().to_string();
     let bytes = read_limited(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -94,7 +117,7 @@ pub fn load(path: &Path) -> Result<Policy, ConfigErrors> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    parse_bytes(&bytes, &name)
+    parse_bytes(&bytes, &name, Files::Read(cache))
 }
 
 /// No policy or key file is anywhere near this; refusing bigger ones keeps a wrong path (a log,
@@ -104,10 +127,13 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Read a whole file of at most `MAX_FILE_BYTES`.
 pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
+    let file = std::fs::File::open(path)?;
+    // Sized up front: a key file of a few MiB read by doubling leaves the smaller copies behind.
+    let hint = file
+        .metadata()
+        .map_or(0, |m| m.len().min(MAX_FILE_BYTES) as usize);
+    let mut bytes = Vec::with_capacity(hint + 1);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(std::io::Error::other(format!(
             "larger than {MAX_FILE_BYTES} bytes"
@@ -119,7 +145,7 @@ pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Validate policy `text`; `file_name` is used in messages and as the base for relative
 /// `key_files` patterns (which are read from disk).
 pub fn parse(text: &str, file_name: &str) -> Result<Policy, ConfigErrors> {
-    parse_bytes(text.as_bytes(), file_name)
+    parse_bytes(text.as_bytes(), file_name, Files::Read(None))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -129,11 +155,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Entry points for the cargo-fuzz targets in `fuzz/` (not an API; no disk access).
 #[doc(hidden)]
 pub mod fuzzing {
-    use super::{ConfigErrors, Policy};
+    use super::{ConfigErrors, Files, Policy};
 
-    /// `parse` without expanding or reading `key_files` (a fuzzer must not read `/dev/stdin`).
+    /// `parse` without reading `key_files` or TLS files (a fuzzer must not read `/dev/stdin`).
     pub fn parse_offline(text: &[u8]) -> Result<Policy, ConfigErrors> {
-        super::parse_policy(text, "fuzz.yaml", false)
+        super::parse_bytes(text, "fuzz.yaml", Files::Skip)
     }
 
     /// A key file's text, as `key_files` entries are read.
@@ -144,15 +170,14 @@ pub mod fuzzing {
     }
 }
 
-fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Policy, ConfigErrors> {
-    parse_policy(bytes, file_name, true)
+/// Whether parsing reads the files the policy names (`key_files`, TLS PEM files).
+enum Files<'a> {
+    Read(Option<&'a KeyFileCache>),
+    /// Only the fuzz targets: the policy text alone.
+    Skip,
 }
 
-fn parse_policy(
-    bytes: &[u8],
-    file_name: &str,
-    read_key_files: bool,
-) -> Result<Policy, ConfigErrors> {
+fn parse_bytes(bytes: &[u8], file_name: &str, files: Files<'_>) -> Result<Policy, ConfigErrors> {
     let mut d = Diag::new(file_name);
     let sha256 = sha256_hex(bytes);
     let text = match std::str::from_utf8(bytes) {
@@ -176,18 +201,58 @@ fn parse_policy(
             d.err(pos, "", format!("YAML syntax error: {msg}"));
             return Err(ConfigErrors(d.errors));
         }
-        Ok(root) => root.unwrap_or(yaml::Node {
-            pos: Pos { line: 1, col: 1 },
-            value: yaml::Value::Null,
-        }),
+        Ok(root) => root,
+    };
+    // Every key has a default, so an empty document would be a valid policy: hybrid, no keys.
+    // It is what a failed render, a truncation (`> policy.yaml`) or a wrong mount leaves, never
+    // what an operator means, so it is refused rather than silently weakening enforcement.
+    let root = match root {
+        Some(n) if matches!(&n.value, yaml::Value::Map(m) if !m.is_empty()) => n,
+        other => {
+            let (pos, what) = match &other {
+                None => (Pos { line: 1, col: 1 }, "the policy is empty".to_owned()),
+                Some(n) if n.value == yaml::Value::Null => {
+                    (Pos { line: 1, col: 1 }, "the policy is empty".to_owned())
+                }
+                Some(n) if matches!(n.value, yaml::Value::Map(_)) => {
+                    (n.pos, "the policy is an empty mapping".to_owned())
+                }
+                Some(n) => {
+                    let msg = format!(
+                        "expected a mapping, got {}: a policy is a mapping of keys (mode:, upstream:, ...)",
+                        n.kind()
+                    );
+                    d.err(n.pos, "", msg);
+                    return Err(ConfigErrors(d.errors));
+                }
+            };
+            d.err(
+                pos,
+                "",
+                format!(
+                    "{what} (a failed render or a truncated file?); write at least `mode:` and `upstream:`"
+                ),
+            );
+            return Err(ConfigErrors(d.errors));
+        }
     };
     let file = file::parse(&mut d, &root);
     let mut errors = d.errors;
     let base = Path::new(file_name).parent().unwrap_or(Path::new("."));
-    let (keys, key_file_paths) = if read_key_files {
-        gather_keys(&file, &root, base, file_name, &mut errors)
-    } else {
-        (file.keys.clone(), Vec::new())
+    let (keys, key_file_paths, tls_files) = match files {
+        Files::Read(cache) => {
+            let (keys, paths) =
+                key_entries::gather(&file, &root, base, file_name, &mut errors, cache);
+            let tls = tls_files::gather(&file, &root, base, file_name, &mut errors);
+            (keys, paths, tls)
+        }
+        Files::Skip => {
+            let mut offline = file.clone();
+            offline.key_files.clear();
+            let (keys, paths) =
+                key_entries::gather(&offline, &root, base, file_name, &mut errors, None);
+            (keys, paths, TlsFiles::default())
+        }
     };
     errors.sort_by(|a, b| {
         (a.file != file_name, &a.file, a.line, a.col).cmp(&(
@@ -204,83 +269,10 @@ fn parse_policy(
         file,
         keys,
         key_file_paths,
+        tls_files,
         path: PathBuf::from(file_name),
         sha256,
     })
-}
-
-/// Inline keys plus key files; key ids unique across all of them.
-fn gather_keys(
-    file: &PolicyFile,
-    root: &yaml::Node,
-    base: &Path,
-    file_name: &str,
-    errors: &mut Vec<ConfigError>,
-) -> (Vec<KeyEntry>, Vec<PathBuf>) {
-    let mut keys = file.keys.clone();
-    let mut paths = Vec::new();
-    let patterns = match &root.value {
-        yaml::Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| k.value == yaml::Value::Str("key_files".into())),
-        _ => None,
-    };
-    let pattern_nodes: &[yaml::Node] = match patterns.map(|(_, v)| &v.value) {
-        Some(yaml::Value::Seq(items)) => items,
-        _ => &[],
-    };
-    for (i, pattern) in file.key_files.iter().enumerate() {
-        let pos = pattern_nodes.get(i).map_or(Pos::default(), |n| n.pos);
-        match key_entries::expand(pattern, base) {
-            Ok(found) => paths.extend(found),
-            Err(message) => errors.push(ConfigError {
-                file: file_name.to_string(),
-                line: pos.line,
-                col: pos.col,
-                path: format!("key_files[{i}]"),
-                message,
-            }),
-        }
-    }
-    paths.sort();
-    paths.dedup();
-    for path in &paths {
-        let name = path.display().to_string();
-        match read_limited(path).and_then(|b| {
-            String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
-        }) {
-            Ok(text) => {
-                let (found, errs) = key_entries::parse_key_file(&text, path);
-                keys.extend(found);
-                errors.extend(errs);
-            }
-            Err(e) => errors.push(ConfigError {
-                file: name,
-                line: 1,
-                col: 1,
-                path: String::new(),
-                message: format!("cannot read key file: {e}"),
-            }),
-        }
-    }
-    let mut unique: Vec<KeyEntry> = Vec::with_capacity(keys.len());
-    for k in keys {
-        if let Some(first) = unique.iter().find(|u| u.key_id == k.key_id) {
-            errors.push(ConfigError {
-                file: k.file.clone(),
-                line: k.pos.line,
-                col: k.pos.col,
-                path: "keys".into(),
-                message: format!(
-                    "duplicate key_id {:?} (first defined at {}:{}:{})",
-                    k.key_id, first.file, first.pos.line, first.pos.col
-                ),
-            });
-        } else {
-            unique.push(k);
-        }
-    }
-    (unique, paths)
 }
 
 /// `mode`, which YAML 1.1 tools may have turned into a boolean: `mode: off` is Mode::Off here

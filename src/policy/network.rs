@@ -1,7 +1,12 @@
-//! Addresses: `listen`, `admin_listen`, `upstream` (plain or TLS, typed) and `trusted_proxies`.
-//! Parsing only; nothing binds or connects here.
+//! Addresses: `listen`, `admin_listen`, `upstream` (plain or TLS, typed), `upstream_tls` and
+//! `trusted_proxies`. Parsing only; nothing binds or connects here, and no file is read (the CA
+//! file's bytes are read with the other PEM files, `tls_files.rs`).
 
 use std::net::SocketAddr;
+
+use super::error::Diag;
+use super::reader::{MapReader, opt_string};
+use super::yaml::Node;
 
 /// The legacy backend. `"host:port"` and `"http://host:port"` are plain; `"https://…"` is TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,7 +15,10 @@ pub struct Upstream {
     /// Without IPv6 brackets.
     pub host: String,
     pub port: u16,
-    /// Server name for TLS; empty when `host` is an IP address (SNI carries names only).
+    /// The name a TLS upstream's certificate is checked against: the host as written (lower
+    /// case), an IP address included (then matched against the certificate's IP SANs; rustls
+    /// sends no SNI for an address). Empty for a plain upstream. Never empty over TLS: Pingora's
+    /// connector skips certificate verification altogether for an empty name.
     pub sni: String,
 }
 
@@ -93,10 +101,10 @@ impl std::str::FromStr for Upstream {
         if port == 0 {
             return Err(bad("port 0"));
         }
-        let sni = if host.parse::<std::net::IpAddr>().is_ok() {
-            String::new()
-        } else {
+        let sni = if tls {
             host.to_ascii_lowercase()
+        } else {
+            String::new()
         };
         Ok(Upstream {
             tls,
@@ -105,6 +113,49 @@ impl std::str::FromStr for Upstream {
             sni,
         })
     }
+}
+
+/// `upstream_tls:` — how an `https://` upstream is verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// PEM bundle of the CAs that may sign the upstream's certificate; `None`: the system roots.
+    pub ca_file: Option<String>,
+    /// Name checked against the certificate (and sent as SNI when it is a DNS name) instead of
+    /// the upstream's host: for an upstream reached by address whose certificate names a host.
+    pub server_name: Option<String>,
+}
+
+pub(crate) fn parse_upstream_tls(d: &mut Diag, n: &Node, path: &str) -> UpstreamTls {
+    let mut t = UpstreamTls::default();
+    let Some(m) = MapReader::new(d, n, path, &["ca_file", "server_name"]) else {
+        return t;
+    };
+    if let Some((n, p)) = m.get("ca_file") {
+        t.ca_file = opt_string(d, n, &p).filter(|s| {
+            let ok = !s.is_empty();
+            if !ok {
+                d.err(n.pos, &p, "empty path");
+            }
+            ok
+        });
+    }
+    if let Some((n, p)) = m.get("server_name") {
+        t.server_name = opt_string(d, n, &p).and_then(|s| {
+            let lower = s.to_ascii_lowercase();
+            match rustls::pki_types::ServerName::try_from(lower.as_str()) {
+                Ok(_) => Some(lower),
+                Err(_) => {
+                    d.err(
+                        n.pos,
+                        &p,
+                        format!("{s:?} is not a DNS name or an IP address"),
+                    );
+                    None
+                }
+            }
+        });
+    }
+    t
 }
 
 pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -131,6 +182,11 @@ mod tests {
         );
         let u: Upstream = "https://backend".parse().unwrap();
         assert_eq!(u.port, 443);
+        // An address over TLS is still checked: against the certificate's IP SANs.
+        let u: Upstream = "https://127.0.0.1:8443".parse().unwrap();
+        assert_eq!(u.sni, "127.0.0.1");
+        let u: Upstream = "http://backend:80".parse().unwrap();
+        assert_eq!(u.sni, "");
         let u: Upstream = "http://[::1]:9000".parse().unwrap();
         assert_eq!(
             (u.host.as_str(), u.address()),

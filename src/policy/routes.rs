@@ -10,6 +10,7 @@
 
 use super::error::Diag;
 use super::reader::{MapReader, boolean, choice, index, list, string};
+use super::schema;
 use super::types::Mode;
 use super::yaml::{Node, Pos};
 use http::Method;
@@ -346,7 +347,7 @@ fn remove_dot_segments(p: &[u8]) -> Vec<u8> {
 /// `route_matching:`.
 pub(crate) fn parse_matching(d: &mut Diag, node: &Node, path: &str) -> RouteMatching {
     let mut m = RouteMatching::default();
-    let Some(r) = MapReader::new(d, node, path, &["case_insensitive"]) else {
+    let Some(r) = MapReader::new(d, node, path, &schema::children("route_matching")) else {
         return m;
     };
     if let Some((n, p)) = r.get("case_insensitive") {
@@ -354,8 +355,6 @@ pub(crate) fn parse_matching(d: &mut Diag, node: &Node, path: &str) -> RouteMatc
     }
     m
 }
-
-const KEYS: &[&str] = &["path_prefix", "methods", "mode", "dry_run"];
 const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
@@ -367,7 +366,7 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> Vec<Route> {
     };
     for (i, item) in items.iter().enumerate() {
         let rp = index(path, i);
-        let Some(m) = MapReader::new(d, item, &rp, KEYS) else {
+        let Some(m) = MapReader::new(d, item, &rp, &super::schema::children("routes[]")) else {
             continue;
         };
         let prefix = match m.get("path_prefix") {

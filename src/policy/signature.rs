@@ -4,6 +4,7 @@
 
 use super::error::Diag;
 use super::reader::{MapReader, choice, index, integer, list, opt_string, string};
+use super::schema;
 use super::types::{Requirement, Scheme};
 use super::yaml::Node;
 
@@ -43,19 +44,6 @@ impl Default for SignaturePolicy {
     }
 }
 
-const KEYS: &[&str] = &[
-    "max_age_seconds",
-    "clock_skew_seconds",
-    "nonce",
-    "required_components",
-    "body_digest",
-    "max_body_bytes",
-    "label",
-    "tag",
-    "public_authority",
-    "public_scheme",
-];
-
 /// Request-side derived components of RFC 9421 §2.2 that make sense to require by name.
 const DERIVED: &[&str] = &[
     "@method",
@@ -69,7 +57,7 @@ const DERIVED: &[&str] = &[
 
 pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
     let mut s = SignaturePolicy::default();
-    let Some(m) = MapReader::new(d, node, path, KEYS) else {
+    let Some(m) = MapReader::new(d, node, path, &schema::children("signature")) else {
         return s;
     };
     const DAY: u64 = 86_400;

@@ -159,7 +159,7 @@ fn count(n: &Node) -> usize {
 }
 
 /// YAML 1.2 core schema (§10.3.2) resolution of a plain scalar.
-fn resolve_plain(s: &str) -> Value {
+pub(crate) fn resolve_plain(s: &str) -> Value {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

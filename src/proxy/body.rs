@@ -1,130 +1,129 @@
-//! Reading a request body completely, in `request_filter`, for verification before any byte goes
-//! upstream — and arranging that Pingora then forwards exactly that body. Deciding whether a
-//! body is needed, and checking it, is not done here.
-//!
-//! Why this works (pingora-proxy 0.9.1, `proxy_h1.rs`): once the body has been read here, the
-//! downstream body reader is `Complete`, so `proxy_handle_downstream` starts with
-//! `DownstreamStateMachine::new(is_body_done() = true)` and never reads the client again; the
-//! only remaining call into `request_body_filter` is the retry-buffer replay
-//! (`if buffer.is_some() || is_body_empty() { send_body_to_pipe(buffer, is_done) }`), which runs
-//! once per upstream attempt with `end_of_body = true`. The retry buffer is capped at 64 KiB
-//! (`BODY_BUF_LIMIT`) and becomes unusable once more than that was written into it, so retry
-//! buffering is switched on only when at most 64 KiB of the body remains to be read: it then holds
-//! the (non-empty) tail, `get_retry_buffer()` is `Some`, the hook fires, and `request_body_filter`
-//! swaps the tail for the whole verified body. `send_body_to1` writes it with `write_body` and
-//! `finish_body`, framed by the Content-Length we set on the upstream request.
+//! Reading a request body from the client: completely and bounded (for verification, before
+//! anything goes upstream), or discarding what is left of it (after a rejection, so the
+//! connection can be kept). Framing — Content-Length, chunked, HTTP/2 DATA — is Pingora's
+//! session's; deciding whether a body is needed, and checking it, is not done here.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pingora::proxy::Session;
-
-/// The retry buffer's capacity in pingora-core (`v1/common.rs` `BODY_BUF_LIMIT`).
-pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
+use pingora::ErrorType;
+use pingora::protocols::http::ServerSession;
 
 #[derive(Debug)]
 pub enum BodyError {
     /// Over `max_body_bytes` (announced or counted).
     TooLarge,
-    /// The client broke the connection or sent a malformed body.
-    Downstream(Box<pingora::Error>),
+    /// No body bytes for longer than the body timeout.
+    Timeout,
+    /// Malformed framing (a bad chunk size, a body cut short by the client's close, ...).
+    Malformed(Box<pingora::Error>),
+    /// The connection broke.
+    Gone(Box<pingora::Error>),
 }
 
-fn content_length(session: &Session) -> Option<usize> {
+impl BodyError {
+    fn from_read(e: Box<pingora::Error>) -> Self {
+        match e.etype() {
+            ErrorType::ReadTimedout => Self::Timeout,
+            ErrorType::ReadError | ErrorType::ConnectionClosed => Self::Gone(e),
+            _ => Self::Malformed(e),
+        }
+    }
+}
+
+/// The Content-Length a request announces, `None` when chunked or unknown.
+pub fn announced_length(session: &ServerSession) -> Option<u64> {
     let h = session.req_header();
-    if is_chunked(session) {
+    if h.headers.contains_key(http::header::TRANSFER_ENCODING) {
         return None;
     }
-    h.headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
+    match h.headers.get(http::header::CONTENT_LENGTH) {
+        // Validated by Pingora when the head was read (equal duplicates collapse).
+        Some(v) => std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|s| s.split(',').next())
+            .and_then(|s| s.trim().parse().ok()),
+        // HTTP/2 without a length: no body when HEADERS ended the stream, else unknown.
+        None if session.is_http2() => session
+            .as_http2()
+            .is_some_and(|s| s.is_body_empty())
+            .then_some(0),
+        None => Some(0),
+    }
 }
 
-fn is_chunked(session: &Session) -> bool {
-    session
-        .req_header()
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-        })
+/// The next chunk of the request body, waiting at most `gap` for it. An HTTP/1.1 session times
+/// out by itself (its read timeout is set per request); Pingora's HTTP/2 session has no read
+/// timeout, so the wait is bounded here.
+pub async fn next_chunk(
+    session: &mut ServerSession,
+    gap: Duration,
+) -> pingora::Result<Option<Bytes>> {
+    if !session.is_http2() {
+        return session.read_request_body().await;
+    }
+    match tokio::time::timeout(gap, session.read_request_body()).await {
+        Ok(r) => r,
+        Err(_) => Err(pingora::Error::explain(
+            ErrorType::ReadTimedout,
+            "no request body bytes within limits.body_timeout_seconds",
+        )),
+    }
 }
 
-/// Content-Length above the limit: refuse before reading a byte of the body.
-pub fn announced_too_large(session: &Session, max: usize) -> bool {
-    content_length(session).is_some_and(|n| n > max)
-}
-
-/// A completely read body.
-pub struct ReadBody {
-    pub bytes: Bytes,
-    /// Pingora will call `request_body_filter` to take it (the retry buffer holds the tail).
-    /// False for a chunked body over 64 KiB (or a Content-Length body whose tail arrived with
-    /// the header): the caller must forward it itself or refuse it.
-    pub replayable: bool,
-}
-
-/// Read the whole request body (at most `max` bytes) and leave Pingora ready to replay it.
-pub async fn read_all(session: &mut Session, max: usize) -> Result<ReadBody, BodyError> {
-    let cl = content_length(session);
-    if cl.is_some_and(|n| n > max) {
+/// Read the whole request body, at most `max` bytes, at most `gap` between two chunks.
+pub async fn read_all(
+    session: &mut ServerSession,
+    max: usize,
+    gap: Duration,
+) -> Result<Bytes, BodyError> {
+    let announced = announced_length(session);
+    if announced.is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
     }
-    let chunked = cl.is_none();
-    let mut buf = BytesMut::with_capacity(cl.unwrap_or(16 * 1024).min(max));
-    // Chunked: the end is unknown in advance, so buffer from the start (works up to 64 KiB).
-    let mut tail_on = chunked;
-    if tail_on {
-        session.as_downstream_mut().enable_retry_buffering();
-    }
+    let hint = announced.map_or(16 * 1024, |n| n as usize).min(max);
+    let mut buf = BytesMut::new();
     loop {
-        if !tail_on {
-            if let Some(n) = cl {
-                if n.saturating_sub(buf.len()) <= RETRY_BUFFER_LIMIT {
-                    session.as_downstream_mut().enable_retry_buffering();
-                    tail_on = true;
-                }
-            }
-        }
-        match session.as_downstream_mut().read_request_body().await {
+        match next_chunk(session, gap).await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > max {
                     return Err(BodyError::TooLarge);
                 }
+                if buf.is_empty() && session.is_body_done() {
+                    // The whole body in one read: Pingora's buffer as it is, no copy.
+                    return Ok(chunk);
+                }
+                if buf.is_empty() {
+                    buf.reserve(hint.max(chunk.len()));
+                }
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(BodyError::Downstream(e)),
+            Err(e) => return Err(BodyError::from_read(e)),
         }
     }
-    let ds = session.as_downstream();
-    let replayable = buf.is_empty() || ds.get_retry_buffer().is_some();
-    Ok(ReadBody {
-        bytes: buf.freeze(),
-        replayable,
-    })
+    Ok(buf.freeze())
 }
 
-/// Read and discard what is left of the request body, up to `max` bytes. `Ok(true)` when the
-/// body is now fully consumed (the connection can be reused), `Ok(false)` when it is longer
-/// than `max` (the caller should close instead).
-pub async fn drain_bounded(session: &mut Session, max: usize) -> pingora::Result<bool> {
-    if content_length(session).is_some_and(|n| n > max) {
-        return Ok(false);
+/// Read and discard what is left of the request body, up to `max` bytes. `true` when the body
+/// is now fully consumed (the connection can be reused), `false` when it is longer than `max`
+/// or broken (the caller closes instead).
+pub async fn drain_bounded(session: &mut ServerSession, max: usize, gap: Duration) -> bool {
+    if announced_length(session).is_some_and(|n| n > max as u64) {
+        return false;
     }
     let mut seen = 0usize;
-    while !session.as_downstream_mut().is_body_done() {
-        match session.as_downstream_mut().read_request_body().await? {
-            Some(b) => {
+    while !session.is_body_done() {
+        match next_chunk(session, gap).await {
+            Ok(Some(b)) => {
                 seen += b.len();
                 if seen > max {
-                    return Ok(false);
+                    return false;
                 }
             }
-            None => break,
+            Ok(None) => break,
+            Err(_) => return false,
         }
     }
-    Ok(true)
+    true
 }

@@ -1,18 +1,11 @@
-//! Per-request state carried across Pingora phases, the in-flight counter used for graceful
-//! drain, and the mapping of Pingora errors to stable codes. No phase logic here.
+//! Counters the request path shares with the server's stop logic: requests in flight (graceful
+//! drain waits for them) and open client connections (bounded by `limits.max_connections`), and
+//! the drain flag that makes every response close its connection. No request logic here.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use bytes::Bytes;
-use pingora::ErrorType;
-
-use super::gate::{Note, Pass};
-use crate::error::ErrorCode;
-
-/// Counts requests between header read and logging, for graceful drain.
+/// Counts requests between head read and the observer's record.
 #[derive(Clone, Default)]
 pub struct InFlight(Arc<AtomicUsize>);
 
@@ -20,83 +13,106 @@ impl InFlight {
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
-    pub(super) fn enter(&self) -> InFlightGuard {
+    pub(super) fn enter(&self) -> Guard {
         self.0.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(self.0.clone())
+        Guard(self.0.clone())
     }
 }
 
-pub struct InFlightGuard(Arc<AtomicUsize>);
+/// Decrements its counter when dropped.
+pub struct Guard(Arc<AtomicUsize>);
 
-impl Drop for InFlightGuard {
+impl Drop for Guard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Per-request state carried across phases.
-pub struct ReqCtx {
-    pub(super) start: Instant,
-    pub(super) request_id: String,
-    pub(super) peer: Option<SocketAddr>,
-    pub(super) client_ip: Option<IpAddr>,
-    pub(super) pass: Option<Pass>,
-    pub(super) note: Option<Note>,
-    pub(super) code: Option<ErrorCode>,
-    pub(super) detail: Option<String>,
-    /// The verified body, handed to Pingora in `request_body_filter`.
-    pub(super) body: Option<Bytes>,
-    pub(super) upstream_sent: Option<Instant>,
-    pub(super) upstream_latency: Option<Duration>,
-    pub(super) hand_forwarded: bool,
-    _inflight: InFlightGuard,
+/// Open client connections, admitted up to a limit read at each accept (so a reload of
+/// `limits.max_connections` applies to the next connection).
+#[derive(Clone, Default)]
+pub struct Connections(Arc<AtomicUsize>);
+
+impl Connections {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// A guard for one more connection, or `None` when `max` are open.
+    pub(super) fn try_enter(&self, max: usize) -> Option<Guard> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Guard(self.0.clone()))
+    }
 }
 
-impl ReqCtx {
-    pub(super) fn new(inflight: InFlightGuard) -> Self {
-        Self {
-            start: Instant::now(),
-            request_id: String::new(),
-            peer: None,
-            client_ip: None,
-            pass: None,
-            note: None,
-            code: None,
-            detail: None,
-            body: None,
-            upstream_sent: None,
-            upstream_latency: None,
-            hand_forwarded: false,
-            _inflight: inflight,
+/// Set when a stop has begun: responses carry `Connection: close`, idle connections end and
+/// HTTP/2 connections get a GOAWAY, so clients move to another instance while this one still
+/// answers.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<DrainState>);
+
+#[derive(Default)]
+struct DrainState {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.set.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.set.load(Ordering::Acquire)
+    }
+    /// Resolves once a stop has begun (at once if it already has).
+    pub async fn wait(&self) {
+        let notified = self.0.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_set() {
+            return;
         }
-    }
-
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    pub(crate) fn set_failure(&mut self, code: ErrorCode, detail: String) {
-        self.code = Some(code);
-        self.detail = Some(detail);
-    }
-    pub(crate) fn set_upstream_latency(&mut self, d: Option<Duration>) {
-        self.upstream_latency = d;
+        notified.await;
     }
 }
 
-/// Upstream failure → stable code; `Err(status)` for failures that are not the upstream's.
-pub(crate) fn classify(e: &pingora::Error) -> Result<ErrorCode, u16> {
-    use pingora::ErrorSource;
-    match (e.esource(), e.etype()) {
-        (_, ErrorType::HTTPStatus(c)) => Err(*c),
-        (ErrorSource::Upstream, ErrorType::ConnectTimedout)
-        | (ErrorSource::Upstream, ErrorType::ReadTimedout)
-        | (ErrorSource::Upstream, ErrorType::WriteTimedout) => Ok(ErrorCode::UpstreamTimeout),
-        (ErrorSource::Upstream, _) => Ok(ErrorCode::UpstreamUnavailable),
-        (
-            ErrorSource::Downstream,
-            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-        ) => Err(0),
-        (ErrorSource::Downstream, _) => Err(400),
-        _ => Err(500),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_admit_up_to_the_limit_and_release_on_drop() {
+        let c = Connections::default();
+        let a = c.try_enter(2);
+        let b = c.try_enter(2);
+        assert!(a.is_some() && b.is_some());
+        assert!(c.try_enter(2).is_none());
+        drop(a);
+        assert_eq!(c.get(), 1);
+        assert!(c.try_enter(2).is_some());
+    }
+
+    #[tokio::test]
+    async fn drain_wakes_waiters_and_later_callers() {
+        let d = Draining::default();
+        let w = tokio::spawn({
+            let d = d.clone();
+            async move { d.wait().await }
+        });
+        tokio::task::yield_now().await;
+        d.start();
+        tokio::time::timeout(std::time::Duration::from_secs(5), w)
+            .await
+            .unwrap()
+            .unwrap();
+        // Already draining: returns at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), d.wait())
+            .await
+            .unwrap();
     }
 }

@@ -1,14 +1,16 @@
-//! The seam between the Pingora machinery and the verification decision: a borrowed view of the
-//! request, the `Gate` trait that judges it, and `PassthroughGate` for tests. No Pingora types
-//! leak through here, so the decision core stays testable without a server.
+//! The seam between the request path and the verification decision: a borrowed view of the
+//! request, the typed `Gate` trait that judges it, the `Identity` the backend is told (made only
+//! from a verified signature), and `PassthroughGate` for tests. No Pingora types leak through
+//! here, so the decision core stays testable without a server.
 
-use std::any::Any;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::hop::Hop;
 use crate::error::Error;
+use crate::signature::Verified;
 
 /// What a gate sees of a request: everything as received from the client, before the proxy
 /// strips or adds any header (so signed components can be rebuilt byte for byte).
@@ -16,9 +18,10 @@ use crate::error::Error;
 pub struct RequestView<'a> {
     pub method: &'a Method,
     /// The request target exactly as it appeared on the request line (origin-form or
-    /// absolute-form), percent-encoding untouched.
+    /// absolute-form), percent-encoding untouched; `:path` over HTTP/2.
     pub target: &'a [u8],
-    /// Host header (HTTP/1.1) or URI authority, as sent; `None` when absent.
+    /// Host header (HTTP/1.1), absolute-form authority or `:authority` (HTTP/2), as sent;
+    /// `None` when absent.
     pub authority: Option<&'a [u8]>,
     /// `https` when a trusted proxy said so through `X-Forwarded-Proto`, else this listener's.
     pub scheme: &'a str,
@@ -28,100 +31,178 @@ pub struct RequestView<'a> {
     /// The client address after applying `trusted_proxies` to `X-Forwarded-For`.
     pub client_ip: Option<std::net::IpAddr>,
     pub request_id: &'a str,
-    /// True when the request announces a body (Content-Length > 0 or chunked).
-    pub has_body: bool,
+    /// What the request's framing announces: `Some(n)` for a Content-Length of `n`, `None` for
+    /// a chunked (or HTTP/2 DATA-framed) body of unknown length, `Some(0)` for no body.
+    pub announced_body: Option<u64>,
 }
 
 pub use crate::decision::AuthMethod;
 
-/// Opaque data a gate wants back in the logging phase (audit fields, outcome labels).
-pub type Note = Box<dyn Any + Send + Sync>;
+/// The values of the client-id and key-id identity headers. Its only constructor takes a
+/// [`Verified`], which only the signature verifier can make: no code path can set identity
+/// headers without a signature that verified.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    client_id: HeaderValue,
+    key_id: HeaderValue,
+}
 
-/// Let the request through. `identity` is set on the upstream request after every inbound copy
-/// of the configured identity headers has been stripped.
-pub struct Pass {
-    pub identity: Vec<(HeaderName, HeaderValue)>,
+impl Identity {
+    /// `None` when an id from configuration is not a valid header value: left out rather than
+    /// sent mangled.
+    pub fn from_verified(v: &Verified) -> Option<Self> {
+        Some(Self {
+            client_id: HeaderValue::from_str(v.client_id()).ok()?,
+            key_id: HeaderValue::from_str(v.key_id()).ok()?,
+        })
+    }
+
+    pub fn client_id(&self) -> &HeaderValue {
+        &self.client_id
+    }
+
+    pub fn key_id(&self) -> &HeaderValue {
+        &self.key_id
+    }
+}
+
+/// Let the request through.
+pub struct Pass<N> {
+    /// Set on the upstream request (under the snapshot's header names) after every inbound copy
+    /// of the identity headers has been stripped.
+    pub identity: Option<Identity>,
     pub auth_method: AuthMethod,
-    pub note: Option<Note>,
-    /// Further inbound headers to remove from this request before it goes upstream, exactly as
-    /// named in the request's header map (e.g. an `X-HTTP-Method-Override` the signature did not
-    /// cover, in whatever spelling it arrived).
+    /// Further inbound headers to drop from this request (in any spelling), e.g. method or URL
+    /// override headers the signature does not cover.
     pub strip: Vec<HeaderName>,
+    pub note: N,
+}
+
+impl<N> Pass<N> {
+    /// A pass without identity (legacy or unauthenticated traffic).
+    pub fn anonymous(auth_method: AuthMethod, note: N) -> Self {
+        Self {
+            identity: None,
+            auth_method,
+            strip: Vec::new(),
+            note,
+        }
+    }
 }
 
 /// Refuse the request; nothing of it reaches the upstream.
-pub struct Reject {
+pub struct Reject<N> {
     pub error: Error,
     /// Sent as `Accept-Signature` on a 401.
     pub accept_signature: Option<HeaderValue>,
     /// Sent as `Retry-After` (seconds) on a 429.
     pub retry_after: Option<u64>,
-    pub note: Option<Note>,
+    pub note: N,
 }
 
-impl Reject {
-    pub fn new(error: Error) -> Self {
+impl<N> Reject<N> {
+    pub fn new(error: Error, note: N) -> Self {
         Self {
             error,
             accept_signature: None,
             retry_after: None,
-            note: None,
+            note,
         }
     }
 }
 
-pub enum Verdict {
-    Pass(Pass),
-    Reject(Reject),
+pub enum Verdict<N> {
+    Pass(Pass<N>),
+    Reject(Reject<N>),
 }
 
 /// Answer to the head-only check.
-pub enum HeadVerdict {
-    Decided(Verdict),
-    /// Read the whole body (bounded by `max_body_bytes`) and call [`Gate::check_body`] before
-    /// anything is sent upstream. Return this only for requests that must have their body
-    /// checked; every other body streams through unbuffered. The note is handed back to
-    /// `check_body` (what the head check already established, e.g. the verified signature).
-    NeedBody(Option<Note>),
+pub enum HeadVerdict<N, P> {
+    Decided(Verdict<N>),
+    /// Read the whole body (bounded by `max_body_bytes`) and call [`Gate::check_body`] with it
+    /// and this state before anything is sent upstream. Returned only for requests whose body
+    /// must be checked; every other body streams through unbuffered.
+    NeedBody(P),
 }
 
-/// The verification decision, called from Pingora's `request_filter` phase — before the
-/// upstream is chosen, connected to, or sent a byte.
+/// The verification decision, called before the upstream is connected to or sent a byte.
 #[async_trait]
 pub trait Gate: Send + Sync + 'static {
-    /// Decide from the request head alone, or ask for the body.
-    async fn check_head(&self, req: &RequestView<'_>) -> HeadVerdict;
+    /// Everything one request reads from the configuration, taken once at its start (so a
+    /// reload never splits a request between two policies).
+    type Snapshot: Send + Sync + 'static;
+    /// What the head check hands to the body check.
+    type Pending: Send + 'static;
+    /// What the verdict tells the observer (audit fields, outcome labels).
+    type Note: Send + Sync + 'static;
 
-    /// Decide with the complete body in hand (only called after `NeedBody`, with its note).
-    /// An empty slice means the request announced no body.
-    async fn check_body(&self, req: &RequestView<'_>, body: &[u8], state: Option<Note>) -> Verdict;
+    fn snapshot(&self) -> Self::Snapshot;
+
+    /// The proxy settings of a snapshot.
+    fn hop(snapshot: &Self::Snapshot) -> &Hop;
+
+    /// Decide from the request head alone, or ask for the body.
+    async fn check_head(
+        &self,
+        snapshot: &Self::Snapshot,
+        req: &RequestView<'_>,
+    ) -> HeadVerdict<Self::Note, Self::Pending>;
+
+    /// Decide with the complete body in hand (only after `NeedBody`). An empty slice means the
+    /// request carried no body bytes, whatever its head announced.
+    async fn check_body(
+        &self,
+        snapshot: &Self::Snapshot,
+        req: &RequestView<'_>,
+        body: &[u8],
+        pending: Self::Pending,
+    ) -> Verdict<Self::Note>;
+
+    /// The note for a request refused while its body was read whole (413, 408, 400): the head
+    /// check's state with the proxy's error, so it is audited like any other refusal.
+    fn body_refused(&self, pending: Self::Pending, error: &Error) -> Self::Note;
 }
 
 /// Passes everything as `legacy` without identity: the proxy with verification switched off.
-pub struct PassthroughGate;
+pub struct PassthroughGate {
+    hop: std::sync::Arc<Hop>,
+}
+
+impl PassthroughGate {
+    pub fn new(hop: Hop) -> Self {
+        Self {
+            hop: std::sync::Arc::new(hop),
+        }
+    }
+}
 
 #[async_trait]
 impl Gate for PassthroughGate {
-    async fn check_head(&self, _req: &RequestView<'_>) -> HeadVerdict {
-        HeadVerdict::Decided(Verdict::Pass(Pass {
-            identity: Vec::new(),
-            auth_method: AuthMethod::Legacy,
-            note: None,
-            strip: Vec::new(),
-        }))
+    type Snapshot = std::sync::Arc<Hop>;
+    type Pending = ();
+    type Note = ();
+
+    fn snapshot(&self) -> Self::Snapshot {
+        self.hop.clone()
+    }
+
+    fn hop(snapshot: &Self::Snapshot) -> &Hop {
+        snapshot
+    }
+
+    async fn check_head(&self, _: &Self::Snapshot, _: &RequestView<'_>) -> HeadVerdict<(), ()> {
+        HeadVerdict::Decided(Verdict::Pass(Pass::anonymous(AuthMethod::Legacy, ())))
     }
 
     async fn check_body(
         &self,
-        _req: &RequestView<'_>,
-        _body: &[u8],
-        _state: Option<Note>,
-    ) -> Verdict {
-        Verdict::Pass(Pass {
-            identity: Vec::new(),
-            auth_method: AuthMethod::Legacy,
-            note: None,
-            strip: Vec::new(),
-        })
+        _: &Self::Snapshot,
+        _: &RequestView<'_>,
+        _: &[u8],
+        _: (),
+    ) -> Verdict<()> {
+        Verdict::Pass(Pass::anonymous(AuthMethod::Legacy, ()))
     }
+
+    fn body_refused(&self, _: (), _: &Error) {}
 }

@@ -75,6 +75,23 @@ impl HeaderEdit for pingora::http::RequestHeader {
     }
 }
 
+impl HeaderEdit for pingora::http::ResponseHeader {
+    fn map(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        if self.headers.contains_key(name) {
+            self.remove_header(name);
+        }
+    }
+    fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        let _ = self.insert_header(name, value);
+    }
+    fn insert_known(&mut self, name: &Known, value: HeaderValue) {
+        let _ = self.insert_header(name.titled, value);
+    }
+}
+
 /// Lowercase, `_` → `-`: the spelling-insensitive key used to match header names.
 pub fn normalize(name: &str) -> String {
     name.bytes()

@@ -1,34 +1,42 @@
-//! The gateway's Pingora machinery: settings, server start/stop, the `ProxyHttp` phases, body
-//! buffering for verification, header hygiene and error responses. The verification decision is
-//! not here: it plugs in through [`gate::Gate`].
+//! The gateway's request path on Pingora's core (not `pingora-proxy`): listeners and stop order
+//! (`server`), client connections (`conn`), one request start to finish (`exchange`), the
+//! upstream half (`upstream`), bodies (`body`), header hygiene (`headers`), error responses
+//! (`respond`) and the settings each request reads (`hop`). The verification decision is not
+//! here: it plugs in through [`gate::Gate`]; metrics and audit lines through
+//! [`record::RequestObserver`].
 //!
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use sigproxy::proxy::*;
-//! let mut s = ProxySettings::new("0.0.0.0:8080", "127.0.0.1:8081".parse::<Upstream>().unwrap());
-//! s.handle_signals = true; // SIGTERM graceful, SIGINT now, SIGQUIT hand listeners over
+//! let hop = Hop::for_upstream("127.0.0.1:8081".parse().unwrap()).unwrap();
+//! let mut s = ProxySettings::new("0.0.0.0:8080");
+//! s.handle_signals = true; // SIGTERM drains then stops, SIGINT now, SIGQUIT hands listeners over
 //! s.exit_when_drained = true; // leave as soon as in-flight requests are done
 //! let (gateway, handle) =
-//!     build(s, Arc::new(PassthroughGate), Arc::new(NoopObserver), None).unwrap();
+//!     build(s, Arc::new(PassthroughGate::new(hop)), Arc::new(NoopObserver), None).unwrap();
 //! // `handle.stop_graceful()` / `stop_now()` from any thread; `run` blocks until stopped.
 //! gateway.run();
 //! ```
 
-mod admit;
 pub mod body;
+mod conn;
 pub mod ctx;
-pub mod forward;
+mod exchange;
 pub mod gate;
+mod h2;
 pub mod headers;
+pub mod hop;
 pub mod record;
 pub mod respond;
 pub mod server;
-pub mod service;
 pub mod settings;
+pub mod tls;
+mod upstream;
 
 pub use gate::{
-    AuthMethod, Gate, HeadVerdict, Pass, PassthroughGate, Reject, RequestView, Verdict,
+    AuthMethod, Gate, HeadVerdict, Identity, Pass, PassthroughGate, Reject, RequestView, Verdict,
 };
-pub use record::{NoopObserver, RequestObserver, RequestRecord};
+pub use hop::Hop;
+pub use record::{ConnEvent, NoopObserver, RequestObserver, RequestRecord};
 pub use server::{Gateway, GatewayHandle, build};
-pub use settings::{IdentityHeaders, ProxySettings, Upstream};
+pub use settings::{ProxySettings, Upstream};

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 
 use super::gate::Reject;
 use crate::error::{Error, ErrorCode};
@@ -22,8 +22,8 @@ pub fn error_body(code: &str, message: &str, request_id: &str) -> Bytes {
 }
 
 /// Headers and body for a rejection, ready to write.
-pub fn reject_response(
-    reject: &Reject,
+pub fn reject_response<N>(
+    reject: &Reject<N>,
     request_id: &str,
 ) -> pingora::Result<(Box<ResponseHeader>, Bytes)> {
     let code = reject.error.code;
@@ -40,7 +40,7 @@ pub fn reject_response(
     Ok(resp)
 }
 
-/// Headers and body for any status/code pair (also for the non-SPEC 400/500 of `fail_to_proxy`).
+/// Headers and body for any status/code pair.
 pub fn build(
     status: u16,
     code: &str,
@@ -61,15 +61,15 @@ pub fn build(
 /// Write a prepared response. `keep_alive = false` closes the connection afterwards (used when
 /// an unread body is too large to drain, or the request state is unknown).
 pub async fn send(
-    session: &mut Session,
+    session: &mut ServerSession,
     (header, body): (Box<ResponseHeader>, Bytes),
     keep_alive: bool,
 ) -> pingora::Result<()> {
     if !keep_alive {
         session.set_keepalive(None);
     }
-    session.write_response_header(header, false).await?;
-    session.write_response_body(Some(body), true).await?;
+    session.write_response_header(header).await?;
+    session.write_response_body(body, true).await?;
     Ok(())
 }
 
@@ -102,13 +102,13 @@ mod tests {
 
     #[test]
     fn rate_limited_carries_retry_after_and_401_accept_signature() {
-        let mut r = Reject::new(Error::new(ErrorCode::RateLimited, "x"));
+        let mut r = Reject::new(Error::new(ErrorCode::RateLimited, "x"), ());
         r.retry_after = Some(7);
         let (h, _) = reject_response(&r, "id").unwrap();
         assert_eq!(h.status.as_u16(), 429);
         assert_eq!(h.headers.get("retry-after").unwrap(), "7");
 
-        let mut r = Reject::new(Error::new(ErrorCode::SignatureMissing, "x"));
+        let mut r = Reject::new(Error::new(ErrorCode::SignatureMissing, "x"), ());
         r.accept_signature = Some(HeaderValue::from_static("sig1=(\"@method\")"));
         let (h, b) = reject_response(&r, "id").unwrap();
         assert_eq!(h.status.as_u16(), 401);

@@ -1,22 +1,30 @@
 //! Building and running the Pingora `Server` from our own settings (no Pingora CLI or YAML):
-//! worker threads, grace period, a per-instance runtime directory for the pid file and upgrade
-//! socket, the proxy listener and the optional admin listener. Stopping is through signals
-//! (binary) or a `GatewayHandle` (tests and embedders).
+//! worker threads, a per-instance runtime directory for the pid file and upgrade socket, the
+//! proxy listener (our own request path, `conn.rs`) and the optional admin listener; and
+//! stopping in the order a load balancer needs: on SIGTERM `/readyz` turns 503 and every
+//! response closes its connection, the listener keeps serving for `drain_delay_seconds`, then
+//! stops accepting, in-flight requests finish within `shutdown_grace_seconds`, and the process
+//! exits. Stopping is through signals (binary) or a `GatewayHandle` (tests and embedders).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::connectors::TransportConnector;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::sync::watch;
 
-use super::ctx::InFlight;
+use super::conn::Front;
+use super::ctx::{Connections, Draining, InFlight};
+use super::exchange::Core;
 use super::gate::Gate;
 use super::record::RequestObserver;
-use super::service::SigProxy;
 use super::settings::ProxySettings;
 use crate::admin::{AdminApp, AdminState};
 
@@ -27,16 +35,22 @@ enum Stop {
     Upgrade,
 }
 
+/// The stop timing in force, read when a stop begins (the policy may have changed since start).
+pub type StopTiming = Arc<dyn Fn() -> (Duration, Duration) + Send + Sync>;
+
 /// Stops a running gateway from another thread.
 #[derive(Clone)]
 pub struct GatewayHandle {
     tx: Arc<watch::Sender<Option<Stop>>>,
     inflight: InFlight,
+    connections: Connections,
+    draining: Draining,
     runtime_dir: PathBuf,
 }
 
 impl GatewayHandle {
-    /// Like SIGTERM: stop accepting, let in-flight requests finish within the grace period.
+    /// Like SIGTERM: drain (keep serving, `/readyz` 503, responses close their connections) for
+    /// the drain delay, stop accepting, let in-flight requests finish within the grace period.
     pub fn stop_graceful(&self) {
         let _ = self.tx.send(Some(Stop::Graceful));
     }
@@ -53,6 +67,14 @@ impl GatewayHandle {
     pub fn in_flight(&self) -> usize {
         self.inflight.get()
     }
+    /// Client connections currently open.
+    pub fn connections(&self) -> usize {
+        self.connections.get()
+    }
+    /// A stop has begun.
+    pub fn draining(&self) -> bool {
+        self.draining.is_set()
+    }
     /// This instance's directory for the pid file and upgrade socket.
     pub fn runtime_dir(&self) -> &Path {
         &self.runtime_dir
@@ -65,6 +87,8 @@ pub struct Gateway {
     rx: watch::Receiver<Option<Stop>>,
     handle: GatewayHandle,
     settings: ProxySettings,
+    timing: StopTiming,
+    ready: Option<Arc<AtomicBool>>,
 }
 
 /// Where this instance keeps its pid file and upgrade socket: unique per listen port and
@@ -111,12 +135,16 @@ fn cleanup_runtime_dir(settings: &ProxySettings, dir: &Path) {
 }
 
 /// Build the server: proxy service on `settings.listen`, admin service when `admin` is given.
-pub fn build(
+pub fn build<G, O>(
     settings: ProxySettings,
-    gate: Arc<dyn Gate>,
-    observer: Arc<dyn RequestObserver>,
+    gate: Arc<G>,
+    observer: Arc<O>,
     admin: Option<AdminState>,
-) -> Result<(Gateway, GatewayHandle), String> {
+) -> Result<(Gateway, GatewayHandle), String>
+where
+    G: Gate,
+    O: RequestObserver<G::Note>,
+{
     let dir = runtime_dir_for(&settings);
     prepare_runtime_dir(&dir)?;
 
@@ -125,10 +153,14 @@ pub fn build(
         daemon: false,
         pid_file: dir.join("sigproxy.pid").to_string_lossy().into_owned(),
         upgrade_sock: dir.join("upgrade.sock").to_string_lossy().into_owned(),
-        // Pingora sleeps the whole grace period after SIGTERM; `exit_when_drained` cuts it short.
-        grace_period_seconds: Some(settings.shutdown_grace_seconds),
+        // Pingora sleeps this long after the listeners close; `exit_when_drained` leaves as soon
+        // as nothing is in flight, within the grace period read from the policy at that moment.
+        grace_period_seconds: Some(if settings.exit_when_drained {
+            MAX_GRACE_SECONDS
+        } else {
+            settings.shutdown_grace_seconds
+        }),
         graceful_shutdown_timeout_seconds: Some(1),
-        max_retries: settings.max_attempts.max(1),
         ..ServerConf::default()
     };
 
@@ -140,11 +172,34 @@ pub fn build(
     server.bootstrap();
 
     let inflight = InFlight::default();
-    let proxy = SigProxy::new(settings.clone(), gate, observer, inflight.clone())?;
-    let mut svc = pingora::proxy::http_proxy_service(&server.configuration, proxy);
-    svc.add_tcp(&settings.listen);
+    let connections = Connections::default();
+    let draining = Draining::default();
+    let timing: StopTiming = {
+        let gate = gate.clone();
+        Arc::new(move || {
+            let snap = gate.snapshot();
+            let hop = G::hop(&snap);
+            (hop.drain_delay, hop.shutdown_grace)
+        })
+    };
+    let core = Arc::new(Core {
+        gate,
+        observer,
+        transport: TransportConnector::new(None),
+        inflight: inflight.clone(),
+        connections: connections.clone(),
+        draining: draining.clone(),
+    });
+    let front = Front::new(core, settings.tls);
+    let mut svc = Service::new("sigproxy".to_string(), front);
+    let buffers = L4BufferSettings {
+        read: settings.read_buffer_bytes,
+        write: settings.write_buffer_bytes,
+    };
+    svc.add_listener(ListenerConfig::tcp(settings.listen.clone()).l4_buffer(buffers));
     server.add_service(svc);
 
+    let ready = admin.as_ref().map(|a| a.ready.clone());
     if let (Some(addr), Some(state)) = (&settings.admin_listen, admin) {
         let mut a = Service::new("sigproxy admin".to_string(), AdminApp::new(state));
         a.threads = Some(1);
@@ -156,6 +211,8 @@ pub fn build(
     let handle = GatewayHandle {
         tx: Arc::new(tx),
         inflight,
+        connections,
+        draining,
         runtime_dir: dir,
     };
     Ok((
@@ -164,10 +221,15 @@ pub fn build(
             rx,
             handle: handle.clone(),
             settings,
+            timing,
+            ready,
         },
         handle,
     ))
 }
+
+/// The longest grace the policy allows (`shutdown_grace_seconds` is validated to this).
+const MAX_GRACE_SECONDS: u64 = 3600;
 
 impl Gateway {
     /// Serve until stopped (signal or handle); blocks the calling thread. Removes the runtime
@@ -178,16 +240,22 @@ impl Gateway {
             rx,
             handle,
             settings,
+            timing,
+            ready,
         } = self;
         if settings.exit_when_drained {
             let phases = server.watch_execution_phase();
             let h = handle.clone();
             let s = settings.clone();
-            std::thread::spawn(move || exit_when_drained(phases, h, s));
+            let t = timing.clone();
+            std::thread::spawn(move || exit_when_drained(phases, h, s, t));
         }
         let signal = Signals {
             rx,
             unix: settings.handle_signals,
+            draining: handle.draining.clone(),
+            ready,
+            timing,
         };
         server.run(RunArgs {
             shutdown_signal: Box::new(signal),
@@ -196,13 +264,14 @@ impl Gateway {
     }
 }
 
-/// Pingora sleeps the full grace period; leave as soon as nothing is in flight.
+/// Pingora sleeps the full grace period; leave as soon as no request is in flight and no
+/// client connection is open.
 fn exit_when_drained(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     h: GatewayHandle,
     settings: ProxySettings,
+    timing: StopTiming,
 ) {
-    let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     loop {
         match phases.blocking_recv() {
             Ok(ExecutionPhase::ShutdownGracePeriod) => break,
@@ -211,9 +280,25 @@ fn exit_when_drained(
             Err(_) => return,
         }
     }
+    let (_, grace) = timing();
     let deadline = Instant::now() + grace;
-    while h.in_flight() > 0 && Instant::now() < deadline {
+    // Open connections, not only requests: a connection accepted just before the listener
+    // stopped has its request on the wire but not yet read (in flight: 0). Idle keep-alive
+    // connections close at the shutdown signal, so this waits only for ones with work. Zero
+    // twice in a row, 20 ms apart: a task the accept loop spawned last has entered by then.
+    let busy = || h.in_flight() > 0 || h.connections() > 0;
+    let mut quiet = 0;
+    while quiet < 2 && Instant::now() < deadline {
+        quiet = if busy() { 0 } else { quiet + 1 };
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if busy() {
+        tracing::warn!(
+            in_flight = h.in_flight(),
+            connections = h.connections(),
+            grace_seconds = grace.as_secs(),
+            "shutdown_grace_seconds passed with requests or connections still open; exiting anyway"
+        );
     }
     cleanup_runtime_dir(&settings, &h.runtime_dir);
     // `exit` skips the flush at the end of `serve`: write the buffered log lines now.
@@ -224,11 +309,14 @@ fn exit_when_drained(
 struct Signals {
     rx: watch::Receiver<Option<Stop>>,
     unix: bool,
+    draining: Draining,
+    ready: Option<Arc<AtomicBool>>,
+    timing: StopTiming,
 }
 
-#[async_trait]
-impl ShutdownSignalWatch for Signals {
-    async fn recv(&self) -> ShutdownSignal {
+impl Signals {
+    /// The next stop request, from the handle or (when installed) a signal.
+    async fn next(&self) -> Stop {
         let mut rx = self.rx.clone();
         let handle = async move {
             loop {
@@ -241,24 +329,83 @@ impl ShutdownSignalWatch for Signals {
                 }
             }
         };
-        let stop = if self.unix {
+        if self.unix {
             tokio::select! {
                 s = handle => s,
-                s = unix_signal() => return s,
+                s = unix_signal() => s,
             }
         } else {
             handle.await
+        }
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        match self.next().await {
+            Stop::Graceful => {}
+            Stop::Now => return ShutdownSignal::FastShutdown,
+            Stop::Upgrade => return ShutdownSignal::GracefulUpgrade,
+        }
+        // Load balancers and kube-proxy stop sending only some seconds after they learn the
+        // instance is going: keep answering (saying "not ready" and closing connections after
+        // each response) until then, so no client meets a refused connection.
+        self.draining.start();
+        if let Some(r) = &self.ready {
+            r.store(false, Ordering::Release);
+        }
+        let (delay, grace) = (self.timing)();
+        tracing::info!(
+            drain_delay_seconds = delay.as_secs(),
+            shutdown_grace_seconds = grace.as_secs(),
+            "stop requested: draining; /readyz is 503, listeners stay open for the drain delay"
+        );
+        if !delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                s = self.next_after_graceful() => return s,
+            }
+        }
+        tracing::info!("drain delay over: closing listeners, finishing in-flight requests");
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+impl Signals {
+    /// During the drain delay a second request to stop now (SIGINT, `stop_now`) wins.
+    async fn next_after_graceful(&self) -> ShutdownSignal {
+        let mut rx = self.rx.clone();
+        rx.mark_unchanged();
+        let handle = async move {
+            loop {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                match *rx.borrow_and_update() {
+                    Some(Stop::Now) => return ShutdownSignal::FastShutdown,
+                    Some(Stop::Upgrade) => return ShutdownSignal::GracefulUpgrade,
+                    _ => {}
+                }
+            }
         };
-        match stop {
-            Stop::Graceful => ShutdownSignal::GracefulTerminate,
-            Stop::Now => ShutdownSignal::FastShutdown,
-            Stop::Upgrade => ShutdownSignal::GracefulUpgrade,
+        if self.unix {
+            tokio::select! {
+                s = handle => s,
+                s = unix_signal() => match s {
+                    Stop::Graceful => ShutdownSignal::GracefulTerminate,
+                    Stop::Now => ShutdownSignal::FastShutdown,
+                    Stop::Upgrade => ShutdownSignal::GracefulUpgrade,
+                },
+            }
+        } else {
+            handle.await
         }
     }
 }
 
 #[cfg(unix)]
-async fn unix_signal() -> ShutdownSignal {
+async fn unix_signal() -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
         signal(SignalKind::terminate()),
@@ -268,14 +415,14 @@ async fn unix_signal() -> ShutdownSignal {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = term.recv() => ShutdownSignal::GracefulTerminate,
-        _ = int.recv() => ShutdownSignal::FastShutdown,
-        _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+        _ = term.recv() => Stop::Graceful,
+        _ = int.recv() => Stop::Now,
+        _ = quit.recv() => Stop::Upgrade,
     }
 }
 
 #[cfg(not(unix))]
-async fn unix_signal() -> ShutdownSignal {
+async fn unix_signal() -> Stop {
     std::future::pending().await
 }
 
@@ -283,12 +430,11 @@ async fn unix_signal() -> ShutdownSignal {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::proxy::settings::Upstream;
 
     #[test]
     fn runtime_dirs_differ_per_port_and_never_default_tmp() {
-        let a = ProxySettings::new("127.0.0.1:8080", "127.0.0.1:1".parse::<Upstream>().unwrap());
-        let b = ProxySettings::new("127.0.0.1:8081", "127.0.0.1:1".parse::<Upstream>().unwrap());
+        let a = ProxySettings::new("127.0.0.1:8080");
+        let b = ProxySettings::new("127.0.0.1:8081");
         let (da, db) = (runtime_dir_for(&a), runtime_dir_for(&b));
         assert_ne!(da, db);
         assert!(

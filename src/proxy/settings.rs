@@ -1,45 +1,23 @@
-//! Plain settings for the gateway's Pingora machinery (filled from the policy by the caller;
-//! it parses nothing). No Pingora CLI or YAML is read anywhere.
+//! The gateway's start-only settings: what is fixed once the listeners are bound (addresses,
+//! worker threads, socket buffers, the runtime directory, signal handling). Everything a request
+//! reads comes from the live policy snapshot instead (`hop.rs`). Filled in by the caller; it
+//! parses nothing, and no Pingora CLI or YAML is read anywhere.
 
 use std::path::PathBuf;
-use std::time::Duration;
-
-use ipnet::IpNet;
 
 /// Where the legacy backend is: the policy's own type (parsing lives in `policy::network`).
 pub use crate::policy::Upstream;
-
-/// Names of the identity headers (SPEC §3 `identity`).
-#[derive(Clone, Debug)]
-pub struct IdentityHeaders {
-    pub client_id: String,
-    pub key_id: String,
-    pub auth_method: String,
-    /// Extra inbound headers to drop; the three above are always dropped.
-    pub strip_inbound: Vec<String>,
-}
-
-impl Default for IdentityHeaders {
-    fn default() -> Self {
-        Self {
-            client_id: "X-DataFold-Client-Id".into(),
-            key_id: "X-DataFold-Key-Id".into(),
-            auth_method: "X-DataFold-Auth-Method".into(),
-            strip_inbound: Vec::new(),
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
     /// Proxy listener, e.g. `0.0.0.0:8080`.
     pub listen: String,
-    pub upstream: Upstream,
     /// Admin listener (`None`: no admin service).
     pub admin_listen: Option<String>,
     /// Worker threads of the proxy service; 0 = one per core.
     pub threads: usize,
-    /// SIGTERM: stop accepting, finish in-flight requests, exit within this.
+    /// In-process gateways only (`exit_when_drained` off): how long Pingora waits for in-flight
+    /// requests after a graceful stop. The binary reads the grace from the policy at stop time.
     pub shutdown_grace_seconds: u64,
     /// Exit the process as soon as in-flight requests reach zero during the grace period
     /// (the binary wants this; in-process tests must not).
@@ -53,26 +31,20 @@ pub struct ProxySettings {
     /// Take the listening sockets over from a running instance (Pingora's `--upgrade`): that
     /// instance hands them over on SIGQUIT through the upgrade socket in `runtime_dir`.
     pub upgrade: bool,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    /// Upstream keep-alive idle time.
-    pub idle_timeout: Duration,
-    /// Limit for bodies buffered for verification (413 beyond).
-    pub max_body_bytes: usize,
-    pub identity: IdentityHeaders,
-    pub trusted_proxies: Vec<IpNet>,
-    /// Scheme of our own listener as seen by clients (`http` unless TLS ends here).
-    pub listener_scheme: &'static str,
-    /// Upstream attempts for a failed connect (1 = no retry).
-    pub max_attempts: usize,
+    /// The proxy listener speaks TLS; its certificate comes from the policy snapshot in force
+    /// at each handshake (`Hop::tls`). HTTP/2 (ALPN, or h2c on a plain listener) follows the
+    /// snapshot's `http2.enabled`.
+    pub tls: bool,
+    /// Per-connection read buffer of the listener's sockets (`None`: Pingora's 64 KiB).
+    pub read_buffer_bytes: Option<usize>,
+    /// Per-connection write buffer (`None`: Pingora's 1460 bytes).
+    pub write_buffer_bytes: Option<usize>,
 }
 
 impl ProxySettings {
-    pub fn new(listen: impl Into<String>, upstream: Upstream) -> Self {
+    pub fn new(listen: impl Into<String>) -> Self {
         Self {
             listen: listen.into(),
-            upstream,
             admin_listen: None,
             threads: 0,
             shutdown_grace_seconds: 10,
@@ -80,15 +52,9 @@ impl ProxySettings {
             handle_signals: false,
             runtime_dir: None,
             upgrade: false,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(60),
-            max_body_bytes: 10 * 1024 * 1024,
-            identity: IdentityHeaders::default(),
-            trusted_proxies: Vec::new(),
-            listener_scheme: "http",
-            max_attempts: 1,
+            tls: false,
+            read_buffer_bytes: None,
+            write_buffer_bytes: None,
         }
     }
 

@@ -12,7 +12,34 @@ fn v4(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
 }
 
-fn fail(l: &FailureLimiter, ip: IpAddr, now: u64, times: u32) {
+/// The limiter with one limit for every call, as a policy that does not change would give it.
+struct Limiter {
+    inner: FailureLimiter,
+    per_minute: u32,
+}
+
+impl Limiter {
+    fn new(per_minute: u32, max_tracked: usize) -> Self {
+        Self {
+            inner: FailureLimiter::new(max_tracked),
+            per_minute,
+        }
+    }
+
+    fn check(&self, ip: IpAddr, now: u64) -> RateDecision {
+        self.inner.check(ip, now, self.per_minute)
+    }
+
+    fn record_failure(&self, ip: IpAddr, now: u64) {
+        self.inner.record_failure(ip, now, self.per_minute)
+    }
+
+    fn tracked(&self) -> usize {
+        self.inner.tracked()
+    }
+}
+
+fn fail(l: &Limiter, ip: IpAddr, now: u64, times: u32) {
     for _ in 0..times {
         l.record_failure(ip, now);
     }
@@ -24,16 +51,33 @@ fn limited(retry_after_secs: u64) -> RateDecision {
 
 #[test]
 fn zero_per_minute_is_disabled_and_stores_nothing() {
-    let l = FailureLimiter::new(0, 100);
-    assert!(!l.is_enabled());
+    let l = Limiter::new(0, 100);
     fail(&l, v4(1), T0, 1000);
     assert_eq!(l.check(v4(1), T0), RateDecision::Allowed);
     assert_eq!(l.tracked(), 0);
 }
 
 #[test]
+fn the_limit_is_the_one_passed_with_each_call() {
+    let l = FailureLimiter::new(100);
+    for _ in 0..3 {
+        l.record_failure(v4(1), T0, 10);
+    }
+    assert_eq!(l.check(v4(1), T0, 10), RateDecision::Allowed);
+    // A reload lowers the limit: the failures already counted apply to it at once.
+    assert!(matches!(
+        l.check(v4(1), T0, 3),
+        RateDecision::Limited { .. }
+    ));
+    // ... and turning it off lets everyone through, and counts nothing more.
+    assert_eq!(l.check(v4(1), T0, 0), RateDecision::Allowed);
+    l.record_failure(v4(2), T0, 0);
+    assert_eq!(l.tracked(), 1);
+}
+
+#[test]
 fn limited_once_the_allowance_is_used_until_the_window_passes() {
-    let l = FailureLimiter::new(5, 100);
+    let l = Limiter::new(5, 100);
     fail(&l, v4(1), T0, 4);
     assert_eq!(l.check(v4(1), T0), RateDecision::Allowed);
     fail(&l, v4(1), T0, 1);
@@ -50,7 +94,7 @@ fn never_more_than_per_minute_failures_in_any_sixty_seconds() {
     // A caller that fails whenever it is allowed, once a second, for ten minutes; started at each
     // offset within a bucket, since failures late in a bucket are the ones a short window lets through.
     for start in T0..T0 + BUCKET_SECS {
-        let l = FailureLimiter::new(3, 100);
+        let l = Limiter::new(3, 100);
         let mut failures = Vec::new();
         for t in start..start + 600 {
             if l.check(v4(1), t) == RateDecision::Allowed {
@@ -76,7 +120,7 @@ fn never_more_than_per_minute_failures_in_any_sixty_seconds() {
 
 #[test]
 fn the_window_rolls_bucket_by_bucket() {
-    let l = FailureLimiter::new(5, 100);
+    let l = Limiter::new(5, 100);
     fail(&l, v4(1), T0, 3);
     fail(&l, v4(1), T0 + 30, 2);
     // Limited until the 3 from T0 leave; the 2 from T0+30 alone are under the limit.
@@ -89,7 +133,7 @@ fn the_window_rolls_bucket_by_bucket() {
 
 #[test]
 fn retry_after_waits_for_as_few_buckets_as_needed() {
-    let l = FailureLimiter::new(4, 100);
+    let l = Limiter::new(4, 100);
     fail(&l, v4(1), T0, 1);
     fail(&l, v4(1), T0 + 10, 1);
     fail(&l, v4(1), T0 + 20, 6);
@@ -99,7 +143,7 @@ fn retry_after_waits_for_as_few_buckets_as_needed() {
 
 #[test]
 fn addresses_are_counted_apart_and_ipv6_by_slash_64() {
-    let l = FailureLimiter::new(2, 100);
+    let l = Limiter::new(2, 100);
     fail(&l, v4(1), T0, 2);
     assert!(matches!(l.check(v4(1), T0), RateDecision::Limited { .. }));
     assert_eq!(l.check(v4(2), T0), RateDecision::Allowed);
@@ -130,7 +174,7 @@ fn addresses_are_counted_apart_and_ipv6_by_slash_64() {
 
 #[test]
 fn memory_is_bounded_and_the_least_recent_is_forgotten() {
-    let l = FailureLimiter::new(1, 4); // one shard of 4
+    let l = Limiter::new(1, 4); // one shard of 4
     for last in 1..=4 {
         l.record_failure(v4(last), T0);
     }
@@ -153,12 +197,12 @@ fn memory_is_bounded_and_the_least_recent_is_forgotten() {
 
 #[test]
 fn rotating_addresses_cannot_grow_memory() {
-    let l = FailureLimiter::new(3, 2048); // two shards of 1024
+    let l = Limiter::new(3, 2048); // two shards of 1024
     for i in 0..50_000u32 {
         l.record_failure(IpAddr::V4(Ipv4Addr::from(i)), T0 + u64::from(i / 1000));
     }
     assert!(l.tracked() <= 2048, "{} tracked", l.tracked());
-    for shard in l.shards.iter() {
+    for shard in l.inner.shards.iter() {
         let lru = lock(shard);
         assert!(lru.nodes.len() <= lru.cap && lru.index.len() <= lru.cap);
     }
@@ -166,7 +210,7 @@ fn rotating_addresses_cannot_grow_memory() {
 
 #[test]
 fn quiet_addresses_are_dropped_without_a_scan() {
-    let l = FailureLimiter::new(3, 100);
+    let l = Limiter::new(3, 100);
     for last in 1..=10 {
         l.record_failure(v4(last), T0);
     }
@@ -178,12 +222,12 @@ fn quiet_addresses_are_dropped_without_a_scan() {
     for last in 1..=10 {
         l.record_failure(v4(last), T0 + 66);
     }
-    assert_eq!(lock(&l.shards[0]).nodes.len(), 11);
+    assert_eq!(lock(&l.inner.shards[0]).nodes.len(), 11);
 }
 
 #[test]
 fn a_clock_stepping_back_keeps_counting() {
-    let l = FailureLimiter::new(2, 100);
+    let l = Limiter::new(2, 100);
     l.record_failure(v4(1), T0);
     l.record_failure(v4(1), T0 - 3600);
     assert!(matches!(
@@ -199,7 +243,7 @@ fn concurrent_failures_are_all_counted() {
     const THREADS: u32 = 8;
     const EACH: u32 = 100;
     for (limit, expect_limited) in [(THREADS * EACH, true), (THREADS * EACH + 1, false)] {
-        let l = Arc::new(FailureLimiter::new(limit, DEFAULT_MAX_TRACKED));
+        let l = Arc::new(Limiter::new(limit, DEFAULT_MAX_TRACKED));
         let barrier = Arc::new(Barrier::new(THREADS as usize));
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
@@ -223,7 +267,7 @@ fn shard_counts_are_powers_of_two_and_caps_add_up() {
     for (max, shards) in [(1, 1), (2047, 1), (2048, 2), (65_536, 16), (usize::MAX, 16)] {
         assert_eq!(shard_count(max), shards, "max {max}");
     }
-    let l = FailureLimiter::new(1, 10_000);
-    let total: usize = l.shards.iter().map(|s| lock(s).cap).sum();
+    let l = Limiter::new(1, 10_000);
+    let total: usize = l.inner.shards.iter().map(|s| lock(s).cap).sum();
     assert_eq!(total, 10_000);
 }

@@ -155,6 +155,14 @@ impl NonceStore for MemoryStore {
     fn entries(&self) -> Option<u64> {
         Some(self.len() as u64)
     }
+
+    fn scope(&self) -> crate::policy::ReplayScope {
+        crate::policy::ReplayScope::Process
+    }
+
+    fn describe(&self) -> String {
+        format!("memory (max {} nonces)", self.max_entries)
+    }
 }
 
 impl ShardState {

@@ -4,17 +4,22 @@
 //! the caller passes `now` and the ttl, and calls only after the signature verified, so an attacker
 //! who cannot sign cannot burn a legitimate caller's nonce.
 
+mod build;
 mod fingerprint;
 mod memory;
 mod redis;
+mod redis_link;
 
+pub use build::{build, spawn_probe};
 pub use memory::MemoryStore;
-pub use redis::{KEY_NAMESPACE, RedisStore, RedisStoreConfig};
+pub use redis::{DEFAULT_TIMEOUTS, KEY_NAMESPACE, RedisStore, RedisStoreConfig};
+pub use redis_link::{LinkConfig, Timeouts};
 
 use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorCode};
+use crate::policy::ReplayScope;
 
 /// What a store says about a nonce it was asked to remember.
 #[must_use]
@@ -29,8 +34,9 @@ pub enum Freshness {
 /// Why a store could not answer. Both are answered 503 REPLAY_STORE_UNAVAILABLE.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The memory store holds its `max_entries` unexpired nonces. Always fail closed (SPEC §3): this
-    /// is capacity, not an outage, so `on_store_error: allow` must not let the request through.
+    /// The memory store holds its `max_entries` unexpired nonces. Always fail closed (reference
+    /// §4.8): this is capacity, not an outage, so `on_store_error: allow` must not let the request
+    /// through.
     #[error("replay store full: {max_entries} unexpired nonces remembered")]
     Full { max_entries: usize },
     /// The store could not be reached or answered garbage (a later Redis store). `on_store_error`
@@ -74,6 +80,41 @@ pub trait NonceStore: Send + Sync {
     /// Nonces currently held, for `/status`. May include expired ones not yet swept. `None` when the
     /// store cannot count cheaply (a shared store that would need a scan).
     fn entries(&self) -> Option<u64>;
+
+    /// Which replicas a replay is caught across (issue 20): `process` or `shared`.
+    fn scope(&self) -> ReplayScope;
+
+    /// Where the store is, for logs and `/status` (never a password).
+    fn describe(&self) -> String;
+
+    /// Whether the store answers now (readiness, `datafold_replay_store_up`). The memory store
+    /// always does.
+    async fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The store's own counts, for metrics.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// What a store counts about itself (monotonic counts since start), read at scrape time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Checks that failed (no answer in time, connection errors, garbage).
+    pub errors: u64,
+    /// Claims released after a failed check or an abandoned request: the nonce is usable again.
+    pub released: u64,
+    /// Releases that found nothing of ours to delete (the claim never ran, or expired).
+    pub release_not_held: u64,
+    /// Releases sent but not answered in time: they run, in order behind the claim, when the
+    /// server answers again.
+    pub release_queued: u64,
+    /// Releases that could not be sent at all; such a claim may stay until its ttl.
+    pub release_failed: u64,
+    /// The last probe's answer; `None` for stores that are never probed (memory).
+    pub up: Option<bool>,
 }
 
 #[cfg(test)]

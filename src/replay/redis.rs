@@ -1,112 +1,123 @@
-//! The shared nonce store (`replay.store: redis`): every replica asks one Redis server, with one
-//! atomic `SET key 1 NX PX ttl_ms` per nonce, so a nonce accepted by one sidecar is refused by all.
-//! Supports `redis://` and `rediss://` (TLS via rustls) URLs; Sentinel, cluster and unix-socket URLs
-//! are refused when the store is built. It does not decide what an outage means for a request: it
-//! answers `StoreError::Unavailable` and `on_store_error` (see `on_error.rs`) decides.
+//! The shared nonce store (`replay.store: redis`): every replica asks the same Redis (one server, a
+//! Redis Cluster, or the primary Sentinel names; see `redis_link.rs`), so a nonce accepted by one
+//! sidecar is refused by all. A claim is one atomic `SET key token NX PX ttl GET` whose value is
+//! unique to the request; a claim we could not confirm in time (timeout, a broken connection, or
+//! the request abandoned) is released with a compare-and-delete sent behind it on the same
+//! connection, so a request answered 503 stays retryable (issue 12 case 7).
+//! It does not decide what an outage means for a request: it answers `StoreError::Unavailable`
+//! and `on_store_error` (see `authn.rs`) decides.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Value};
+use redis::{RedisError, Value};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
-use super::{Freshness, NonceStore, StoreError};
+use super::redis_link::{Link, LinkConfig, Pinned, Timeouts};
+use super::{Freshness, NonceStore, StoreError, StoreStats};
+use crate::policy::replay::{RedisTarget, RedisTopology, ReplayScope, redact_url};
 
 /// Every key this store writes starts with this, then the operator's prefix.
 pub const KEY_NAMESPACE: &str = "sigproxy:nonce:";
 
+/// Deletes `KEYS[1]` only while it still holds `ARGV[1]`: releases our claim and nobody else's.
+const RELEASE_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/// How often a release is re-sent when the connection it went out on broke before answering.
+const RELEASE_ATTEMPTS: u32 = 5;
+
+/// Default timeouts: 500 ms to connect, 250 ms per answer. A healthy Redis answers a `SET` in well
+/// under a millisecond on a LAN; an overloaded one should fail requests fast, not pile them up.
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_millis(500),
+    response: Duration::from_millis(250),
+};
+
 /// How to reach Redis and how long to wait for it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisStoreConfig {
-    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS).
-    pub url: String,
+    /// Where Redis is, the password and TLS material already read, and the timeouts. The response
+    /// timeout is also the most a request waits for the store in total (including for a reconnect
+    /// in progress) before it gets `Unavailable`.
+    pub link: LinkConfig,
     /// Put after `sigproxy:nonce:` so several deployments can share one Redis without sharing
     /// nonces. Empty by default. Replicas that must share nonces must use the same prefix.
     pub key_prefix: String,
-    /// One TCP (and TLS) connection attempt.
-    pub connect_timeout: Duration,
-    /// One `SET` round trip, and the most a request waits for the store in total (including for a
-    /// reconnect in progress) before it gets `Unavailable`.
-    pub response_timeout: Duration,
 }
 
 impl RedisStoreConfig {
-    /// Defaults: no prefix, 500 ms to connect, 250 ms per answer. A healthy Redis answers a `SET` in
-    /// well under a millisecond on a LAN; an overloaded one should fail requests fast, not pile them up.
+    /// One server at `url` (`redis://[user:password@]host[:port][/db]` or `rediss://…`), default
+    /// timeouts, no prefix.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            link: LinkConfig::standalone(&url.into(), DEFAULT_TIMEOUTS),
             key_prefix: String::new(),
-            connect_timeout: Duration::from_millis(500),
-            response_timeout: Duration::from_millis(250),
         }
+    }
+
+    /// From the policy: reads the password and TLS files it names (at start).
+    pub fn from_target(target: &RedisTarget) -> Result<Self, String> {
+        Ok(Self {
+            link: LinkConfig::from_target(target, DEFAULT_TIMEOUTS)?,
+            key_prefix: String::new(),
+        })
     }
 }
 
-/// The Redis nonce store. Cheap to share behind an `Arc`; all requests multiplex over one
-/// connection (commands sent concurrently are written back to back without waiting for each other's
-/// answers, which is pipelining without batching on our side).
+/// The Redis nonce store. Cheap to share behind an `Arc`; requests multiplex over one connection
+/// per server (commands sent concurrently are written back to back without waiting for each
+/// other's answers, which is pipelining without batching on our side).
 pub struct RedisStore {
-    client: Client,
-    manager_config: ConnectionManagerConfig,
-    /// Built on first use, inside the runtime that serves requests: the connection manager spawns
-    /// its reconnect tasks on the current tokio runtime, and the store may be built before any runtime
-    /// exists (at config load).
-    conn: OnceCell<ConnectionManager>,
+    link: Arc<Link>,
     key_prefix: String,
     response_timeout: Duration,
-    display_url: String,
+    display: String,
+    /// Random per process, so that two replicas never write the same claim value.
+    token_tag: u64,
+    token_seq: AtomicU64,
+    /// Set once the server refused `SET … NX GET` (Redis before 7.0): plain `SET … NX` from then on.
+    legacy_set: AtomicBool,
+    stats: Arc<Counters>,
+}
+
+/// What the store counts, read by `stats()`.
+#[derive(Debug, Default)]
+struct Counters {
+    errors: AtomicU64,
+    released: AtomicU64,
+    not_held: AtomicU64,
+    queued: AtomicU64,
+    release_failed: AtomicU64,
+    probe_ok: AtomicBool,
 }
 
 impl RedisStore {
-    /// Checks the URL and builds the store without connecting (so a sidecar starts, and serves its
-    /// unsigned routes, while Redis is still coming up). Errors name what is wrong with the URL and
-    /// never echo a password.
+    /// Builds the store without connecting (so a sidecar starts, and serves its unsigned routes,
+    /// while Redis is still coming up). Errors name what is wrong with a URL and never echo a
+    /// password.
     pub fn new(config: &RedisStoreConfig) -> Result<Self, String> {
-        let display_url = redact(&config.url);
-        let scheme = config.url.split("://").next().unwrap_or_default();
-        match scheme {
-            "redis" | "rediss" => {}
-            "redis+sentinel" | "rediss+sentinel" => {
-                return Err(format!(
-                    "replay.redis_url {display_url}: Redis Sentinel is not supported; point redis_url at the primary (or a proxy such as a Kubernetes Service in front of it)"
-                ));
-            }
-            "redis+unix" | "unix" => {
-                return Err(format!(
-                    "replay.redis_url {display_url}: unix sockets are not supported; use redis://host:port"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "replay.redis_url {display_url}: expected redis://host:port[/db] or rediss://host:port[/db]"
-                ));
-            }
-        }
-        let client = Client::open(config.url.as_str())
-            .map_err(|e| format!("replay.redis_url {display_url}: {e}"))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            // A reconnect is attempted on the next request after a failure anyway; a long retry
-            // series would only keep requests waiting on one doomed attempt.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let display = describe(&config.link.topology);
+        let link = Link::new(&config.link).map_err(|e| format!("replay store {display}: {e}"))?;
+        let mut tag = [0u8; 8];
+        getrandom::fill(&mut tag)
+            .map_err(|e| format!("replay store: no randomness for claim values: {e}"))?;
         Ok(Self {
-            client,
-            manager_config,
-            conn: OnceCell::new(),
+            link: Arc::new(link),
             key_prefix: config.key_prefix.clone(),
-            response_timeout: config.response_timeout,
-            display_url,
+            response_timeout: config.link.timeouts.response,
+            display,
+            token_tag: u64::from_le_bytes(tag),
+            token_seq: AtomicU64::new(0),
+            legacy_set: AtomicBool::new(false),
+            stats: Arc::new(Counters::default()),
         })
     }
 
-    /// The URL without its password, for logs and `/status`.
+    /// Where the store is, without a password, for logs and `/status`.
     pub fn display_url(&self) -> &str {
-        &self.display_url
+        &self.display
     }
 
     /// The Redis key for (key id, nonce): namespace, prefix, then the first 128 bits of
@@ -129,37 +140,147 @@ impl RedisStore {
         key
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let manager = ConnectionManager::new_lazy_with_config(
-                    self.client.clone(),
-                    self.manager_config.clone(),
-                )?;
-                // The first connection is a shared future that only moves while someone awaits it;
-                // requests give up after `response_timeout`, which could be shorter than a TLS
-                // handshake to a distant Redis. A task of its own drives it to the end. (Later
-                // reconnects are spawned by the manager itself.)
-                let mut driver = manager.clone();
-                tokio::spawn(async move {
-                    let _ = redis::cmd("PING").query_async::<Value>(&mut driver).await;
-                });
-                Ok::<_, redis::RedisError>(manager)
-            })
-            .await
-            .map_err(|e| unavailable(&self.display_url, &e))?;
-        Ok(conn.clone())
+    /// A claim value no other request (of any replica) uses: the process tag and a counter.
+    fn token(&self) -> String {
+        let seq = self.token_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{seq:x}", self.token_tag)
+    }
+
+    fn unavailable(&self, e: &RedisError) -> StoreError {
+        StoreError::Unavailable(format!("redis {}: {e}", self.display).into())
+    }
+
+    /// Sends the claim on `conn` and reads what it says about the nonce.
+    async fn claim(
+        &self,
+        conn: &mut Pinned,
+        key: &str,
+        token: &str,
+        ttl_ms: u64,
+    ) -> Result<Freshness, RedisError> {
+        loop {
+            let legacy = self.legacy_set.load(Ordering::Relaxed);
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(token).arg("NX").arg("PX").arg(ttl_ms);
+            if !legacy {
+                // Answers the value that was there: nil when we set it, our own token when a
+                // retry of this very claim (by the cluster client, after a lost answer) got there
+                // second — both fresh — and anything else when the nonce was used.
+                cmd.arg("GET");
+            }
+            match conn.query(&cmd).await {
+                Ok(reply) => return read_claim(legacy, token, reply),
+                Err(e) if !legacy && is_syntax_error(&e) => {
+                    // Redis < 7.0 refuses NX together with GET, and wrote nothing.
+                    if !self.legacy_set.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(store = %self.display, "replay store: Redis refused SET NX GET (Redis < 7.0?); using SET NX");
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
-fn unavailable(url: &str, e: &redis::RedisError) -> StoreError {
-    let hint = if e.is_cluster_error() {
-        " (this looks like Redis Cluster, which is not supported)"
-    } else {
-        ""
+/// A human description of where the store is, passwords redacted.
+fn describe(t: &RedisTopology) -> String {
+    let urls = |v: &[String]| {
+        v.iter()
+            .map(|u| redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",")
     };
-    StoreError::Unavailable(format!("redis {url}: {e}{hint}").into())
+    match t {
+        RedisTopology::Standalone { url } => redact_url(url),
+        RedisTopology::Cluster { nodes } => format!("cluster[{}]", urls(nodes)),
+        RedisTopology::Sentinel { sentinels, master } => {
+            format!("sentinel[{}]/{master}", urls(sentinels))
+        }
+    }
+}
+
+/// Reads the answer to the claim.
+fn read_claim(legacy: bool, token: &str, reply: Value) -> Result<Freshness, RedisError> {
+    match reply {
+        Value::Nil if legacy => Ok(Freshness::Replayed),
+        Value::Nil => Ok(Freshness::Fresh),
+        Value::Okay if legacy => Ok(Freshness::Fresh),
+        Value::SimpleString(s) if legacy && s == "OK" => Ok(Freshness::Fresh),
+        Value::BulkString(v) if !legacy => Ok(if v == token.as_bytes() {
+            Freshness::Fresh
+        } else {
+            Freshness::Replayed
+        }),
+        other => Err(RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected answer to SET NX",
+            format!("{other:?}"),
+        ))),
+    }
+}
+
+fn is_syntax_error(e: &RedisError) -> bool {
+    e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("syntax error"))
+}
+
+/// A claim sent to Redis whose outcome this request has not yet taken in. Dropped while armed (no
+/// answer in time, an error, or the request abandoned mid-flight), it sends the compare-and-delete
+/// on the same connection: Redis runs a connection's commands in order, so even a hung server that
+/// wakes up runs the claim first and the release second, and the nonce stays usable.
+struct PendingClaim {
+    link: Arc<Link>,
+    conn: Pinned,
+    key: String,
+    token: String,
+    stats: Arc<Counters>,
+    armed: bool,
+}
+
+impl Drop for PendingClaim {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let stats = self.stats.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            stats.release_failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (link, mut conn) = (self.link.clone(), self.conn.clone());
+        let (key, token) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        // The first write happens in the task's first poll; the connection's own response timeout
+        // bounds each attempt, so the task ends by itself.
+        rt.spawn(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE_SCRIPT).arg(1).arg(&key).arg(&token);
+            for attempt in 0..RELEASE_ATTEMPTS {
+                let counter = match conn.query(&cmd).await {
+                    Ok(Value::Int(1)) => &stats.released,
+                    Ok(_) => &stats.not_held,
+                    // Sent, and waiting behind the claim on a server that does not answer: it
+                    // runs, in order, when the server does.
+                    Err(e) if e.is_timeout() => &stats.queued,
+                    // The connection broke: the claim on it either ran before that or never will.
+                    // Release through the connection the link finds next.
+                    Err(e) => {
+                        link.failed(&conn, &e);
+                        tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
+                        match link.pin().await {
+                            Ok(next) => conn = next,
+                            Err(_) => continue,
+                        }
+                        continue;
+                    }
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            stats.release_failed.fetch_add(1, Ordering::Relaxed);
+        });
+    }
 }
 
 /// Milliseconds for `PX`, rounded up (never forget early), at least 1, and within Redis's range.
@@ -182,65 +303,86 @@ impl NonceStore for RedisStore {
         _now: u64,
     ) -> Result<Freshness, StoreError> {
         let key = self.redis_key(key_id, nonce);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_millis(ttl));
         let op = async {
-            let mut conn = self.connection().await?;
-            cmd.query_async::<Value>(&mut conn)
-                .await
-                .map_err(|e| unavailable(&self.display_url, &e))
+            let conn = self.link.pin().await.map_err(|e| self.unavailable(&e))?;
+            // Armed from before the first byte is written until the answer is read: whatever
+            // interrupts this future in between (the timeout below, or the request being dropped)
+            // releases the claim.
+            let mut pending = PendingClaim {
+                link: self.link.clone(),
+                conn,
+                key,
+                token: self.token(),
+                stats: self.stats.clone(),
+                armed: true,
+            };
+            let mut conn = pending.conn.clone();
+            let result = self
+                .claim(&mut conn, &pending.key, &pending.token, ttl_millis(ttl))
+                .await;
+            // A claim that failed may still have run (an answer lost with its connection): it is
+            // released too. Only a clear answer, fresh or replayed, disarms.
+            pending.armed = result.is_err();
+            result.map_err(|e| {
+                self.link.failed(&pending.conn, &e);
+                self.unavailable(&e)
+            })
         };
-        // The manager's own timeouts bound one attempt; this bounds the whole wait, including
+        // Each connection's own timeouts bound one attempt; this bounds the whole wait, including
         // waiting on a reconnect another request started.
-        let reply = tokio::time::timeout(self.response_timeout, op)
+        let result = tokio::time::timeout(self.response_timeout, op)
             .await
-            .map_err(|_| {
-                StoreError::Unavailable(
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
                     format!(
                         "redis {}: no answer within {} ms",
-                        self.display_url,
+                        self.display,
                         self.response_timeout.as_millis()
                     )
                     .into(),
-                )
-            })??;
-        match reply {
-            Value::Okay => Ok(Freshness::Fresh),
-            Value::SimpleString(s) if s == "OK" => Ok(Freshness::Fresh),
-            Value::Nil => Ok(Freshness::Replayed),
-            other => Err(StoreError::Unavailable(
-                format!(
-                    "redis {}: unexpected answer to SET NX: {other:?}",
-                    self.display_url
-                )
-                .into(),
-            )),
+                ))
+            });
+        if result.is_err() {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
+        result
     }
 
     /// Redis cannot count only our keys without a scan, so `/status` shows no count.
     fn entries(&self) -> Option<u64> {
         None
     }
-}
 
-/// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{path}")
+    fn scope(&self) -> ReplayScope {
+        ReplayScope::Shared
+    }
+
+    fn describe(&self) -> String {
+        self.display.clone()
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        let r = tokio::time::timeout(self.response_timeout * 4, self.link.probe())
+            .await
+            .unwrap_or_else(|_| {
+                Err(RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            });
+        self.stats.probe_ok.store(r.is_ok(), Ordering::Relaxed);
+        r.map_err(|e| self.unavailable(&e))
+    }
+
+    fn stats(&self) -> StoreStats {
+        let s = &self.stats;
+        StoreStats {
+            errors: s.errors.load(Ordering::Relaxed),
+            released: s.released.load(Ordering::Relaxed),
+            release_not_held: s.not_held.load(Ordering::Relaxed),
+            release_queued: s.queued.load(Ordering::Relaxed),
+            release_failed: s.release_failed.load(Ordering::Relaxed),
+            up: Some(s.probe_ok.load(Ordering::Relaxed)),
         }
-        None => url.to_owned(),
     }
 }
 
@@ -256,29 +398,18 @@ mod tests {
             "rediss://cache.internal:6380/0",
             "redis://:s3cret@127.0.0.1:6379/0",
         ] {
-            RedisStore::new(&RedisStoreConfig::new(ok)).unwrap();
+            let s = RedisStore::new(&RedisStoreConfig::new(ok)).unwrap();
+            assert!(!s.display_url().contains("s3cret"), "{}", s.display_url());
         }
-        let e = RedisStore::new(&RedisStoreConfig::new(
-            "redis+sentinel://:pw@s1:26379/mymaster",
-        ))
-        .err()
-        .unwrap();
-        assert!(e.contains("Sentinel is not supported"), "{e}");
-        assert!(!e.contains("pw@"), "{e}");
         let e = RedisStore::new(&RedisStoreConfig::new("unix:///tmp/redis.sock"))
             .err()
             .unwrap();
         assert!(e.contains("unix sockets"), "{e}");
-        let e = RedisStore::new(&RedisStoreConfig::new("http://x"))
+        let e = RedisStore::new(&RedisStoreConfig::new("http://:pw@x"))
             .err()
             .unwrap();
         assert!(e.contains("expected redis://"), "{e}");
-        assert_eq!(
-            redact("redis://app:hunter2@r:6379/1"),
-            "redis://app:***@r:6379/1"
-        );
-        assert_eq!(redact("redis://:hunter2@r"), "redis://:***@r");
-        assert_eq!(redact("redis://r:6379"), "redis://r:6379");
+        assert!(!e.contains("pw@"), "{e}");
     }
 
     #[test]
@@ -300,6 +431,30 @@ mod tests {
                 .redis_key("k", "n"),
             "sigproxy:nonce:f21ea2c986b32f9ea0627c0c8583c1bb"
         );
+    }
+
+    #[test]
+    fn claim_values_differ_within_and_across_processes() {
+        let a = RedisStore::new(&RedisStoreConfig::new("redis://h")).unwrap();
+        let b = RedisStore::new(&RedisStoreConfig::new("redis://h")).unwrap();
+        let (a1, a2, b1) = (a.token(), a.token(), b.token());
+        assert_ne!(a1, a2);
+        assert_ne!(a1, b1, "two stores (replicas) drew the same tag");
+    }
+
+    #[test]
+    fn claim_answers() {
+        let read = |legacy, reply| read_claim(legacy, "tok", reply).ok();
+        let (fresh, replayed) = (Some(Freshness::Fresh), Some(Freshness::Replayed));
+        assert_eq!(read(false, Value::Nil), fresh);
+        // A retry of our own claim finds our own value: still fresh.
+        assert_eq!(read(false, Value::BulkString(b"tok".to_vec())), fresh);
+        // Someone else's value (or an older sigproxy's "1"): used.
+        assert_eq!(read(false, Value::BulkString(b"1".to_vec())), replayed);
+        assert_eq!(read(true, Value::Okay), fresh);
+        assert_eq!(read(true, Value::Nil), replayed);
+        assert_eq!(read(false, Value::Okay), None);
+        assert_eq!(read(true, Value::Int(3)), None);
     }
 
     #[test]

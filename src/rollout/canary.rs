@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use crate::policy::{CallerMatcher, CanaryPolicy, Mode, StickyOn};
+use crate::policy::{CallerMatcher, CanaryPolicy, LegacyUser, LegacyUserHash, Mode, StickyOn};
 
 /// Buckets per caller space: percent × 100 of them are enforced (0.01 % resolution).
 pub const BUCKETS: u64 = 10_000;
@@ -20,6 +20,9 @@ pub struct Caller<'a> {
     pub ip: Option<IpAddr>,
     /// A verified client id; `None` for unsigned callers (they have none).
     pub client_id: Option<&'a str>,
+    /// An unsigned caller's claimed legacy identity (`canary.legacy_user`, see `legacy_user`):
+    /// anyone can claim any, so it only ever adds enforcement (`always_require`), never exempts.
+    pub legacy_user: Option<&'a str>,
 }
 
 /// Why a caller is (or is not) enforced.
@@ -88,6 +91,20 @@ pub fn caller_bucket(sticky_on: &[StickyOn], caller: &Caller<'_>) -> Option<u64>
     })
 }
 
+/// The legacy identity `rule` reads from `headers`: the header's value, or its SHA-256 in
+/// lowercase hex. `None` when the header is absent, empty or not visible ASCII.
+pub fn legacy_user(rule: &LegacyUser, headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(&rule.header)?.to_str().ok()?;
+    if v.is_empty() {
+        return None;
+    }
+    Some(match rule.hash {
+        LegacyUserHash::None => v.to_owned(),
+        LegacyUserHash::Sha256 => hex::encode(Sha256::digest(v.as_bytes())),
+    })
+}
+
+/// Does `m` match what the caller proved (its verified client id, its address, its headers)?
 pub fn matches(m: &CallerMatcher, caller: &Caller<'_>) -> bool {
     match m {
         CallerMatcher::Header { name, value } => caller
@@ -118,7 +135,12 @@ pub fn apply(
     if policy.never_require.iter().any(|m| matches(m, caller)) {
         return verdict(Mode::Hybrid, CanaryReason::Exempt);
     }
-    if policy.always_require.iter().any(|m| matches(m, caller)) {
+    let claimed = |m: &CallerMatcher| matches!(m, CallerMatcher::Client(id) if caller.legacy_user == Some(id.as_str()));
+    if policy
+        .always_require
+        .iter()
+        .any(|m| matches(m, caller) || claimed(m))
+    {
         return verdict(Mode::Required, CanaryReason::Always);
     }
     let threshold = u64::from(percent.min(100)) * (BUCKETS / 100);
@@ -149,6 +171,7 @@ mod tests {
             headers: h,
             ip,
             client_id: None,
+            legacy_user: None,
         };
         apply(Mode::Hybrid, None, percent, p, &c).mode == Mode::Required
     }
@@ -213,6 +236,7 @@ mod tests {
             headers: h,
             ip: Some(ip),
             client_id: None,
+            legacy_user: None,
         };
         assert_eq!(
             caller_bucket(&p.sticky_on, &c(&named)),
@@ -226,6 +250,7 @@ mod tests {
             headers: &none,
             ip: None,
             client_id: None,
+            legacy_user: None,
         };
         assert_eq!(caller_bucket(&p.sticky_on, &nothing), None);
         // No sticky value: never sampled, even at 100 %.
@@ -256,6 +281,7 @@ mod tests {
             headers: h,
             ip: Some(ip.parse().unwrap()),
             client_id: client,
+            legacy_user: None,
         };
         let reason = |c: &Caller<'_>| apply(Mode::Hybrid, None, 0, &p, c).reason;
         assert_eq!(
@@ -292,6 +318,49 @@ mod tests {
         assert_eq!(
             apply(Mode::Hybrid, Some(Mode::Required), 0, &p, &c).mode,
             Mode::Required
+        );
+    }
+
+    #[test]
+    fn a_claimed_legacy_user_is_required_but_never_exempted() {
+        let p = CanaryPolicy {
+            always_require: vec![CallerMatcher::Client("alice".into())],
+            never_require: vec![CallerMatcher::Client("bob".into())],
+            ..policy()
+        };
+        let h = HeaderMap::new();
+        let claim = |who| Caller {
+            headers: &h,
+            ip: None,
+            client_id: None,
+            legacy_user: Some(who),
+        };
+        let reason = |c: &Caller<'_>| apply(Mode::Hybrid, None, 0, &p, c).reason;
+        assert_eq!(reason(&claim("alice")), CanaryReason::Always);
+        // Claiming an exempt identity exempts nothing: only a verified client id could.
+        assert_eq!(reason(&claim("bob")), CanaryReason::NotSampled);
+        assert_eq!(reason(&claim("carol")), CanaryReason::NotSampled);
+    }
+
+    #[test]
+    fn legacy_user_reads_the_header_or_its_digest() {
+        let rule = |hash| LegacyUser {
+            header: http::HeaderName::from_static("authorization"),
+            hash,
+        };
+        let h = headers("Bearer abc");
+        assert_eq!(
+            legacy_user(&rule(LegacyUserHash::None), &h).as_deref(),
+            Some("Bearer abc")
+        );
+        // printf %s 'Bearer abc' | sha256sum
+        assert_eq!(
+            legacy_user(&rule(LegacyUserHash::Sha256), &h).as_deref(),
+            Some(hex::encode(Sha256::digest(b"Bearer abc")).as_str())
+        );
+        assert_eq!(
+            legacy_user(&rule(LegacyUserHash::None), &HeaderMap::new()),
+            None
         );
     }
 }

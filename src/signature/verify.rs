@@ -55,7 +55,7 @@ pub struct VerifyOptions {
 }
 
 impl Default for VerifyOptions {
-    /// The SPEC §3 defaults.
+    /// The defaults of reference §3.2 (`signature.*`).
     fn default() -> Self {
         let required = ["@method", "@authority", "@path"]
             .iter()
@@ -94,6 +94,14 @@ pub struct Verified {
 }
 
 impl Verified {
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     /// The signature covers every value of the field `name` (any ASCII case).
     pub fn covers_field(&self, name: &str) -> bool {
         self.covered_fields

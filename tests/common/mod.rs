@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod curl;
 pub mod gateway;
+pub mod net;
 pub mod sidecar;
+pub mod tls;
 pub mod upstream;

@@ -3,13 +3,14 @@
 //! --emit-request`. Everything bounded in time; the child is killed on drop.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{Body, Conn, Response, request};
+use super::net::free_port;
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_sigproxy");
 
@@ -34,15 +35,7 @@ impl Drop for Sidecar {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn keygen(dir: &Path, id: &str, client: &str) -> String {
+pub fn keygen(dir: &Path, id: &str, client: &str) -> String {
     let out = Command::new(EXE)
         .args(["keygen", "--key-id", id, "--client-id", client, "--out"])
         .arg(dir)
@@ -69,12 +62,16 @@ fn collect(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 impl Sidecar {
     /// Start `sigproxy run` with a policy: listen/admin/upstream/keys are filled in, `extra` is
     /// appended as more top-level YAML (mode, routes, signature, replay …).
-    pub fn start(upstream: SocketAddr, extra: &str) -> Self {
+    pub fn start(upstream: impl std::fmt::Display, extra: &str) -> Self {
         Self::start_with_env(upstream, extra, &[])
     }
 
     /// `start` with extra environment for the proxy (set after the defaults, so they win).
-    pub fn start_with_env(upstream: SocketAddr, extra: &str, env: &[(&str, &str)]) -> Self {
+    pub fn start_with_env(
+        upstream: impl std::fmt::Display,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut dir = tempfile::tempdir().unwrap();
         let active = keygen(dir.path(), ACTIVE, ACTIVE_CLIENT);
         let revoked = keygen(dir.path(), REVOKED, "client-old");
@@ -155,8 +152,37 @@ impl Sidecar {
         false
     }
 
+    /// Send a signal (`TERM`, `HUP`, `QUIT` …) without waiting.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// The exit status, waiting at most `max` for it.
+    pub fn wait_exit(&mut self, max: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + max;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn key_path(&self, id: &str) -> PathBuf {
         self.dir.path().join(format!("{id}.key"))
+    }
+
+    /// The proxy's resident set size in KiB (Linux `/proc`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
     }
 
     /// Whether the process is still running.
@@ -319,8 +345,8 @@ pub fn add_headers(raw: &[u8], lines: &[&str]) -> Vec<u8> {
     [&raw[..i], extra.as_bytes(), &raw[i..]].concat()
 }
 
-/// Assert a SPEC §4 rejection: status, JSON body with code/message/request_id, Content-Type,
-/// X-Request-Id equal to the body's, Accept-Signature on 401.
+/// Assert a rejection (reference §4.4): status, JSON body with code/message/request_id,
+/// Content-Type, X-Request-Id equal to the body's, Accept-Signature on 401.
 pub fn assert_rejected(r: &Response, status: u16, code: &str) {
     let body = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "want {status} {code}, got {body}");

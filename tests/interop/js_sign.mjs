@@ -3,9 +3,9 @@
 // Usage: node js_sign.mjs --key FILE --key-id ID --out DIR [--now UNIX]
 //
 // Writes DIR/NAME.http (raw request bytes as on the wire) for every scenario and DIR/manifest.json
-// listing each file with its expected sigproxy outcome: "valid" or a SPEC §4 code. Every signature
-// is made by the library's signMessage; the library does not do digests, so this script adds
-// Content-Digest (RFC 9530) itself before signing. Tampered variants are byte edits of a valid
+// listing each file with its expected sigproxy outcome: "valid" or a reference §4.5 code. Every
+// signature is made by the library's signMessage; the library does not do digests, so this script
+// adds Content-Digest (RFC 9530) itself before signing. Tampered variants are byte edits of a valid
 // request, except those whose signature parameters change (expired, future, unknown keyid, alg
 // mismatch), which are re-signed so that only the parameter is wrong.
 import { createHash, randomBytes } from 'node:crypto';

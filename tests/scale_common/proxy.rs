@@ -2,7 +2,7 @@
 //! a temp dir, its stdout/stderr to files there), waited for on `/readyz`, killed on drop; and
 //! requests signed with the library's own signer.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,18 +12,11 @@ use sigproxy::signature::sign::{SignSpec, sign};
 use sigproxy::signature::{Component, RequestView};
 
 use super::client::{self, Body, Response};
+use super::net::free_port;
 
 /// The authority every test request is signed for (`signature.public_authority`), so one signed
 /// request is valid at every sigproxy instance whatever its port.
 pub const AUTHORITY: &str = "api.test";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 pub struct Sigproxy {
     pub addr: SocketAddr,
@@ -34,7 +27,18 @@ pub struct Sigproxy {
 
 impl Sigproxy {
     /// `policy_tail` is YAML appended after listen/admin/upstream/threads/public_authority.
+    /// Returns once `/readyz` answers 200.
     pub fn start(upstream: SocketAddr, policy_tail: &str) -> Self {
+        Self::launch(upstream, policy_tail, true)
+    }
+
+    /// Like `start`, but returns once the admin port answers `/healthz`, ready or not (for the
+    /// readiness tests).
+    pub fn spawn(upstream: SocketAddr, policy_tail: &str) -> Self {
+        Self::launch(upstream, policy_tail, false)
+    }
+
+    fn launch(upstream: SocketAddr, policy_tail: &str, wait_ready: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let policy = format!(
@@ -65,7 +69,10 @@ impl Sigproxy {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("sigproxy exited with {status}: {}", p.logs());
             }
-            if std::net::TcpStream::connect(p.addr).is_ok() && p.ready() {
+            if wait_ready && std::net::TcpStream::connect(p.addr).is_ok() && p.ready() {
+                return p;
+            }
+            if !wait_ready && p.answers("/healthz") {
                 return p;
             }
             assert!(
@@ -97,11 +104,16 @@ impl Sigproxy {
 
     /// `/readyz` answered 200; false (not a panic) while the listener is not up yet.
     fn ready(&self) -> bool {
+        self.answers("/readyz")
+    }
+
+    /// `path` on the admin port answered 200; false while it is not up yet.
+    fn answers(&self, path: &str) -> bool {
         if std::net::TcpStream::connect(self.admin).is_err() {
             return false;
         }
         let mut conn = client::Conn::open(self.admin);
-        conn.send("GET", "/readyz", &[], Body::None);
+        conn.send("GET", path, &[], Body::None);
         conn.read().is_some_and(|r| r.status == 200)
     }
 
@@ -170,7 +182,7 @@ pub fn sign_get(path: &str, key: &SigningKey, key_id: &str, nonce: &str) -> Vec<
     ]
 }
 
-/// The SPEC §4 error code of a rejection, or "" for a non-JSON answer.
+/// The error code (reference §4.5) of a rejection, or "" for a non-JSON answer.
 pub fn code(r: &Response) -> String {
     r.json()["error"]["code"].as_str().unwrap_or("").to_owned()
 }

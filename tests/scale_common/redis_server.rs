@@ -1,9 +1,9 @@
 //! A real `redis-server` (Debian's package) on an ephemeral 127.0.0.1 port for one test: started
-//! with persistence off, waited for with PING, stoppable and restartable on the same port, killed
-//! on drop.
+//! with persistence off, waited for with PING, stoppable and restartable on the same port, hung and
+//! resumed with SIGSTOP/SIGCONT, killed on drop.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,8 @@ pub struct RedisServer {
 impl RedisServer {
     /// Panics (failing the test) when `redis-server` is missing or does not answer within 10 s.
     pub fn start() -> Self {
-        // redis-server needs an explicit port: take one the kernel considers free, then release it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // redis-server needs an explicit port: one the kernel considers free, released again.
+        let port = super::net::free_port();
         let mut server = Self { port, child: None };
         server.restart();
         server
@@ -64,6 +60,26 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGSTOP: the server hangs with its sockets open (the kernel still accepts and buffers what
+    /// clients write), as an overloaded or paused Redis does.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT: the server runs again and executes what was buffered, in order.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("redis-server not running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} {pid} failed");
     }
 
     /// A raw RESP PING, independent of the client under test.

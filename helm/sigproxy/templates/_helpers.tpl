@@ -64,10 +64,90 @@ the keys Secret's mount prepended to key_files.
 {{- $kf := list (printf "%s/*.yaml" (trimSuffix "/" $v.keys.mountPath)) -}}
 {{- $_ := set $p "key_files" (concat $kf (default list $p.key_files) | uniq) -}}
 {{- end -}}
+{{- with include "sigproxy.redisFiles" . | fromYaml -}}
+{{- $r := deepCopy (default dict $p.replay) -}}
+{{- range $k, $f := . }}{{ $_ := set $r $k $f }}{{ end -}}
+{{- $_ := set $p "replay" $r -}}
+{{- end -}}
+{{- with include "sigproxy.tlsSecretName" . -}}
+{{- $dir := trimSuffix "/" $v.tls.mountPath -}}
+{{- $t := dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) -}}
+{{- if $v.tls.clientAuth -}}
+{{- $_ := set $t "client_ca_file" (printf "%s/ca.crt" $dir) -}}
+{{- end -}}
+{{- $_ := set $p "tls" $t -}}
+{{- end -}}
+{{- $u := default dict $v.upstreamTls -}}
+{{- if or $u.caConfigMap $u.serverName -}}
+{{- $ut := deepCopy (default dict $p.upstream_tls) -}}
+{{- if $u.caConfigMap -}}
+{{- $_ := set $ut "ca_file" (printf "%s/%s" (trimSuffix "/" $u.mountPath) $u.caKey) -}}
+{{- end -}}
+{{- with $u.serverName -}}
+{{- $_ := set $ut "server_name" . -}}
+{{- end -}}
+{{- $_ := set $p "upstream_tls" $ut -}}
+{{- end -}}
 {{- toYaml $p -}}
 {{- end -}}
 
-{{/* The live override keys that are set (SPEC §3), as ConfigMap data lines (or nothing). */}}
+{{/*
+The policy keys for the files of replayStore.redis.existingSecret, as YAML (or nothing): each key
+named in the values becomes <mountPath>/<key> under the matching policy.replay key.
+*/}}
+{{- define "sigproxy.redisFiles" -}}
+{{- $r := .values.replayStore.redis -}}
+{{- if $r.existingSecret -}}
+{{- $dir := trimSuffix "/" $r.mountPath -}}
+{{- $map := dict "redis_password_file" $r.passwordKey "redis_ca_file" $r.caKey "redis_client_cert_file" $r.clientCertKey "redis_client_key_file" $r.clientKeyKey -}}
+{{- range $k := list "redis_password_file" "redis_ca_file" "redis_client_cert_file" "redis_client_key_file" }}
+{{- with get $map $k }}
+{{ $k }}: {{ printf "%s/%s" $dir . | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Issue 20: several pods with the per-process memory replay store accept a captured signed request
+once per pod. Fails the render unless the store is shared or the user acknowledged it. The replica
+count is known for the example Deployment (and its HPA); a parent chart that includes the sidecar
+in its own pods is warned by NOTES.txt instead.
+*/}}
+{{- define "sigproxy.pods" -}}
+{{- $v := .values -}}
+{{- if and $v.deployment.enabled $v.autoscaling.enabled -}}
+{{- printf "autoscaling (up to %v pods)" $v.autoscaling.maxReplicas -}}
+{{- else if and $v.deployment.enabled (gt (int $v.deployment.replicas) 1) -}}
+{{- printf "deployment.replicas: %v" $v.deployment.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sigproxy.perPodReplay" -}}
+{{- $p := default dict .values.policy -}}
+{{- $store := (default dict $p.replay).store | default "memory" -}}
+{{- $nonce := (default dict $p.signature).nonce | default "required" | toString -}}
+{{- if and (eq $store "memory") (ne $nonce "off") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "sigproxy.replayGuard" -}}
+{{- $pods := include "sigproxy.pods" . -}}
+{{- if and $pods (include "sigproxy.perPodReplay" .) (not .values.replayStore.acknowledgePerPodReplay) -}}
+{{- fail (printf "\n\nsigproxy: %s with policy.replay.store: memory and nonces checked: each pod catches only the replays it saw itself, so a captured signed request is accepted once per pod.\nEither share the replay store: set policy.replay.store: redis and policy.replay.redis_url (or redis_cluster_nodes / redis_sentinels), with the password in a Secret (replayStore.redis.existingSecret);\nor accept per-pod replay protection explicitly: replayStore.acknowledgePerPodReplay: true.\n" $pods) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret (type kubernetes.io/tls) with the proxy listener's tls.crt / tls.key (and ca.crt
+for client certificates), or "" when the listener is plain HTTP. */}}
+{{- define "sigproxy.tlsSecretName" -}}
+{{- $t := default dict .values.tls -}}
+{{- if $t.enabled -}}
+{{- required "tls.enabled: set tls.secretName (a kubernetes.io/tls Secret: tls.crt, tls.key; ca.crt with clientAuth)" $t.secretName -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The live override keys that are set (docs/reference.md §3.7), as ConfigMap data lines (or
+    nothing). */}}
 {{- define "sigproxy.overrides" -}}
 {{- $o := default dict .values.overrides -}}
 {{- $map := dict "mode" "SIGNATURE_AUTH_MODE" "required" "SIGNATURE_AUTH_REQUIRED" "canaryPercent" "SIGNATURE_AUTH_CANARY_PERCENT" "dryRun" "SIGNATURE_AUTH_DRY_RUN" -}}
@@ -78,4 +158,14 @@ the keys Secret's mount prepended to key_files.
 {{- end -}}
 {{- end -}}
 {{- join "\n" $lines -}}
+{{- end -}}
+
+{{/* An app probe: one that goes through the sidecar's proxy port speaks HTTPS when the listener
+has TLS (the kubelet does not verify the certificate of an HTTPS probe). */}}
+{{- define "sigproxy.appProbe" -}}
+{{- $p := deepCopy .probe -}}
+{{- if and .values.tls.enabled $p.httpGet (not $p.httpGet.scheme) (eq (toString $p.httpGet.port) (toString .values.ports.proxy)) -}}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- toYaml $p -}}
 {{- end -}}

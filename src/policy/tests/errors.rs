@@ -88,7 +88,7 @@ fn type_errors_point_at_the_value() {
         ),
         (
             "replay:\n  store: redis\n",
-            "p.yaml:2:10: replay.redis_url: store: redis needs redis_url (redis://host:port/db)",
+            "p.yaml:2:10: replay.redis_url: store: redis needs redis_url (redis://host:port/db), redis_cluster_nodes or redis_sentinels",
         ),
         (
             "replay:\n  store: memcached\n",

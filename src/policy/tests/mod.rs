@@ -3,6 +3,8 @@
 
 mod errors;
 mod live;
+mod replay;
+mod schema;
 
 use super::*;
 use std::net::SocketAddr;
@@ -31,8 +33,35 @@ pub(super) fn one_err(text: &str) -> String {
 }
 
 #[test]
-fn empty_file_gets_every_spec_default() {
-    for text in ["", "# nothing\n", "{}", "---\n"] {
+fn empty_or_mapping_less_documents_are_refused() {
+    for text in [
+        "",
+        "# nothing\n",
+        "---\n",
+        "--- # only a marker\n...\n",
+        "null\n",
+        "~\n",
+    ] {
+        assert_eq!(
+            one_err(text),
+            "p.yaml:1:1: (root): the policy is empty (a failed render or a truncated file?); write at least `mode:` and `upstream:`",
+            "{text:?}"
+        );
+    }
+    assert!(one_err("{}\n").starts_with("p.yaml:1:1: (root): the policy is an empty mapping"));
+    assert!(one_err("\n\n  - mode: required\n").starts_with(
+        "p.yaml:3:3: (root): expected a mapping, got a list: a policy is a mapping of keys"
+    ));
+    assert!(
+        one_err("mode\n").starts_with(
+            "p.yaml:1:1: (root): expected a mapping, got string \"mode\": a policy is"
+        )
+    );
+}
+
+#[test]
+fn a_one_key_file_gets_every_spec_default() {
+    for text in ["mode: hybrid\n", "---\ndry_run: false\n", "{threads: 0}"] {
         let p = ok(text);
         let f = &p.file;
         assert_eq!(f.mode, Mode::Hybrid);
@@ -190,19 +219,19 @@ failure_rate_limit: {{ per_minute: 20 }}
     assert_eq!(f.signature.public_scheme, Some(Scheme::Https));
     assert_eq!(f.signature.nonce, Requirement::Optional);
     assert_eq!(p.keys.len(), 2);
+    let k1 = p.keys.get("k1").unwrap();
     assert_eq!(
+        (k1.status, k1.client_id, k1.pos),
         (
-            p.keys[0].status,
-            p.keys[0].client_id.as_str(),
-            p.keys[0].pos
-        ),
-        (KeyStatus::Revoked, "web", Pos { line: 13, col: 5 })
+            KeyStatus::Revoked,
+            "web",
+            Some(crate::keys::KeyPos { line: 13, col: 5 })
+        )
     );
-    assert_eq!(
-        (p.keys[1].client_id.as_str(), p.keys[1].status),
-        ("k2", KeyStatus::Active)
-    );
-    assert_eq!(p.key_records()[0].source, KeySource::Inline);
+    assert_eq!(f.keys[0].pos, Pos { line: 13, col: 5 });
+    let k2 = p.keys.get("k2").unwrap();
+    assert_eq!((k2.client_id, k2.status), ("k2", KeyStatus::Active));
+    assert_eq!(k1.source, &KeySource::Inline);
     assert_eq!(
         f.key_directory.as_ref().map(|k| k.refresh_seconds),
         Some(300)
@@ -223,9 +252,15 @@ failure_rate_limit: {{ per_minute: 20 }}
     assert_eq!(f.trusted_proxies.len(), 2);
     assert_eq!(
         f.replay.backend,
-        ReplayBackend::Redis {
-            url: "redis://127.0.0.1:6379/0".into()
-        }
+        ReplayBackend::Redis(crate::policy::RedisTarget {
+            topology: crate::policy::RedisTopology::Standalone {
+                url: "redis://127.0.0.1:6379/0".into()
+            },
+            password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+        })
     );
     assert_eq!(f.failure_rate_limit.per_minute, 20);
 }
@@ -292,7 +327,12 @@ fn policy_can_be_shared_across_threads_and_bad_bytes_are_errors() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Policy>();
     shareable::<EffectivePolicy>();
-    let e = parse_bytes(b"mode: off\nlisten: \"\xff\"\n", "p.yaml").unwrap_err();
+    let e = parse_bytes(
+        b"mode: off\nlisten: \"\xff\"\n",
+        "p.yaml",
+        Files::Read(None),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "p.yaml:2:1: (root): the policy file is not valid UTF-8"
