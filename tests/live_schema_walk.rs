@@ -607,6 +607,26 @@ fn probes(h: &H) -> Vec<Probe> {
             },
         ),
         probe(
+            "identity.strip_override_headers",
+            sec(&[("identity", "{strip_override_headers: [x-a]}")]),
+            sec(&[("identity", "{strip_override_headers: [x-b]}")]),
+            ["", "kept"],
+            |h| h.received(None, &["X-A: kept"], "x-a"),
+        ),
+        probe(
+            "route_matching.case_insensitive",
+            sec(&[
+                ("routes", "[{path_prefix: /PROBE/, mode: required}]"),
+                ("route_matching", "{case_insensitive: true}"),
+            ]),
+            sec(&[
+                ("routes", "[{path_prefix: /PROBE/, mode: required}]"),
+                ("route_matching", "{case_insensitive: false}"),
+            ]),
+            ["401", "200"],
+            |h| h.unsigned(&[]),
+        ),
+        probe(
             "trusted_proxies",
             sec(&[("trusted_proxies", "[\"127.0.0.1/32\"]")]),
             sec(&[("trusted_proxies", "[]")]),

@@ -347,7 +347,7 @@ fn policy_can_be_shared_across_threads_and_bad_bytes_are_errors() {
 
 #[test]
 fn route_matching_and_override_headers_parse_with_defaults() {
-    let p = ok("");
+    let p = ok("mode: hybrid");
     assert!(p.file.route_matching.case_insensitive);
     assert_eq!(
         p.file.identity.strip_override_headers,

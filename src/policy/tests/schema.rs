@@ -268,6 +268,20 @@ fn pairs() -> Vec<(&'static str, String, String)> {
             ),
         ),
         (
+            "identity.strip_override_headers",
+            s(
+                "identity: {strip_override_headers: [x-a]}",
+                "identity: {strip_override_headers: [x-b]}",
+            ),
+        ),
+        (
+            "route_matching.case_insensitive",
+            s(
+                "route_matching: {case_insensitive: true}",
+                "route_matching: {case_insensitive: false}",
+            ),
+        ),
+        (
             "trusted_proxies",
             s(
                 "trusted_proxies: [10.0.0.0/8]",
