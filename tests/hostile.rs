@@ -9,13 +9,11 @@
 //! One proxy process serves `attacks` (its cases run in parallel on their own paths); the
 //! tests that need other limits start their own.
 //!
-//! EXPECTED TO FAIL until the lead's proxy rewrite (own request path on pingora-core) lands:
-//! - `case2_pipelined_request_after_a_large_signed_body` (issue 12 case 2)
-//! - `case3_slow_clients_are_closed` (case 3; uses the new `limits:` keys)
-//! - `case3_connection_cap` (case 3; `limits.max_connections`)
-//! - `case6_overflowing_chunk_size_is_a_client_error` (case 6)
-//! - `expect_continue_refused_at_once` (found here: a refused `Expect: 100-continue` request is
-//!   answered only once the client gives up waiting and sends its body)
+//! Failed on main before the own request path (pingora-core) landed, pass since:
+//! `case2_pipelined_request_after_a_large_signed_body`, `case3_slow_clients_are_closed`,
+//! `case3_connection_cap`, `case6_overflowing_chunk_size_is_a_client_error`, and
+//! `expect_continue_refused_at_once` (found here: a refused `Expect: 100-continue` request was
+//! answered only once the client gave up waiting and sent its body).
 //!
 //! Case 7 (Redis hung) is tested by the replay work package (tests/replay_redis.rs).
 
