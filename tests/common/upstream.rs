@@ -43,7 +43,25 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
+    /// Requests read and not yet answered, now and at most so far.
+    load: Arc<Load>,
     stop: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Load {
+    busy: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Load {
+    fn enter(&self) {
+        let now = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(now, Ordering::AcqRel);
+    }
+    fn leave(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Upstream {
@@ -55,14 +73,20 @@ impl Upstream {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, r, s) = (connections.clone(), requests.clone(), stop.clone());
+        let load = Arc::new(Load::default());
+        let (c, r, s, l) = (
+            connections.clone(),
+            requests.clone(),
+            stop.clone(),
+            load.clone(),
+        );
         std::thread::spawn(move || {
             while !s.load(Ordering::Acquire) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         c.fetch_add(1, Ordering::AcqRel);
-                        let r = r.clone();
-                        std::thread::spawn(move || serve(stream, r, delay));
+                        let (r, l) = (r.clone(), l.clone());
+                        std::thread::spawn(move || serve(stream, r, &l, delay));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -72,8 +96,14 @@ impl Upstream {
             addr,
             connections,
             requests,
+            load,
             stop,
         }
+    }
+
+    /// The most requests this upstream was working on at one time (read, not yet answered).
+    pub fn peak_concurrency(&self) -> usize {
+        self.load.peak.load(Ordering::Acquire)
     }
 
     pub fn connection_count(&self) -> usize {
@@ -99,7 +129,7 @@ impl Drop for Upstream {
     }
 }
 
-fn serve(stream: TcpStream, out: Arc<Mutex<Vec<Recorded>>>, delay: Duration) {
+fn serve(stream: TcpStream, out: Arc<Mutex<Vec<Recorded>>>, load: &Load, delay: Duration) {
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
@@ -172,6 +202,7 @@ fn serve(stream: TcpStream, out: Arc<Mutex<Vec<Recorded>>>, delay: Duration) {
             body_sha256: hex::encode(hasher.finalize()),
         };
         out.lock().unwrap().push(rec);
+        load.enter();
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
@@ -192,6 +223,9 @@ fn serve(stream: TcpStream, out: Arc<Mutex<Vec<Recorded>>>, delay: Duration) {
             body.len(),
             body
         );
+        // Done before the answer is written: whoever waits on it cannot see it answered while
+        // it still counts as busy here.
+        load.leave();
         if w.write_all(resp.as_bytes()).is_err() {
             return;
         }
