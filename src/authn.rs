@@ -470,7 +470,7 @@ impl Gate for Authenticator {
             verified,
             route,
         } = pending;
-        let checked = check_digest(req, body).map(|()| verified);
+        let checked = digest::check(req.headers, body).map(|()| verified);
         self.finish(&live, req, route, checked, now).await
     }
 
@@ -493,26 +493,6 @@ impl Gate for Authenticator {
         n.canary = route.canary;
         n
     }
-}
-
-/// The body against every supported digest in `Content-Digest` (several lines joined).
-fn check_digest(req: &RequestView<'_>, body: &[u8]) -> Result<(), Error> {
-    let value = req
-        .headers
-        .get_all("content-digest")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if value.is_empty() {
-        return Err(Error::new(
-            ErrorCode::DigestMismatch,
-            "content-digest is signed but absent",
-        ));
-    }
-    let mut checker = digest::parse(&value)?.checker();
-    checker.update(body);
-    checker.finish()
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
-//! RFC 9530 `Content-Digest`: parsing (sha-256, sha-512) and an incremental body hasher.
-//! It does not decide whether a digest is required or signed; that is policy, elsewhere.
+//! RFC 9530 `Content-Digest`: parsing (sha-256, sha-512), an incremental body hasher, and
+//! [`check`], the one check of a whole body against a request's field (the gateway and
+//! `sigproxy verify` both call it). It does not decide whether a digest is required or signed;
+//! that is the verifier's and the policy's business ([`super::Verified::covers_digest`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256, Sha512};
 
+use super::fields::FieldSource;
 use crate::error::{Error, ErrorCode};
 
 /// The digest algorithms sigproxy checks. RFC 9530 registers others (md5, sha, …) as insecure or
@@ -50,6 +53,29 @@ pub struct ContentDigest {
 
 fn malformed(detail: String) -> Error {
     Error::new(ErrorCode::DigestMismatch, detail)
+}
+
+/// The whole `body` against every supported digest in the request's `Content-Digest` (several
+/// field lines joined, as RFC 9110 §5.3 allows). Called once a signature covering the field
+/// verified: an absent field is then DIGEST_MISMATCH, and so is an empty body whose digest
+/// differs (a body stripped on the way, whatever `Content-Length` announced).
+pub fn check(fields: &dyn FieldSource, body: &[u8]) -> Result<(), Error> {
+    let mut value = String::new();
+    fields.for_each_value("content-digest", &mut |line| {
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        value.push_str(&String::from_utf8_lossy(line));
+    });
+    if value.is_empty() {
+        return Err(Error::new(
+            ErrorCode::DigestMismatch,
+            "content-digest is covered but absent",
+        ));
+    }
+    let mut checker = parse(&value)?.checker();
+    checker.update(body);
+    checker.finish()
 }
 
 /// Parse a `Content-Digest` field value (several field lines must already be joined with ", ").
@@ -195,6 +221,52 @@ mod tests {
             Err(e) => {
                 assert_eq!(e.code, ErrorCode::DigestMismatch);
                 e.detail.into_owned()
+            }
+        }
+    }
+
+    #[test]
+    fn check_reads_every_field_line_of_either_field_source() {
+        let sha512 = content_digest_header(DigestAlg::Sha512, HELLO);
+        let raw = |lines: &[&str]| -> Vec<(String, Vec<u8>)> {
+            lines
+                .iter()
+                .map(|l| ("Content-Digest".to_owned(), l.as_bytes().to_vec()))
+                .collect()
+        };
+        let map = |lines: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for l in lines {
+                h.append("content-digest", http::HeaderValue::from_str(l).unwrap());
+            }
+            h
+        };
+        let wrong_512 = content_digest_header(DigestAlg::Sha512, b"other");
+        let cases: [(&[&str], &[u8], Option<&str>); 6] = [
+            (&[HELLO_256], HELLO, None),
+            // Two lines: both members are checked, the second one wrong.
+            (&[HELLO_256, &sha512], HELLO, None),
+            (
+                &[HELLO_256, &wrong_512],
+                HELLO,
+                Some("sha-512 of the body (18 bytes)"),
+            ),
+            // A stripped body does not skip the check.
+            (&[HELLO_256], b"", Some("sha-256 of the body (0 bytes)")),
+            (&[], HELLO, Some("covered but absent")),
+            (&["md5=:AAAA:"], HELLO, Some("no sha-256 or sha-512")),
+        ];
+        for (lines, body, want) in cases {
+            let results = [check(&raw(lines), body), check(&map(lines), body)];
+            for r in results {
+                match (want, r) {
+                    (None, r) => r.unwrap(),
+                    (Some(w), Ok(())) => panic!("{lines:?}: expected {w}, got Ok"),
+                    (Some(w), Err(e)) => {
+                        assert_eq!(e.code, ErrorCode::DigestMismatch, "{lines:?}");
+                        assert!(e.detail.contains(w), "{lines:?}: {}", e.detail);
+                    }
+                }
             }
         }
     }
