@@ -133,7 +133,7 @@ fn bench(c: &mut Criterion) {
     };
     let opts = VerifyOptions::default();
     let verified = verify(&view, true, &opts, &keys, NOW).unwrap();
-    let base = verified.signature_base.clone();
+    let base = verified.signature_base().to_owned();
     let sig_b64 = String::from_utf8(fields.last().unwrap().1.clone()).unwrap();
     let sig_bytes = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,

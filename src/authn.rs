@@ -177,17 +177,13 @@ impl Authenticator {
 
     /// After the signature (and digest) held: the nonce must be new.
     async fn check_replay(&self, live: &Snapshot, v: &Verified, now: i64) -> Result<bool, Error> {
-        let Some(nonce) = v
-            .nonce
-            .as_deref()
-            .filter(|_| live.verify.nonce != Requirement::Off)
-        else {
+        let Some(nonce) = v.nonce().filter(|_| live.verify.nonce != Requirement::Off) else {
             return Ok(false);
         };
         let ttl = Duration::from_secs(live.verify.max_age_seconds + live.verify.clock_skew_seconds);
         match self
             .replay
-            .check_and_remember(&v.key_id, nonce, ttl, now.max(0) as u64)
+            .check_and_remember(v.key_id(), nonce, ttl, now.max(0) as u64)
             .await
         {
             Ok(Freshness::Fresh) => Ok(false),
@@ -195,7 +191,7 @@ impl Authenticator {
                 ErrorCode::NonceReplayed,
                 format!(
                     "nonce already used with key \"{}\" within max_age + skew",
-                    v.key_id
+                    v.key_id()
                 ),
             )),
             // A full memory store fails closed whatever on_store_error says: forgetting early
@@ -254,8 +250,8 @@ impl Authenticator {
             Err((_, None)) => None,
         };
         let mut note = note(&decision, mode, dry_run, AuthMethod::Signature, started);
-        note.client_id = known.map(|v| v.client_id.clone());
-        note.key_id = known.map(|v| v.key_id.clone());
+        note.client_id = known.map(|v| v.client_id().to_owned());
+        note.key_id = known.map(|v| v.key_id().to_owned());
         note.store_error_allowed = store_error_allowed;
         note.route = label;
         note.canary = canary;
@@ -447,7 +443,7 @@ impl Gate for Authenticator {
             verified = self.verify_head(&live, req, now);
         }
         match verified {
-            Ok(v) if v.covers_digest => HeadVerdict::NeedBody(Pending {
+            Ok(v) if v.covers_digest() => HeadVerdict::NeedBody(Pending {
                 live,
                 verified: v,
                 route,
@@ -514,18 +510,7 @@ mod tests {
     }
 
     fn verified(covered: &[&str]) -> Verified {
-        Verified {
-            label: "sig1".into(),
-            key_id: "k".into(),
-            client_id: "c".into(),
-            created: Some(1),
-            expires: None,
-            nonce: None,
-            tag: None,
-            covers_digest: false,
-            covered_fields: covered.iter().map(|s| s.to_string()).collect(),
-            signature_base: String::new(),
-        }
+        crate::signature::verify::verified_for_tests(covered)
     }
 
     fn names(v: &[HeaderName]) -> Vec<&str> {

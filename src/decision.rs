@@ -142,18 +142,7 @@ mod tests {
     use super::*;
 
     fn verified() -> Verified {
-        Verified {
-            label: "sig1".into(),
-            key_id: "k".into(),
-            client_id: "c".into(),
-            created: Some(1),
-            expires: None,
-            nonce: Some("n".into()),
-            tag: None,
-            covers_digest: false,
-            covered_fields: Vec::new(),
-            signature_base: String::new(),
-        }
+        crate::signature::verify::verified_for_tests(&[])
     }
 
     fn bad() -> Error {

@@ -125,9 +125,12 @@ fn b26_ed25519_base_is_byte_exact_and_verifies() {
     )
     .unwrap();
     let verified = verify_signed_example("rfc9421-b26-ed25519").unwrap();
-    assert_eq!(verified.signature_base.as_bytes(), expected_base.as_slice());
-    assert_eq!(verified.label, "sig-b26");
-    assert_eq!(verified.key_id, "test-key-ed25519");
+    assert_eq!(
+        verified.signature_base().as_bytes(),
+        expected_base.as_slice()
+    );
+    assert_eq!(verified.label(), "sig-b26");
+    assert_eq!(verified.key_id(), "test-key-ed25519");
     assert_eq!(v["expected"], "valid");
 }
 

@@ -120,10 +120,10 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
             "valid": true,
             "code": "OK",
             "message": "Signature verified",
-            "client_id": v.client_id,
-            "key_id": v.key_id,
-            "label": v.label,
-            "signature_base": v.signature_base,
+            "client_id": v.client_id(),
+            "key_id": v.key_id(),
+            "label": v.label(),
+            "signature_base": v.signature_base(),
         }),
         Err(e) => {
             let entry = signature::parse_signatures(&raw.fields)
@@ -154,7 +154,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
 
 /// A covered Content-Digest only means something once the body is hashed and compared.
 fn check_body(raw: &RawRequest, v: Verified) -> Result<Verified, Error> {
-    if v.covers_digest {
+    if v.covers_digest() {
         digest::check(&raw.fields, &raw.body)?;
     }
     Ok(v)

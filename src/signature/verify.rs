@@ -74,26 +74,45 @@ impl Default for VerifyOptions {
 }
 
 /// Proof that a request's signature verified: only code holding one may set identity headers.
+/// Every field is private and only [`verify`] makes one, so holding a `Verified` means the
+/// verifier accepted a signature; it is read through its accessors. Outside this module a
+/// struct literal does not compile:
+///
+/// ```compile_fail,E0451
+/// let forged = sigproxy::signature::Verified {
+///     label: "sig1".into(),
+///     key_id: "k".into(),
+///     client_id: "admin".into(),
+///     created: Some(0),
+///     expires: None,
+///     nonce: None,
+///     tag: None,
+///     covers_digest: false,
+///     covered_fields: Vec::new(),
+///     signature_base: String::new(),
+/// };
+/// ```
 #[derive(Clone, Debug)]
 pub struct Verified {
-    pub label: String,
-    pub key_id: String,
-    pub client_id: String,
-    pub created: Option<i64>,
-    pub expires: Option<i64>,
-    pub nonce: Option<String>,
-    pub tag: Option<String>,
-    /// The signature covers `content-digest` (and `body_digest` is not `off`): the caller must
-    /// check the body actually received against it, an empty or absent body included, whatever
-    /// Content-Length or Transfer-Encoding announced.
-    pub covers_digest: bool,
-    /// HTTP fields whose whole value the signature covers (lowercase names; a `;key=` member
-    /// alone does not count): e.g. an override header the proxy may then let through.
-    pub covered_fields: Vec<String>,
-    pub signature_base: String,
+    label: String,
+    key_id: String,
+    client_id: String,
+    created: Option<i64>,
+    expires: Option<i64>,
+    nonce: Option<String>,
+    tag: Option<String>,
+    covers_digest: bool,
+    covered_fields: Vec<String>,
+    signature_base: String,
 }
 
 impl Verified {
+    /// The label of the signature that verified (`sig1`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The client the key belongs to.
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
@@ -102,11 +121,43 @@ impl Verified {
         &self.key_id
     }
 
-    /// The signature covers every value of the field `name` (any ASCII case).
+    /// `created`, Unix seconds (always present: a signature without it does not verify).
+    pub fn created(&self) -> Option<i64> {
+        self.created
+    }
+
+    /// `expires`, Unix seconds, when the signer set one.
+    pub fn expires(&self) -> Option<i64> {
+        self.expires
+    }
+
+    /// The `nonce` parameter, when the signature carries one.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The signature covers `content-digest` (and `body_digest` is not `off`): the caller must
+    /// check the body actually received against it ([`super::digest::check`]), an empty or
+    /// absent body included, whatever Content-Length or Transfer-Encoding announced.
+    pub fn covers_digest(&self) -> bool {
+        self.covers_digest
+    }
+
+    /// The signature covers every value of the field `name` (any ASCII case): e.g. an override
+    /// header the proxy may then let through. A `;key=` member alone does not count.
     pub fn covers_field(&self, name: &str) -> bool {
         self.covered_fields
             .iter()
             .any(|f| f.eq_ignore_ascii_case(name))
+    }
+
+    /// The signature base that verified, byte for byte (for `sigproxy verify`'s report).
+    pub fn signature_base(&self) -> &str {
+        &self.signature_base
     }
 }
 
@@ -329,6 +380,65 @@ pub fn covers(c: &Component, r: &Component) -> bool {
         }
         _ => false,
     }
+}
+
+/// A `Verified` for the unit tests of code that consumes one (the decision table, the gate),
+/// made the only way there is: a request signed with a throwaway key and run through [`verify`].
+/// Key id `k`, client `c`, nonce `n`; the signature covers `@method` and `covered_fields`.
+#[cfg(test)]
+pub(crate) fn verified_for_tests(covered_fields: &[&str]) -> Verified {
+    use super::ResolvedKey;
+    use super::sign::{SignSpec, sign};
+    use ed25519_dalek::{SigningKey, VerifyingKey};
+
+    struct One(VerifyingKey);
+    impl KeyResolver for One {
+        fn resolve(&self, key_id: &str) -> Option<ResolvedKey<'_>> {
+            (key_id == "k").then_some(ResolvedKey {
+                key: &self.0,
+                client_id: "c",
+                revoked: false,
+            })
+        }
+    }
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let mut fields: Vec<(String, Vec<u8>)> = covered_fields
+        .iter()
+        .map(|f| ((*f).to_owned(), b"x".to_vec()))
+        .collect();
+    let mut components = vec![Component::parse_spec("@method").unwrap()];
+    components.extend(
+        covered_fields
+            .iter()
+            .map(|f| Component::parse_spec(f).unwrap()),
+    );
+    let spec = SignSpec {
+        label: "sig1",
+        components: &components,
+        key_id: "k",
+        created: 1,
+        expires: None,
+        nonce: Some("n"),
+        tag: None,
+        include_alg: true,
+    };
+    fn view(fields: &Vec<(String, Vec<u8>)>) -> RequestView<'_> {
+        RequestView {
+            method: "GET",
+            target: "/",
+            scheme: "https",
+            authority: Some("example.test"),
+            fields,
+        }
+    }
+    let h = sign(&view(&fields), &spec, &key).unwrap();
+    fields.push(("signature-input".into(), h.signature_input.into_bytes()));
+    fields.push(("signature".into(), h.signature.into_bytes()));
+    let opts = VerifyOptions {
+        required_components: Vec::new(),
+        ..VerifyOptions::default()
+    };
+    verify(&view(&fields), false, &opts, &One(key.verifying_key()), 1).unwrap()
 }
 
 #[cfg(test)]
