@@ -169,7 +169,7 @@ impl Authenticator {
         signature::verify(
             &view,
             req.announced_body != Some(0),
-            &live.verify,
+            live.verify_options(),
             &live.keys,
             now,
         )
@@ -177,10 +177,11 @@ impl Authenticator {
 
     /// After the signature (and digest) held: the nonce must be new.
     async fn check_replay(&self, live: &Snapshot, v: &Verified, now: i64) -> Result<bool, Error> {
-        let Some(nonce) = v.nonce().filter(|_| live.verify.nonce != Requirement::Off) else {
+        let opts = live.verify_options();
+        let Some(nonce) = v.nonce().filter(|_| opts.nonce != Requirement::Off) else {
             return Ok(false);
         };
-        let ttl = Duration::from_secs(live.verify.max_age_seconds + live.verify.clock_skew_seconds);
+        let ttl = Duration::from_secs(opts.max_age_seconds + opts.clock_skew_seconds);
         match self
             .replay
             .check_and_remember(v.key_id(), nonce, ttl, now.max(0) as u64)

@@ -213,18 +213,24 @@ pub fn render(p: &Policy, found: &FoundOverrides) -> String {
     let _ = writeln!(
         s,
         "signature: max_age {}s, clock_skew {}s, nonce {}, body_digest {}, max_body_bytes {}",
-        g.max_age_seconds, g.clock_skew_seconds, g.nonce, g.body_digest, g.max_body_bytes
+        g.verify.max_age_seconds,
+        g.verify.clock_skew_seconds,
+        g.verify.nonce,
+        g.verify.body_digest,
+        g.max_body_bytes
     );
-    let _ = writeln!(
-        s,
-        "  required_components: {}",
-        g.required_components.join(" ")
-    );
+    let required: Vec<&str> = g
+        .verify
+        .required_components
+        .iter()
+        .map(|c| c.name_str())
+        .collect();
+    let _ = writeln!(s, "  required_components: {}", required.join(" "));
     let _ = writeln!(
         s,
         "  label: {}  tag: {}  public_authority: {}  public_scheme: {}",
-        yes_no_default(&g.label, "any"),
-        yes_no_default(&g.tag, "any"),
+        yes_no_default(&g.verify.label, "any"),
+        yes_no_default(&g.verify.tag, "any"),
         yes_no_default(&g.public_authority, "as received"),
         g.public_scheme.map_or("as received", |x| x.as_str())
     );

@@ -197,12 +197,11 @@ fn setup(args: &VerifyArgs) -> Result<Setup, String> {
 /// The policy's `signature:` rules and every key it loads (inline and key_files).
 fn setup_from_policy(path: &std::path::Path) -> Result<Setup, String> {
     let policy = crate::policy::load(path).map_err(|e| e.to_string())?;
-    let options = crate::live::verify_options(&policy)?;
     let keys = crate::keys::KeySet::from_index(policy.keys.clone());
     let sig = &policy.file.signature;
     Ok(Setup {
         keys: Box::new(keys),
-        options,
+        options: sig.verify.clone(),
         scheme: sig.public_scheme.map(|s| s.as_str().to_owned()),
         authority: sig.public_authority.clone(),
     })

@@ -1,7 +1,8 @@
-//! The policy in force: one immutable `Snapshot` of policy, overrides, keys and derived verifier
-//! settings, held by `LivePolicy` and swapped whole through `arc-swap` so a request always sees
-//! one consistent policy; `reload` notices edits and asks for a new one. Building a snapshot is
-//! read → validate → derive; a snapshot that fails to build never replaces the one in force.
+//! The policy in force: one immutable `Snapshot` of policy, overrides, keys and what is derived
+//! from them (`Accept-Signature`, the request path's `Hop`), held by `LivePolicy` and swapped
+//! whole through `arc-swap` so a request always sees one consistent policy; `reload` notices
+//! edits and asks for a new one. Building a snapshot is read → validate → derive; a snapshot
+//! that fails to build never replaces the one in force.
 //! It does not parse YAML (`crate::policy`) nor decide canary membership (`crate::rollout`).
 
 pub mod reload;
@@ -19,7 +20,7 @@ use crate::policy::{
 };
 use crate::proxy::Hop;
 use crate::rollout::{CanaryHalt, PolicyKey};
-use crate::signature::{Component, VerifyOptions};
+use crate::signature::{Requirement, VerifyOptions};
 
 /// One consistent view of everything configurable.
 pub struct Snapshot {
@@ -27,7 +28,6 @@ pub struct Snapshot {
     pub overrides: FoundOverrides,
     pub effective: EffectivePolicy,
     pub keys: KeySet,
-    pub verify: VerifyOptions,
     /// `Accept-Signature` for 401s: what a client must sign to pass.
     pub accept_signature: HeaderValue,
     pub generation: u64,
@@ -54,9 +54,8 @@ impl Snapshot {
     ) -> Result<Self, String> {
         let keys = KeySet::layered(vec![policy.keys.clone(), directory.clone()])
             .map_err(|e| e.join("; "))?;
-        let verify = verify_options(&policy)?;
         let hop = Hop::from_policy_files(&policy.file, &policy.tls_files)?;
-        let accept_signature = accept_signature(&verify);
+        let accept_signature = accept_signature(&policy.file.signature.verify);
         let effective = policy.effective(&overrides.overrides);
         let halt_key = PolicyKey {
             sha256: policy.sha256.clone(),
@@ -67,7 +66,6 @@ impl Snapshot {
             overrides,
             effective,
             keys,
-            verify,
             accept_signature,
             generation,
             loaded_at: now,
@@ -80,28 +78,11 @@ impl Snapshot {
     pub fn active_keys(&self) -> usize {
         self.keys.active_count()
     }
-}
 
-/// The policy's `signature:` section as the verifier wants it.
-pub fn verify_options(p: &Policy) -> Result<VerifyOptions, String> {
-    let s = &p.file.signature;
-    let required_components = s
-        .required_components
-        .iter()
-        .map(|c| {
-            Component::parse_spec(c)
-                .map_err(|e| format!("signature.required_components: {}", e.detail))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(VerifyOptions {
-        max_age_seconds: s.max_age_seconds,
-        clock_skew_seconds: s.clock_skew_seconds,
-        nonce: s.nonce,
-        required_components,
-        body_digest: s.body_digest,
-        label: s.label.clone(),
-        tag: s.tag.clone(),
-    })
+    /// What the verifier checks: the policy's `signature:` section as parsed (no second copy).
+    pub fn verify_options(&self) -> &VerifyOptions {
+        &self.policy.file.signature.verify
+    }
 }
 
 /// RFC 9421 §5.1: `sig1=("@method" "@authority" "@path" "content-digest");created;keyid;nonce;alg="ed25519"`.
@@ -111,7 +92,7 @@ fn accept_signature(v: &VerifyOptions) -> HeaderValue {
         .iter()
         .map(|c| c.id.as_str())
         .collect();
-    if v.body_digest == crate::signature::Requirement::Required {
+    if v.body_digest == Requirement::Required {
         ids.push("\"content-digest\"");
     }
     let mut s = format!(
@@ -119,7 +100,7 @@ fn accept_signature(v: &VerifyOptions) -> HeaderValue {
         v.label.as_deref().unwrap_or("sig1"),
         ids.join(" ")
     );
-    if v.nonce == crate::signature::Requirement::Required {
+    if v.nonce == Requirement::Required {
         s.push_str(";nonce");
     }
     s.push_str(";alg=\"ed25519\"");

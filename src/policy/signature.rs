@@ -7,37 +7,29 @@ use super::reader::{MapReader, choice, index, integer, list, opt_string, string}
 use super::schema;
 use super::types::{Requirement, Scheme};
 use super::yaml::Node;
+use crate::signature::{Component, VerifyOptions};
 
+/// `signature:`. The keys the verifier reads (`max_age_seconds`, `clock_skew_seconds`, `nonce`,
+/// `required_components`, `body_digest`, `label`, `tag`) are parsed straight into its own
+/// [`VerifyOptions`], defaults included: there is no second copy to keep in step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignaturePolicy {
-    pub max_age_seconds: u64,
-    pub clock_skew_seconds: u64,
-    pub nonce: Requirement,
-    /// Component identifiers as they appear in `Signature-Input`, unquoted: `@method`,
-    /// `content-type`. Derived ones are request components of RFC 9421 §2.2; fields are lowercase.
-    pub required_components: Vec<String>,
-    pub body_digest: Requirement,
+    /// What the verifier checks, as it reads it: components parsed once, here.
+    pub verify: VerifyOptions,
     pub max_body_bytes: u64,
-    /// `None`: any label; else only this label is checked.
-    pub label: Option<String>,
-    /// `None`: any tag; else the signature must carry this tag.
-    pub tag: Option<String>,
     /// Lowercased `host[:port]` clients signed as `@authority`, when it differs from Host here.
     pub public_authority: Option<String>,
     pub public_scheme: Option<Scheme>,
 }
 
+/// `signature.max_body_bytes` when the policy does not say: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+
 impl Default for SignaturePolicy {
     fn default() -> Self {
         SignaturePolicy {
-            max_age_seconds: 300,
-            clock_skew_seconds: 30,
-            nonce: Requirement::Required,
-            required_components: vec!["@method".into(), "@authority".into(), "@path".into()],
-            body_digest: Requirement::Required,
-            max_body_bytes: 10 * 1024 * 1024,
-            label: None,
-            tag: None,
+            verify: VerifyOptions::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             public_authority: None,
             public_scheme: None,
         }
@@ -60,18 +52,19 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
     let Some(m) = MapReader::new(d, node, path, &schema::children("signature")) else {
         return s;
     };
+    let v = &mut s.verify;
     const DAY: u64 = 86_400;
     if let Some((n, p)) = m.get("max_age_seconds") {
-        s.max_age_seconds = integer(d, n, &p, 1, 7 * DAY).unwrap_or(s.max_age_seconds);
+        v.max_age_seconds = integer(d, n, &p, 1, 7 * DAY).unwrap_or(v.max_age_seconds);
     }
     if let Some((n, p)) = m.get("clock_skew_seconds") {
-        s.clock_skew_seconds = integer(d, n, &p, 0, DAY).unwrap_or(s.clock_skew_seconds);
+        v.clock_skew_seconds = integer(d, n, &p, 0, DAY).unwrap_or(v.clock_skew_seconds);
     }
     if let Some((n, p)) = m.get("nonce") {
-        s.nonce = choice(d, n, &p, &Requirement::NAMES).unwrap_or(s.nonce);
+        v.nonce = choice(d, n, &p, &Requirement::NAMES).unwrap_or(v.nonce);
     }
     if let Some((n, p)) = m.get("body_digest") {
-        s.body_digest = choice(d, n, &p, &Requirement::NAMES).unwrap_or(s.body_digest);
+        v.body_digest = choice(d, n, &p, &Requirement::NAMES).unwrap_or(v.body_digest);
     }
     if let Some((n, p)) = m.get("max_body_bytes") {
         s.max_body_bytes = integer(d, n, &p, 0, 1 << 40).unwrap_or(s.max_body_bytes);
@@ -84,19 +77,19 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
                 let Some(c) = string(d, item, &ip) else {
                     continue;
                 };
-                match check_component(c) {
-                    Ok(()) if out.contains(&c.to_string()) => {
+                match parse_component(c) {
+                    Ok(comp) if out.contains(&comp) => {
                         d.err(item.pos, &ip, format!("{c} is listed twice"))
                     }
-                    Ok(()) => out.push(c.to_string()),
+                    Ok(comp) => out.push(comp),
                     Err(e) => d.err(item.pos, &ip, e),
                 }
             }
-            s.required_components = out;
+            v.required_components = out;
         }
     }
     if let Some((n, p)) = m.get("label") {
-        s.label = opt_string(d, n, &p).filter(|l| {
+        v.label = opt_string(d, n, &p).filter(|l| {
             let ok = is_sf_key(l);
             if !ok {
                 d.err(n.pos, &p, format!("{l:?} is not a valid signature label (lowercase letters, digits, _ - . *; starting with a letter or *)"));
@@ -105,7 +98,7 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
         });
     }
     if let Some((n, p)) = m.get("tag") {
-        s.tag = opt_string(d, n, &p).filter(|t| {
+        v.tag = opt_string(d, n, &p).filter(|t| {
             let ok = t.bytes().all(|b| (0x20..0x7f).contains(&b));
             if !ok {
                 d.err(
@@ -135,7 +128,14 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
     s
 }
 
-/// A component we can require: a request derived component or a lowercase field name.
+/// A component we can require (a request derived component or a lowercase field name), parsed
+/// into the verifier's own [`Component`]: the one parse `required_components` gets.
+fn parse_component(c: &str) -> Result<Component, String> {
+    check_component(c)?;
+    Component::parse_spec(c).map_err(|e| e.detail.into_owned())
+}
+
+/// Whether `c` is a component we can require, with a message saying why not.
 fn check_component(c: &str) -> Result<(), String> {
     if let Some(name) = c.strip_prefix('@') {
         if DERIVED.contains(&c) {

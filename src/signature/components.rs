@@ -62,8 +62,9 @@ pub enum ComponentName {
 }
 
 /// One covered component: its name, its parameters, and its identifier serialised exactly as it
-/// appears on the left of a signature base line (`"@query-param";name="id"`).
-#[derive(Clone, Debug, PartialEq)]
+/// appears on the left of a signature base line (`"@query-param";name="id"`). Two components are
+/// equal when their identifiers are: the identifier determines every other field.
+#[derive(Clone, Debug)]
 pub struct Component {
     pub name: ComponentName,
     /// `;sf` — re-serialise the field as a structured field.
@@ -78,6 +79,14 @@ pub struct Component {
     /// The identifier as a structured-field item, for serialising a covered-components list.
     pub item: Item,
 }
+
+impl PartialEq for Component {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Component {}
 
 fn malformed(detail: String) -> Error {
     Error::new(ErrorCode::SignatureMalformed, detail)

@@ -42,8 +42,9 @@ impl std::fmt::Display for Requirement {
     }
 }
 
-/// The `signature:` section of the policy, in the form the verifier needs.
-#[derive(Clone, Debug)]
+/// What the verifier checks. The policy's `signature:` section parses into one of these
+/// (`policy::SignaturePolicy::verify`); its defaults are the policy's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyOptions {
     pub max_age_seconds: u64,
     pub clock_skew_seconds: u64,

@@ -63,6 +63,10 @@ fn type_errors_point_at_the_value() {
             "p.yaml:2:25: signature.required_components[0]: field names in component identifiers are lowercase: write \"content-type\"",
         ),
         (
+            "signature:\n  required_components: [\"@path\", content-type, \"@path\"]\n",
+            "p.yaml:2:48: signature.required_components[2]: @path is listed twice",
+        ),
+        (
             "signature:\n  label: Sig1\n",
             "p.yaml:2:10: signature.label: \"Sig1\" is not a valid signature label (lowercase letters, digits, _ - . *; starting with a letter or *)",
         ),

@@ -74,17 +74,23 @@ fn a_one_key_file_gets_every_spec_default() {
         );
         assert_eq!((f.threads, f.shutdown_grace_seconds), (0, 10));
         let s = &f.signature;
+        let v = &s.verify;
         assert_eq!(
-            (s.max_age_seconds, s.clock_skew_seconds, s.max_body_bytes),
+            (v.max_age_seconds, v.clock_skew_seconds, s.max_body_bytes),
             (300, 30, 10_485_760)
         );
         assert_eq!(
-            (s.nonce, s.body_digest),
+            (v.nonce, v.body_digest),
             (Requirement::Required, Requirement::Required)
         );
-        assert_eq!(s.required_components, ["@method", "@authority", "@path"]);
+        let ids: Vec<&str> = v
+            .required_components
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(ids, ["\"@method\"", "\"@authority\"", "\"@path\""]);
         assert_eq!(
-            (&s.label, &s.tag, &s.public_authority, s.public_scheme),
+            (&v.label, &v.tag, &s.public_authority, s.public_scheme),
             (&None, &None, &None, None)
         );
         assert!(
@@ -217,7 +223,17 @@ failure_rate_limit: {{ per_minute: 20 }}
         Some("api.example.com")
     );
     assert_eq!(f.signature.public_scheme, Some(Scheme::Https));
-    assert_eq!(f.signature.nonce, Requirement::Optional);
+    assert_eq!(f.signature.verify.nonce, Requirement::Optional);
+    // Parsed once, into the verifier's own components: what a request is checked against.
+    let required = &f.signature.verify.required_components;
+    assert_eq!(
+        required.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["\"@target-uri\"", "\"content-digest\""]
+    );
+    assert!(matches!(
+        required[0].name,
+        crate::signature::ComponentName::Derived(crate::signature::Derived::TargetUri)
+    ));
     assert_eq!(p.keys.len(), 2);
     let k1 = p.keys.get("k1").unwrap();
     assert_eq!(
