@@ -127,6 +127,35 @@ const RELOAD_BUCKETS: &[f64] = &[
 
 const METHODS: [AuthMethod; 3] = [AuthMethod::Signature, AuthMethod::Legacy, AuthMethod::None];
 
+/// Whether `code` is a `reason` of `datafold_invalid_signatures_total`: a code the gate's verdict
+/// (or its refusal of a body it could not read) can carry, pre-created at 0 so a dashboard sees
+/// every bounded series from the start. The upstream's failures and sigproxy's own are answered
+/// after the gate passed a request: never a reason. Exhaustive, so a new code must be placed.
+const fn is_invalid_reason(code: ErrorCode) -> bool {
+    use ErrorCode::*;
+    match code {
+        SignatureMissing
+        | SignatureMalformed
+        | KeyNotFound
+        | KeyRevoked
+        | KeyIdMismatch
+        | TimestampOutOfWindow
+        | TimestampTooOld
+        | NonceMissing
+        | NonceReplayed
+        | ComponentsMissing
+        | DigestMissing
+        | DigestMismatch
+        | SignatureInvalid
+        | BodyTooLarge
+        | RateLimited
+        | ReplayStoreUnavailable
+        | BadRequest
+        | RequestTimeout => true,
+        UpstreamUnavailable | UpstreamTimeout | ProxyError => false,
+    }
+}
+
 /// Cell of an error code in a per-code family; 0 is `OK` (requests) or `UNKNOWN` (reasons).
 fn code_slot(code: Option<ErrorCode>) -> usize {
     code.map_or(0, |c| 1 + c as usize)
@@ -219,7 +248,7 @@ struct Hot {
     all_routes: Window,
     routes: LabelMap<Window>,
     /// Label of each code cell (`None`: no code has that number).
-    code_labels: Vec<Option<&'static str>>,
+    code_labels: Vec<Option<ErrorCode>>,
     f: Families,
 }
 
@@ -245,7 +274,7 @@ impl Hot {
             + 1;
         let mut code_labels = vec![None; code_cells];
         for c in ErrorCode::ALL {
-            code_labels[code_slot(Some(c))] = Some(c.as_str());
+            code_labels[code_slot(Some(c))] = Some(c);
         }
         let counter = MetricType::COUNTER;
         let f = Families {
@@ -374,27 +403,30 @@ impl Collector for Hot {
         let f = &self.f;
         let mut requests = f.requests.start();
         let mut invalid = f.invalid.start();
-        for (i, label) in self.code_labels.iter().enumerate() {
-            let (request_label, reason_label) = match (i, label) {
-                (0, _) => ("OK", "UNKNOWN"),
-                (_, Some(l)) => (*l, *l),
+        for (i, code) in self.code_labels.iter().enumerate() {
+            let (label, reason) = match (i, code) {
+                (0, _) => (None, false),
+                (_, Some(c)) => (Some(c.as_str()), is_invalid_reason(*c)),
                 (_, None) => continue,
             };
-            // Every request code is shown from the start (zeros, not gaps); reasons once seen.
-            f.requests
-                .push_counter(&mut requests, &[request_label], self.requests.sum(i));
+            // Every request code and every reason is shown from the start (zeros, not gaps);
+            // `UNKNOWN`, a reason without a code (never expected), once seen.
+            f.requests.push_counter(
+                &mut requests,
+                &[label.unwrap_or("OK")],
+                self.requests.sum(i),
+            );
             let v = self.invalid.sum(i);
-            if v > 0 {
-                f.invalid.push_counter(&mut invalid, &[reason_label], v);
+            if v > 0 || reason {
+                f.invalid
+                    .push_counter(&mut invalid, &[label.unwrap_or("UNKNOWN")], v);
             }
         }
         let mut store_errors = f.store_errors.start();
         for r in StoreErrorResult::ALL {
             let v = self.store_errors.sum(r as usize);
-            if v > 0 {
-                f.store_errors
-                    .push_counter(&mut store_errors, &[r.as_str()], v);
-            }
+            f.store_errors
+                .push_counter(&mut store_errors, &[r.as_str()], v);
         }
         let mut auth_latency = f.auth_latency.start();
         f.auth_latency

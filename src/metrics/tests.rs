@@ -123,8 +123,14 @@ fn exposition_matches_prometheus_types() {
     );
     for c in ErrorCode::ALL {
         requests.with_label_values(&[c.as_str()]);
+        if is_invalid_reason(c) {
+            invalid.with_label_values(&[c.as_str()]);
+        }
     }
     requests.with_label_values(&["OK"]);
+    for r in StoreErrorResult::ALL {
+        store.with_label_values(&[r.as_str()]);
+    }
 
     let codes = [
         None,
@@ -195,12 +201,26 @@ fn exposition_matches_prometheus_types() {
 }
 
 #[test]
-fn families_without_events_are_left_out_as_before() {
+fn bounded_series_are_there_from_the_start_and_the_rest_once_seen() {
     let m = Metrics::new().unwrap();
     let t = text(&m.registry);
+    // Every bounded label value is a series at 0 before any request: a dashboard or an alert
+    // on a rate sees 0, not "no data".
+    for c in ErrorCode::ALL {
+        let line = format!(
+            "datafold_invalid_signatures_total{{reason=\"{}\"}} 0",
+            c.as_str()
+        );
+        assert_eq!(t.contains(&line), is_invalid_reason(c), "{line} in\n{t}");
+    }
+    assert!(!t.contains("reason=\"UNKNOWN\""), "{t}");
+    assert!(!t.contains("reason=\"UPSTREAM_TIMEOUT\""), "{t}");
+    for r in ["rejected", "allowed"] {
+        let line = format!("datafold_replay_store_errors_total{{result=\"{r}\"}} 0");
+        assert!(t.contains(&line), "{line} in\n{t}");
+    }
+    // Label sets that grow with clients and routes appear once seen.
     for absent in [
-        "datafold_invalid_signatures_total",
-        "datafold_replay_store_errors_total",
         "datafold_auth_attempts_total",
         "datafold_replay_attempts_total",
         "datafold_migration_progress_percent",
