@@ -7,6 +7,7 @@ use clap::Parser as _;
 /// allocations (headers, futures, buffers), and glibc's `malloc`/`free` were over a third of the
 /// user-space instructions of a passthrough request (benches/RESULTS.md, "Where passthrough time
 /// goes").
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
