@@ -1,4 +1,5 @@
-//! One client connection: admitted under `limits.max_connections`; on a TLS listener the
+//! One client connection: admitted under `limits.max_connections` and served in a task of its
+//! own (not Pingora's per-connection task, sized for Pingora's TLS handshake); on a TLS listener the
 //! handshake next, within `limits.header_timeout_seconds`, with the certificate of the policy
 //! snapshot in force; then HTTP/2 (ALPN `h2`, or the h2c preface on a plain listener when
 //! `http2.enabled`) handed to `h2.rs`, or HTTP/1.1 served here request after request — the head
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::ServerApp;
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{ALPN, Stream};
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
@@ -65,11 +67,73 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
         }
     }
 
+    /// One admitted connection, from the TLS handshake (on a TLS listener) to its end.
+    async fn serve(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
+        let core = &self.core;
+        let (h2c, within, tls) = {
+            let snap = core.gate.snapshot();
+            let hop = G::hop(&snap);
+            let tls = if self.tls { self.tls_config(hop) } else { None };
+            (hop.http2.enabled, hop.header_timeout(), tls)
+        };
+        if self.tls {
+            let Some(config) = tls else {
+                return;
+            };
+            // Boxed, like the h2 server below: the connection's task is as large as its
+            // largest state, and a plain HTTP/1.1 connection idling between requests should not
+            // carry the space of a TLS handshake or an HTTP/2 connection.
+            stream = match Box::pin(super::tls::accept(stream, &config, within)).await {
+                Ok(s) => s,
+                Err(super::tls::HandshakeError::Closed) => return,
+                Err(e) => {
+                    tracing::debug!(error = ?e, "TLS handshake");
+                    core.observer.on_connection(ConnEvent::TlsHandshake);
+                    return;
+                }
+            };
+        }
+        let mut prefix = None;
+        let h2 = if self.tls {
+            matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
+        } else if h2c {
+            match tokio::time::timeout(within, h2_preface(&mut stream)).await {
+                Ok(Some(Opening::H2)) => {
+                    let Some(s) = put_back(stream, b"PRI") else {
+                        return;
+                    };
+                    stream = s;
+                    true
+                }
+                Ok(Some(Opening::H1(p))) => {
+                    prefix = Some(p);
+                    false
+                }
+                Ok(None) => return,
+                Err(_) => {
+                    core.observer.on_connection(ConnEvent::HeaderTimeout);
+                    return;
+                }
+            }
+        } else {
+            false
+        };
+        if h2 {
+            Box::pin(super::h2::serve(core, stream, shutdown, self.scheme)).await;
+            return;
+        }
+        self.serve_h1(stream, prefix, shutdown).await;
+    }
+
     /// HTTP/1.1, request after request, until the client or a limit ends the connection.
     /// Between requests the connection holds only its socket and this small future: the
     /// request's own state (session, buffers, the exchange) lives in a box for its duration.
-    async fn serve_h1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
-        let mut prefix: Option<BytesMut> = None;
+    async fn serve_h1(
+        &self,
+        mut stream: Stream,
+        mut prefix: Option<BytesMut>,
+        shutdown: &ShutdownWatch,
+    ) {
         let mut first = true;
         loop {
             if !first && prefix.is_none() {
@@ -84,7 +148,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
                 let mut shutdown = shutdown.clone();
                 tokio::select! {
                     r = tokio::time::timeout(idle, first_byte(&mut stream)) => match r {
-                        Ok(Some(p)) => prefix = p,
+                        Ok(Some(p)) => prefix = Some(p),
                         _ => return,
                     },
                     _ = shutdown.changed() => return,
@@ -158,87 +222,84 @@ async fn bad_request(session: &mut ServerSession, e: &pingora::Error) {
     }
 }
 
-/// True when the client opens with the HTTP/2 connection preface (RFC 9113 §3.4). No HTTP/1.1
-/// method is `PRI`, so three bytes tell.
-async fn h2_preface(stream: &mut Stream) -> bool {
+/// How a plain connection opens: with the HTTP/2 connection preface (RFC 9113 §3.4; no HTTP/1.1
+/// method is `PRI`, so three bytes tell), or with an HTTP/1.1 request, whose first bytes are
+/// returned as its prefix. `None`: the client closed (or failed) before three bytes. Read rather
+/// than peeked: Pingora's `try_peek` reads and puts the bytes back in a buffer the connection
+/// then keeps for its life; only an HTTP/2 connection gets its bytes put back (`put_back`).
+async fn h2_preface(stream: &mut Stream) -> Option<Opening> {
     let mut head = [0u8; 3];
-    matches!(stream.try_peek(&mut head).await, Ok(true)) && &head == b"PRI"
+    stream.read_exact(&mut head).await.ok()?;
+    Some(if &head == b"PRI" {
+        Opening::H2
+    } else {
+        Opening::H1(prefix(&head))
+    })
 }
 
-/// Waits for the next request's first byte on an idle connection. `Some(None)`: it is there,
-/// still unread (peeked); `Some(Some(b))`: it was read (a TLS stream cannot peek) and is the
-/// next request's prefix; `None`: the client closed.
-async fn first_byte(stream: &mut Stream) -> Option<Option<BytesMut>> {
+enum Opening {
+    /// The preface's first three bytes were read: put them back before the HTTP/2 server reads.
+    H2,
+    H1(BytesMut),
+}
+
+/// Puts `PRI` back in front of a plain connection's stream for the HTTP/2 server. `None` if the
+/// stream is not Pingora's TCP stream (every plain listener's is).
+fn put_back(stream: Stream, head: &[u8]) -> Option<Stream> {
+    let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+    l4.rewind(head);
+    Some(l4)
+}
+
+/// Waits for the next request's first byte on an idle connection and reads it: the next
+/// request's prefix. `None`: the client closed. Reading one byte into the stack, rather than
+/// Pingora's `try_peek`, keeps an idle connection's wait free of heap state.
+async fn first_byte(stream: &mut Stream) -> Option<BytesMut> {
     let mut byte = [0u8; 1];
-    match stream.try_peek(&mut byte).await {
-        Ok(true) => return Some(None),
-        Ok(false) => {}
-        Err(_) => return None,
-    }
     match stream.read(&mut byte).await {
-        Ok(1) => Some(Some(BytesMut::from(&byte[..]))),
+        Ok(1) => Some(prefix(&byte)),
         _ => None,
     }
 }
 
+/// The start of a request head as the session's parse buffer, with the capacity Pingora gives
+/// its own (4 KiB), so the rest of the head is read in one call rather than 64 bytes at a time.
+fn prefix(bytes: &[u8]) -> BytesMut {
+    let mut b = BytesMut::with_capacity(HEAD_BUFFER_BYTES);
+    b.extend_from_slice(bytes);
+    b
+}
+
+/// Pingora's `INIT_HEADER_BUF_SIZE`.
+const HEAD_BUFFER_BYTES: usize = 4096;
+
 #[async_trait]
 impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
+    /// Admits the connection and hands it to a task of our own, then returns at once. Pingora
+    /// runs `process_new` inside its per-connection task, whose size is fixed when it is spawned
+    /// and covers Pingora's own TLS handshake state (~8.6 KiB, heaptrack): kept for the whole
+    /// life of an idle keep-alive connection, it was most of what one cost. Our task holds only
+    /// what `serve` needs, and Pingora's finishes as soon as this returns.
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let core = &self.core;
-        let (max, h2c, within, tls) = {
-            let snap = core.gate.snapshot();
-            let hop = G::hop(&snap);
-            let tls = if self.tls { self.tls_config(hop) } else { None };
-            (
-                hop.limits.max_connections,
-                hop.http2.enabled,
-                hop.header_timeout(),
-                tls,
-            )
+        let max = {
+            let snap = self.core.gate.snapshot();
+            G::hop(&snap).limits.max_connections
         };
-        // Admitted before the handshake: a connection that never finishes one holds a slot
-        // for at most the header timeout.
-        let Some(_open) = core.connections.try_enter(max) else {
-            core.observer.on_connection(ConnEvent::OverLimit);
+        // Counted before the hand-over: a stop that waits for open connections sees this one.
+        let Some(open) = self.core.connections.try_enter(max) else {
+            self.core.observer.on_connection(ConnEvent::OverLimit);
             return None;
         };
-        if self.tls {
-            let config = tls?;
-            // Boxed, like the h2 server below: the connection's task is as large as its
-            // largest state, and a plain HTTP/1.1 connection idling between requests should not
-            // carry the space of a TLS handshake or an HTTP/2 connection.
-            stream = match Box::pin(super::tls::accept(stream, &config, within)).await {
-                Ok(s) => s,
-                Err(super::tls::HandshakeError::Closed) => return None,
-                Err(e) => {
-                    tracing::debug!(error = ?e, "TLS handshake");
-                    core.observer.on_connection(ConnEvent::TlsHandshake);
-                    return None;
-                }
-            };
-        }
-        let h2 = if self.tls {
-            matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
-        } else if h2c {
-            match tokio::time::timeout(within, h2_preface(&mut stream)).await {
-                Ok(p) => p,
-                Err(_) => {
-                    core.observer.on_connection(ConnEvent::HeaderTimeout);
-                    return None;
-                }
-            }
-        } else {
-            false
-        };
-        if h2 {
-            Box::pin(super::h2::serve(core, stream, shutdown, self.scheme)).await;
-            return None;
-        }
-        self.serve_h1(stream, shutdown).await;
+        let front = Arc::clone(self);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            front.serve(stream, &shutdown).await;
+            drop(open);
+        });
         None
     }
 }
