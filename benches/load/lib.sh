@@ -181,7 +181,8 @@ extra_sigproxies() { # prints "name<TAB>binary" lines
 }
 
 # --- sigproxy, one instance at a time on $SP (admin $ADM) in front of $UP, threads: 1, audit lines
-# to /dev/null. Keys from $T/keys.yaml. SIG_MAX_AGE / SIG_SKEW set the signature window;
+# to /dev/null. Keys from $T/keys.yaml. SIG_MAX_AGE / SIG_SKEW set the signature window,
+# SIG_MAX_BODY the signed-body limit (signature.max_body_bytes);
 # SIGPROXY_EXTRA_POLICY is more policy YAML for every instance (e.g. listener settings).
 sigproxy_config() { # mode [extra policy YAML]: writes $T/sigproxy-<mode>.yaml
   cat >"$T/sigproxy-$1.yaml" <<EOF
@@ -196,6 +197,7 @@ shutdown_grace_seconds: 0
 signature:
   max_age_seconds: ${SIG_MAX_AGE:-3600}
   clock_skew_seconds: ${SIG_SKEW:-30}
+${SIG_MAX_BODY:+  max_body_bytes: $SIG_MAX_BODY}
 $(cat "$T/keys.yaml")
 EOF
 }
