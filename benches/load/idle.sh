@@ -17,7 +17,9 @@
 # floor's listener buffer sizes), SIGPROXY_EXTRA_POLICY (YAML lines for sigproxy, e.g. listener
 # settings once it has them), EXTRA_PROXIES="name|cmd {LISTEN} {UPSTREAM};...",
 # EXTRA_SIGPROXY="name=/path/to/sigproxy;...", KEEP=1, SIGPROXY, FLOOR, FLOOR_SYSALLOC,
-# SIGPROXY_NO_BUILD (see lib.sh). Needs nginx, haproxy, python3; about 10 s per server per round.
+# SIGPROXY_NO_BUILD (see lib.sh), ONLY_SIGPROXY=1 (sigproxy and EXTRA_SIGPROXY only: HAProxy needs
+# ~2 N open files, more than the limit here at N=10000). Needs nginx, haproxy, python3; about 10 s
+# per server per round.
 set -euo pipefail
 
 N=${N:-4000}
@@ -72,6 +74,7 @@ measure() {
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for round in $(seq "$ROUNDS"); do
+  if [ -z "${ONLY_SIGPROXY:-}" ]; then
   nginx_proxy "proxy$round" "$PX"; wait_port "$PX"
   measure "nginx proxy" "$(nginx_worker "proxy$round")" "$PX"
   kill "$(cat "$T/proxy$round/nginx.pid")" 2>/dev/null || true
@@ -84,6 +87,7 @@ for round in $(seq "$ROUNDS"); do
   while IFS=$'\t' read -r name cmd; do
     start_proxy_cmd "$name" "$PX" "$cmd"; measure "$name" "$PROXY_PID" "$PX"; stop_pid "$PROXY_PID" "$PX"
   done < <(extra_proxies)
+  fi
   start_sigproxy "$MODE"; measure "sigproxy $MODE" "$SPID" "$SP"; stop_sigproxy
   while IFS=$'\t' read -r name bin; do
     SP_BIN=$bin start_sigproxy "$MODE"; measure "$name $MODE" "$SPID" "$SP"; stop_sigproxy
