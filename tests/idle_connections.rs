@@ -14,8 +14,8 @@ use common::upstream::Upstream;
 
 const IDLE: usize = 2000;
 /// Per idle connection, all costs included (socket state we own, task, buffers). The debug build
-/// holds ~4.2 KiB (release ~3.6, benches/RESULTS.md); Pingora's defaults cost ~105 KiB here, and
-/// Pingora's own per-connection task alone (~8.6 KiB, if a connection were served inside it
+/// holds ~3.8–4.3 KiB (release ~3.5, benches/RESULTS.md); Pingora's defaults cost ~105 KiB here,
+/// and Pingora's own per-connection task alone (~8.6 KiB, if a connection were served inside it
 /// again) would exceed this; nginx ~0.5 KiB.
 const BOUND_KIB: u64 = 6;
 
