@@ -1,6 +1,6 @@
 //! One client connection: admitted under `limits.max_connections` and served in a task of its
-//! own (not Pingora's per-connection task, sized for Pingora's TLS handshake); on a TLS listener the
-//! handshake next, within `limits.header_timeout_seconds`, with the certificate of the policy
+//! own (not Pingora's per-connection task, sized for Pingora's TLS handshake); on a TLS listener
+//! the handshake next, within `limits.header_timeout_seconds`, with the certificate of the policy
 //! snapshot in force; then HTTP/2 (ALPN `h2`, or the h2c preface on a plain listener when
 //! `http2.enabled`) handed to `h2.rs`, or HTTP/1.1 served here request after request — the head
 //! within `limits.header_timeout_seconds`, idle keep-alive within
