@@ -316,7 +316,13 @@ for _ in $(seq 1 60); do
 done
 [ -n "$ok" ] || { podman logs "$NAME" | tail -20; die "/healthz did not answer 200 within 30 s"; }
 echo "ok /healthz"
-curl -fsS "http://127.0.0.1:$P_ADMIN/readyz" >/dev/null || die "/readyz not 200"
+# Live is not ready: /readyz is 503 until the proxy listener serves (a probe retries; so do we).
+ok=
+for _ in $(seq 1 60); do
+  if curl -fsS -o /dev/null "http://127.0.0.1:$P_ADMIN/readyz" 2>/dev/null; then ok=1; break; fi
+  sleep 0.5
+done
+[ -n "$ok" ] || { curl -sS "http://127.0.0.1:$P_ADMIN/readyz"; echo; podman logs "$NAME" | tail -20; die "/readyz not 200 within 30 s"; }
 echo "ok /readyz"
 # (to a file first: `curl | grep -q` fails under pipefail when grep stops reading early)
 curl -fsS -o "$SMOKE/metrics.txt" "http://127.0.0.1:$P_ADMIN/metrics" || die "/metrics not 200"
