@@ -22,18 +22,9 @@ use std::time::Duration;
 
 use common::upstream::{Recorded, Upstream};
 use live::kubelet::ConfigMapDir;
-use live::{Proxy, ports, send, write_by_rename};
+use live::{Proxy, policy, ports, send, write_by_rename};
 
 const RELOAD: Duration = Duration::from_secs(3);
-
-fn policy(addr: SocketAddr, admin: SocketAddr, up: SocketAddr, rest: &str) -> String {
-    format!(
-        "listen: \"{addr}\"\nadmin_listen: \"{admin}\"\nupstream: \"{up}\"\nthreads: 2\n\
-         shutdown_grace_seconds: 1\nsignature: {{body_digest: optional}}\n\
-         keys:\n  - {{key_id: k1, client_id: web, public_key: \"{}\"}}\n{rest}",
-        live::public_b64()
-    )
-}
 
 /// Lowercase, `_` → `-`: how a backend framework (CGI, Rack, Django) reads a header name.
 fn spelled(name: &str) -> String {

@@ -9,25 +9,15 @@
 mod common;
 mod live;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
 use live::kubelet::ConfigMapDir;
-use live::{Proxy, ports, send};
+use live::{Proxy, policy, ports, send};
 
 const TWO_SECONDS: Duration = Duration::from_secs(2);
-
-fn policy(addr: SocketAddr, admin: SocketAddr, up: SocketAddr, rest: &str) -> String {
-    format!(
-        "listen: \"{addr}\"\nadmin_listen: \"{admin}\"\nupstream: \"{up}\"\nthreads: 2\n\
-         shutdown_grace_seconds: 1\nsignature: {{body_digest: optional}}\n\
-         keys:\n  - {{key_id: k1, client_id: web, public_key: \"{}\"}}\n{rest}",
-        live::public_b64()
-    )
-}
 
 const API_REQUIRED: &str = "routes:\n  - { path_prefix: /api/, mode: required }\n";
 

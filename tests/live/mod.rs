@@ -25,6 +25,16 @@ pub fn public_b64() -> String {
     sigproxy::keys::public_base64(&key().verifying_key())
 }
 
+/// A policy on these ports with key `k1` (client `web`) and `rest` appended.
+pub fn policy(addr: SocketAddr, admin: SocketAddr, up: SocketAddr, rest: &str) -> String {
+    format!(
+        "listen: \"{addr}\"\nadmin_listen: \"{admin}\"\nupstream: \"{up}\"\nthreads: 2\n\
+         shutdown_grace_seconds: 1\nsignature: {{body_digest: optional}}\n\
+         keys:\n  - {{key_id: k1, client_id: web, public_key: \"{}\"}}\n{rest}",
+        public_b64()
+    )
+}
+
 /// The header lines of a signature over `@method @authority @path` with a fresh nonce.
 pub fn sign_lines(method: &str, path: &str, key_id: &str) -> Vec<String> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
