@@ -163,3 +163,63 @@ fn signed_bodies_byte_exact_or_not_at_all() {
     ));
     run_cases(cases);
 }
+
+/// An upstream that answers `413` as soon as it has a request head and then closes the
+/// connection with the body unread (as a server with a body limit does). Every connection is
+/// served in turn; at most `max` of them.
+fn answers_before_the_body(max: usize) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(max) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large",
+            );
+            // Dropped with the body unread: the kernel resets the connection.
+        }
+    });
+    addr
+}
+
+/// The upstream's early answer reaches the client — not a 502 because writing the rest of the
+/// body failed after the upstream closed. Streamed (unsigned, hybrid) and read-whole (signed)
+/// bodies; several rounds, since the reset races with the answer.
+#[test]
+fn an_upstream_answer_before_the_body_is_relayed() {
+    const ROUNDS: usize = 4;
+    let up = answers_before_the_body(4 * ROUNDS);
+    let sc = Sidecar::start(up, POLICY);
+    let big = body(16 * 1024 * 1024, 11);
+    let mut raw = format!(
+        "POST /hybrid/upload HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        sc.addr,
+        big.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&big);
+    let signed_body = body(8 * 1024 * 1024, 12);
+    for round in 0..ROUNDS {
+        // A fresh nonce each round.
+        let signed = sc.sign(ACTIVE, "POST", "/signed/upload", Some(&signed_body), &[]);
+        for (what, req) in [("streamed", &raw), ("signed", &signed)] {
+            let r = sc.send_raw(req);
+            assert_eq!(
+                (r.status, r.body.as_slice()),
+                (413, &b"too large"[..]),
+                "{what}, round {round}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+}

@@ -148,10 +148,14 @@ async fn exchange_head(
     client.write_request_header(head).await.map_err(up_err)?;
     match sent {
         Sent::Whole(b) => {
-            if !b.is_empty() {
-                client.write_body(b).await.map_err(up_err)?;
+            if !b.is_empty()
+                && let Err(e) = client.write_body(b).await
+            {
+                return answered_anyway(client, e).await;
             }
-            client.finish_body().await.map_err(up_err)?;
+            if let Err(e) = client.finish_body().await {
+                return answered_anyway(client, e).await;
+            }
             final_head(client).await
         }
         Sent::Stream => stream_body(client, session, hop.body_timeout()).await,
@@ -184,15 +188,34 @@ async fn stream_body(
                 // An empty write would end a chunked body early ("0\r\n\r\n").
                 Ok(Some(c)) if c.is_empty() => {}
                 Ok(Some(c)) => {
-                    client.write_body(&c).await.map_err(up_err)?;
+                    if let Err(e) = client.write_body(&c).await {
+                        return answered_anyway(client, e).await;
+                    }
                 }
                 Ok(None) => {
-                    client.finish_body().await.map_err(up_err)?;
+                    if let Err(e) = client.finish_body().await {
+                        return answered_anyway(client, e).await;
+                    }
                     return final_head(client).await;
                 }
                 Err(e) => return Err(Failure::Client(e)),
             },
         }
+    }
+}
+
+/// Writing the body failed: an upstream that answers before reading the whole body (a 413, a
+/// redirect, `return 200`) and then closes makes our next write fail, with its answer already
+/// waiting to be read. Relay that answer when it is there (the client connection then closes,
+/// its body unread); otherwise the write error stands — and a dead pooled connection, which has
+/// no answer, is still retried as before.
+async fn answered_anyway(
+    client: &mut Upstream,
+    write: Box<pingora::Error>,
+) -> Result<Box<ResponseHeader>, Failure> {
+    match final_head(client).await {
+        Ok(resp) => Ok(resp),
+        Err(_) => Err(up_err(write)),
     }
 }
 
