@@ -435,55 +435,101 @@ impl KeyTableBuilder {
 /// Below this many keys, decoding on the calling thread is cheaper than starting threads.
 const PARALLEL_MIN: usize = 4096;
 
+/// Keys decoded per turn by each thread: small enough that the threads finish together (a few
+/// ms of work), large enough that taking the next turn costs nothing.
+const TURN: usize = 512;
+
 /// Decodes (decompresses and checks) 32-byte Ed25519 public keys on every core: the one costly
 /// step of loading a key (a field square root, a few µs), so a million keys take seconds, not
 /// tens of seconds. Returns the points in order and the indices of the bytes that are not a point
 /// (their slots hold a placeholder and must not be used). The output is allocated here, on the
 /// calling thread; the workers only fill it, so no memory is left in short-lived threads' heaps.
 pub fn decode_points(raw: &[[u8; 32]]) -> (Vec<VerifyingKey>, Vec<usize>) {
-    let Some(placeholder) = placeholder() else {
+    let mut out = point_slots(raw.len());
+    if out.len() != raw.len() {
         return (Vec::new(), (0..raw.len()).collect());
-    };
-    let mut out = vec![placeholder; raw.len()];
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || raw.len() < PARALLEL_MIN {
-        let bad = decode_into(raw, &mut out, 0);
-        return (out, bad);
     }
-    let chunk = raw.len().div_ceil(threads);
-    let mut bad: Vec<usize> = std::thread::scope(|s| {
-        let handles: Vec<_> = raw
-            .chunks(chunk)
-            .zip(out.chunks_mut(chunk))
-            .enumerate()
-            .map(|(n, (r, o))| s.spawn(move || decode_into(r, o, n * chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .enumerate()
-            .flat_map(|(n, h)| {
-                // A worker cannot panic (from_bytes does not); if one did, its whole chunk
-                // counts as undecodable rather than as keys.
-                h.join()
-                    .unwrap_or_else(|_| (n * chunk..((n + 1) * chunk).min(raw.len())).collect())
-            })
-            .collect()
-    });
-    bad.sort_unstable();
-    bad.dedup();
+    let ((), ok) = decode_points_while(raw, &mut out, || ());
+    let bad = if ok { Vec::new() } else { undecoded(raw, &out) };
     (out, bad)
 }
 
-/// Decodes `raw` into `out` (same length); returns `offset +` the index of every failure.
-fn decode_into(raw: &[[u8; 32]], out: &mut [VerifyingKey], offset: usize) -> Vec<usize> {
-    let mut bad = Vec::new();
-    for (i, (r, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
+/// `n` placeholder points for `decode_points_while` to fill, allocated on the calling thread
+/// (empty if the placeholder cannot be made, which does not happen).
+pub fn point_slots(n: usize) -> Vec<VerifyingKey> {
+    placeholder().map_or_else(Vec::new, |p| vec![p; n])
+}
+
+/// Decodes `raw` into `out` (same length, from `point_slots`) on the other cores while this
+/// thread runs `work` (reading and parsing the next key file, say), then decodes with them until
+/// every key is done. Returns what `work` returned and whether every key decoded; when one did
+/// not, `undecoded` names them. The workers allocate nothing: every turn is a pair of slices of
+/// the caller's buffers, handed out under a lock.
+pub fn decode_points_while<R>(
+    raw: &[[u8; 32]],
+    out: &mut [VerifyingKey],
+    work: impl FnOnce() -> R,
+) -> (R, bool) {
+    let helpers = std::thread::available_parallelism().map_or(1, usize::from) - 1;
+    if helpers == 0 || raw.len() < PARALLEL_MIN || raw.len() != out.len() {
+        let r = work();
+        return (r, raw.len() == out.len() && decode_into(raw, out));
+    }
+    let turns = std::sync::Mutex::new(raw.chunks(TURN).zip(out.chunks_mut(TURN)));
+    let all_ok = std::sync::atomic::AtomicBool::new(true);
+    let decode_turns = || {
+        loop {
+            // A poisoned lock (a panicking thread, which `from_bytes` never is) ends the turns;
+            // the slots left then hold the placeholder and count as not decoded.
+            let next = match turns.lock() {
+                Ok(mut t) => t.next(),
+                Err(_) => None,
+            };
+            let Some((r, o)) = next else { break };
+            if !decode_into(r, o) {
+                all_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    let r = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..helpers).map(|_| s.spawn(decode_turns)).collect();
+        let r = work();
+        decode_turns();
+        for h in handles {
+            if h.join().is_err() {
+                all_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        r
+    });
+    let ok = all_ok.load(std::sync::atomic::Ordering::Relaxed)
+        && turns.lock().is_ok_and(|mut t| t.next().is_none());
+    (r, ok)
+}
+
+/// The indices whose slot does not hold the key of their bytes (not a point, or never decoded).
+pub fn undecoded(raw: &[[u8; 32]], out: &[VerifyingKey]) -> Vec<usize> {
+    let mut bad: Vec<usize> = raw
+        .iter()
+        .zip(out)
+        .enumerate()
+        .filter(|(_, (r, o))| o.as_bytes() != *r)
+        .map(|(i, _)| i)
+        .collect();
+    bad.extend(out.len()..raw.len());
+    bad
+}
+
+/// Decodes `raw` into `out` (same length); false when any is not a point.
+fn decode_into(raw: &[[u8; 32]], out: &mut [VerifyingKey]) -> bool {
+    let mut ok = true;
+    for (r, o) in raw.iter().zip(out.iter_mut()) {
         match VerifyingKey::from_bytes(r) {
             Ok(k) => *o = k,
-            Err(_) => bad.push(offset + i),
+            Err(_) => ok = false,
         }
     }
-    bad
+    ok
 }
 
 /// Any valid point, to fill slots before decoding (y = 1: the identity, a valid encoding).

@@ -14,7 +14,10 @@ use super::error::{ConfigError, Diag};
 use super::file::PolicyFile;
 use super::reader::{MapReader, choice, index, list, string};
 use super::yaml::{self, Node, Pos};
-use crate::keys::{KeyIndex, KeyPos, KeyRecord, KeySource, KeyStatus, KeyTable, parse_public_key};
+use crate::keys::{
+    KeyIndex, KeyPos, KeyRecord, KeySource, KeyStatus, KeyTable, decode_points_while,
+    parse_public_key,
+};
 use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -224,38 +227,48 @@ pub(crate) fn gather(
         .and_then(|c| c.index_for_inline())
         .filter(|t| **t == inline);
     tables.push(previous_inline.unwrap_or_else(|| Arc::new(inline)));
-    for path in &paths {
-        let read = match cache {
-            Some(c) => c.read(path),
-            None => super::read_limited(path)
-                .and_then(|b| {
-                    String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
-                })
-                .map(cache::Read::uncached),
-        };
-        match read {
-            Ok(cache::Read::Same(table)) => tables.push(table),
-            Ok(cache::Read::Changed(fresh)) => {
-                let (table, errs) = parse_key_file(&fresh.text, path);
-                let table = Arc::new(table);
-                if let Some(c) = cache {
-                    if errs.is_empty() {
-                        c.store(path, &fresh, &table);
-                    } else {
-                        c.parsed_with_errors(path);
-                    }
-                }
-                tables.push(table);
-                errors.extend(errs);
+    // One slot per path, filled in whatever order the pipeline finishes files; read in order.
+    let mut slots: Vec<Slot> = std::iter::repeat_with(Slot::default)
+        .take(paths.len())
+        .collect();
+    // A pipeline over the files: while the other cores decode the points of the file read last,
+    // this thread reads and parses the next one, then helps decode. Every long-lived buffer is
+    // allocated here, on this thread (see `decode_points_while`).
+    let mut pending: Option<Pending> = None;
+    let mut next_path = paths.iter().enumerate();
+    loop {
+        let path = next_path.next();
+        if path.is_none() && pending.is_none() {
+            break;
+        }
+        let step = |slots: &mut [Slot]| path.and_then(|(i, p)| read_one(i, p, cache, slots));
+        let (next, decoded) = match pending.as_mut() {
+            Some(p) => {
+                let prepared = &mut p.prepared;
+                let (next, ok) =
+                    decode_points_while(&prepared.raw, &mut prepared.points, || step(&mut slots));
+                (next, ok)
             }
-            Err(e) => errors.push(ConfigError {
+            None => (step(&mut slots), true),
+        };
+        if let Some(p) = pending.take() {
+            finish_one(p, decoded, cache, &mut slots);
+        }
+        pending = next;
+    }
+    for (slot, path) in slots.into_iter().zip(&paths) {
+        match slot.table {
+            Some(table) => tables.push(table),
+            None if slot.errors.is_empty() => errors.push(ConfigError {
                 file: path.display().to_string(),
                 line: 1,
                 col: 1,
                 path: String::new(),
-                message: format!("cannot read key file: {e}"),
+                message: "key file not read".into(),
             }),
+            None => {}
         }
+        errors.extend(slot.errors);
     }
     if let Some(c) = cache {
         c.retain(&paths);
@@ -303,6 +316,98 @@ pub(crate) fn gather(
         c.set_index(&index);
     }
     (index, paths)
+}
+
+/// One key file's outcome in `gather`: its table, or the errors that kept it out.
+#[derive(Default)]
+struct Slot {
+    table: Option<Arc<KeyTable>>,
+    errors: Vec<ConfigError>,
+}
+
+/// A key file parsed by the fast path whose points are still to be decoded.
+struct Pending {
+    slot: usize,
+    path: PathBuf,
+    fresh: cache::Fresh,
+    prepared: fast::Prepared,
+}
+
+/// Reads key file `i` (through the cache, if any) and parses it: an unchanged, unreadable or
+/// slow-path file goes straight into its slot; a fast-path file comes back to have its points
+/// decoded.
+fn read_one(
+    i: usize,
+    path: &Path,
+    cache: Option<&KeyFileCache>,
+    slots: &mut [Slot],
+) -> Option<Pending> {
+    let read = match cache {
+        Some(c) => c.read(path),
+        None => super::read_limited(path)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+            })
+            .map(cache::Read::uncached),
+    };
+    let slot = slots.get_mut(i)?;
+    match read {
+        Ok(cache::Read::Same(table)) => slot.table = Some(table),
+        Ok(cache::Read::Changed(fresh)) => {
+            let source = KeySource::File(path.to_path_buf());
+            if let Some(prepared) = fast::prepare(&fresh.text, &source) {
+                return Some(Pending {
+                    slot: i,
+                    path: path.to_path_buf(),
+                    fresh,
+                    prepared,
+                });
+            }
+            full_read(path, &fresh, cache, slot);
+        }
+        Err(e) => slot.errors.push(ConfigError {
+            file: path.display().to_string(),
+            line: 1,
+            col: 1,
+            path: String::new(),
+            message: format!("cannot read key file: {e}"),
+        }),
+    }
+    None
+}
+
+/// A fast-path file whose points are decoded: its table, or (a key that is not a point) the full
+/// reader's table and errors.
+fn finish_one(p: Pending, decoded: bool, cache: Option<&KeyFileCache>, slots: &mut [Slot]) {
+    let Some(slot) = slots.get_mut(p.slot) else {
+        return;
+    };
+    match p.prepared.finish(decoded) {
+        Some(table) => {
+            let table = Arc::new(table);
+            if let Some(c) = cache {
+                c.store(&p.path, &p.fresh, &table);
+            }
+            slot.table = Some(table);
+        }
+        None => full_read(&p.path, &p.fresh, cache, slot),
+    }
+}
+
+/// The full reader over a key file's text, into its slot (the table of its valid keys and the
+/// errors of the others).
+fn full_read(path: &Path, fresh: &cache::Fresh, cache: Option<&KeyFileCache>, slot: &mut Slot) {
+    let (entries, errs) = parse_key_file_entries(&fresh.text, path);
+    let table = Arc::new(table_of(&entries, KeySource::File(path.to_path_buf())));
+    if let Some(c) = cache {
+        if errs.is_empty() {
+            c.store(path, fresh, &table);
+        } else {
+            c.parsed_with_errors(path);
+        }
+    }
+    slot.table = Some(table);
+    slot.errors = errs;
 }
 
 /// Expand one `key_files` pattern relative to `base`. A pattern without wildcards must exist;
@@ -395,6 +500,88 @@ mod tests {
             e[0].to_string(),
             "f.yaml:1:3: keys[0]: missing `public_key`"
         );
+    }
+
+    /// Files big enough for the parallel decoder, read through the pipeline (the next file
+    /// parsed while the last one's points decode): a key that is not a point still names its
+    /// file, line and column, a duplicate across files still names both places, errors come in
+    /// file order, and the cached and uncached loads agree key for key.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn pipelined_load_keeps_every_error_and_every_key() {
+        let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        let not_a_point = "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        const N: usize = 5000;
+        let d = tempfile::tempdir().unwrap();
+        let keys = d.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let write = |name: &str, prefix: &str, bad: Option<usize>, extra: Option<&str>| {
+            let mut s = String::from("keys:\n");
+            for i in 0..N {
+                let key = if Some(i) == bad { not_a_point } else { pk };
+                s.push_str(&format!("  - key_id: {prefix}{i}\n    public_key: {key}\n"));
+            }
+            if let Some(id) = extra {
+                s.push_str(&format!("  - key_id: {id}\n    public_key: {pk}\n"));
+            }
+            std::fs::write(keys.join(name), s).unwrap();
+        };
+        for (name, prefix) in [
+            ("a.yaml", "a"),
+            ("b.yaml", "b"),
+            ("c.yaml", "c"),
+            ("d.yaml", "d"),
+        ] {
+            write(name, prefix, None, None);
+        }
+        let policy = d.path().join("policy.yaml");
+        std::fs::write(&policy, "key_files: [\"keys/*.yaml\"]\n").unwrap();
+        let cache = KeyFileCache::new();
+        let cached = super::super::load_cached(&policy, &cache).unwrap();
+        let plain = super::super::load(&policy).unwrap();
+        assert_eq!(cached.keys.len(), 4 * N);
+        assert_eq!(cached, plain);
+        let k = plain.keys.get("c4321").unwrap();
+        assert_eq!(
+            k.pos,
+            Some(KeyPos {
+                line: 2 + 2 * 4321,
+                col: 5
+            })
+        );
+        assert_eq!(k.key.as_bytes(), &crate::keys::base64_32(pk).unwrap());
+
+        // Key b1234 is not a point; d.yaml redefines a17 after its own keys.
+        write("b.yaml", "b", Some(1234), None);
+        write("d.yaml", "d", None, Some("a17"));
+        let (b, a, dd) = (
+            keys.join("b.yaml").display().to_string(),
+            keys.join("a.yaml").display().to_string(),
+            keys.join("d.yaml").display().to_string(),
+        );
+        for e in [
+            super::super::load_cached(&policy, &cache).unwrap_err(),
+            super::super::load(&policy).unwrap_err(),
+        ] {
+            let e = e.to_string();
+            let bad_at = e.find(&format!(
+                "{b}:{}:17: keys[1234].public_key: not a usable Ed25519 public key",
+                3 + 2 * 1234
+            ));
+            let dup_at = e.find(&format!(
+                "{dd}:{}:5: keys: duplicate key_id \"a17\" (first defined at {a}:{}:5)",
+                2 + 2 * N,
+                2 + 2 * 17
+            ));
+            assert!(bad_at.is_some() && dup_at.is_some(), "{e}");
+            assert!(bad_at < dup_at, "{e}");
+        }
+        // Fixed: only the two rewritten files are parsed again, and every key is there.
+        write("b.yaml", "b", None, None);
+        write("d.yaml", "d", None, None);
+        let fixed = super::super::load_cached(&policy, &cache).unwrap();
+        assert_eq!(fixed.keys.len(), 4 * N);
+        assert_eq!(fixed, plain);
     }
 
     #[test]
