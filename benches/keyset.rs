@@ -11,7 +11,9 @@
 //! - the directory: first fetch (HTTP + parse + apply), RSS per key, a 304 refresh and a refresh
 //!   answered 200 with the same bytes (neither must parse or apply anything).
 //!
-//! Run: `cargo bench --bench keyset` (all sizes, ~2 min), or `KEYSET_SIZES=10000,100000`.
+//! Run: `cargo bench --bench keyset` (all sizes, ~2 min), or `KEYSET_SIZES=10000,100000`;
+//! `KEYSET_ROUNDS=3` runs every size of the library and binary tables three times, interleaved,
+//! and adds the median of each column.
 //! Everything binds 127.0.0.1 ephemeral ports and writes to a temp dir. No timed assertion: the
 //! numbers are printed for benches/RESULTS.md; correctness (the key really is revoked, the 304
 //! really did not re-apply) is asserted.
@@ -57,14 +59,24 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
+    let rounds: usize = std::env::var("KEYSET_ROUNDS")
+        .ok()
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 9);
+    if rounds > 1 {
+        println!(
+            "{rounds} rounds per size, interleaved: every round's row (`N rR`), then each \
+             column's median (`N median`)."
+        );
+        println!();
+    }
     println!("## library (LivePolicy::load / reload), one child process per size");
     println!(
         "| keys | load s | load µs/key | CPU µs/key | RSS B/key | key heap B/key | reload, 1 file changed, s | reload, nothing changed, s |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for &n in &sizes {
-        println!("{}", run_child("--child-load", n));
-    }
+    rounds_of(&sizes, rounds, |n| run_child("--child-load", n));
     println!();
     println!("## release binary (`sigproxy check-config`, `sigproxy run`)");
     println!(
@@ -72,9 +84,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|");
     let base_rss = binary_baseline_rss();
-    for &n in &sizes {
-        println!("{}", binary_row(n, base_rss));
-    }
+    rounds_of(&sizes, rounds, |n| binary_row(n, base_rss));
     println!();
     println!("## key directory (JWKS over HTTP on 127.0.0.1)");
     println!(
@@ -84,6 +94,66 @@ fn main() {
     for n in sizes.iter().copied().filter(|&n| n <= 100_000) {
         println!("{}", run_child("--child-jwks", n));
     }
+}
+
+/// Every size `rounds` times (round by round, so that a noisy minute spreads over the sizes),
+/// each row printed as it comes; with more than one round, then the median of every column.
+fn rounds_of(sizes: &[usize], rounds: usize, mut row: impl FnMut(usize) -> String) {
+    let mut rows: Vec<Vec<String>> = vec![Vec::new(); sizes.len()];
+    for r in 1..=rounds {
+        for (i, &n) in sizes.iter().enumerate() {
+            let line = row(n);
+            if rounds > 1 {
+                // The key count cell says which round: `| 10000 r2 | …`.
+                println!(
+                    "{}",
+                    line.replacen(&format!("| {n} |"), &format!("| {n} r{r} |"), 1)
+                );
+            } else {
+                println!("{line}");
+            }
+            rows[i].push(line);
+        }
+    }
+    if rounds > 1 {
+        for r in &rows {
+            println!("{}", median_row(r));
+        }
+    }
+}
+
+/// `| a | b | … |` rows → one row of each column's median (the lower middle value for an even
+/// count), printed with the first row's decimals; the key count is left as it is.
+fn median_row(rows: &[String]) -> String {
+    let cells: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| {
+            r.trim_matches(|c| c == '|' || c == ' ')
+                .split(" | ")
+                .collect()
+        })
+        .collect();
+    let width = cells.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(width);
+    for c in 0..width {
+        let first = cells[0].get(c).copied().unwrap_or("");
+        let mut v: Vec<f64> = cells
+            .iter()
+            .filter_map(|r| r.get(c).and_then(|x| x.parse().ok()))
+            .collect();
+        if c == 0 || v.len() != cells.len() {
+            out.push(first.to_owned());
+            continue;
+        }
+        v.sort_by(f64::total_cmp);
+        let m = v[(v.len() - 1) / 2];
+        let decimals = first.split_once('.').map_or(0, |(_, d)| d.len());
+        out.push(format!("{m:.decimals$}"));
+    }
+    if let Some(keys) = out.first_mut() {
+        keys.push_str(" median");
+    }
+    format!("| {} |", out.join(" | "))
 }
 
 fn run_child(flag: &str, n: usize) -> String {

@@ -34,7 +34,7 @@ fn detect(text: &str) -> Form<'_> {
 
 /// Base64 (standard or url-safe alphabet, padded or not) of exactly 32 bytes.
 pub(crate) fn base64_32(text: &str) -> Result<[u8; 32], KeyError> {
-    let engine = if text.contains(['-', '_']) {
+    let engine = if text.bytes().any(|b| b == b'-' || b == b'_') {
         &B64_URL
     } else {
         &B64_STANDARD
