@@ -492,7 +492,16 @@ pub fn decode_points_while<R>(
         }
     };
     let r = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..helpers).map(|_| s.spawn(decode_turns)).collect();
+        // A thread that cannot be started (a pids limit, say) leaves its share to the others and
+        // to this thread; `spawn` would panic instead.
+        let handles: Vec<_> = (0..helpers)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("sigproxy-keys".into())
+                    .spawn_scoped(s, decode_turns)
+                    .ok()
+            })
+            .collect();
         let r = work();
         decode_turns();
         for h in handles {
@@ -682,6 +691,16 @@ mod tests {
                 assert_eq!(g.to_bytes(), *r, "row {i}");
             }
         }
+        // The work runs on the calling thread, alongside the decoding, and comes back.
+        let mut out = point_slots(raw.len());
+        let me = std::thread::current().id();
+        let (same, ok) = decode_points_while(&raw, &mut out, || std::thread::current().id() == me);
+        assert!(same && !ok);
+        assert_eq!(undecoded(&raw, &out), [17, PARALLEL_MIN + 3]);
+        let tail = &raw[PARALLEL_MIN - 100..];
+        let mut out = point_slots(tail.len() - 1);
+        let ((), ok) = decode_points_while(tail, &mut out, || ());
+        assert!(!ok, "slots of the wrong length are not a decode");
         let (few, failed) = decode_points(&raw[15..18]);
         assert_eq!((few.len(), failed), (3, vec![2]));
         assert_eq!(few[0].to_bytes(), raw[15]);
