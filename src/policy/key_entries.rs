@@ -2,8 +2,9 @@
 //! with where each was written, gathered into one `KeyIndex` (key ids unique across every
 //! file, a clash naming both places). It checks shape, ids and status; turning `public_key` text
 //! into a key is `crate::keys`' job. Key files in the block layout `keygen` writes take a fast
-//! path (`fast`); anything else goes through the positioned YAML tree. `key_files` globs support
-//! `*` and `?` in the last path segment.
+//! path (`fast`); anything else goes through the positioned YAML tree. Files are read as a
+//! pipeline: the next file is read and parsed while the other cores decode the last one's points.
+//! `key_files` globs support `*` and `?` in the last path segment.
 
 mod cache;
 mod fast;
@@ -245,9 +246,7 @@ pub(crate) fn gather(
         let (next, decoded) = match pending.as_mut() {
             Some(p) => {
                 let prepared = &mut p.prepared;
-                let (next, ok) =
-                    decode_points_while(&prepared.raw, &mut prepared.points, || step(&mut slots));
-                (next, ok)
+                decode_points_while(&prepared.raw, &mut prepared.points, || step(&mut slots))
             }
             None => (step(&mut slots), true),
         };
@@ -259,6 +258,8 @@ pub(crate) fn gather(
     for (slot, path) in slots.into_iter().zip(&paths) {
         match slot.table {
             Some(table) => tables.push(table),
+            // Every path ends with a table or an error; should one not, say so rather than
+            // load without its keys in silence.
             None if slot.errors.is_empty() => errors.push(ConfigError {
                 file: path.display().to_string(),
                 line: 1,

@@ -344,6 +344,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_printable_ascii_and_newlines_pass() {
+        assert!(plain_ascii(b" azAZ09~\n"));
+        assert!(plain_ascii(b""));
+        for bad in [0x7f, 0x1f, b'\t', b'\r', 0x80, 0xff, 0] {
+            let mut long = vec![b'a'; 200];
+            long[130] = bad;
+            assert!(!plain_ascii(&long), "{bad:#x} passed");
+            assert!(!plain_ascii(&[bad]), "{bad:#x} passed");
+        }
+    }
+
     fn value() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("a".to_string()),
