@@ -19,8 +19,8 @@ pub(crate) use parse::base64_32;
 pub use parse::{parse_private_key, parse_public_key};
 pub use set::{Duplicates, KeyIndex, KeyRecord, KeySet, KeySource, KeyStatus};
 pub use table::{
-    KeyPos, KeyRef, KeyTable, KeyTableBuilder, decode_points, decode_points_while, point_slots,
-    undecoded,
+    KeyPos, KeyRef, KeyTable, KeyTableBuilder, decode_batch_while, decode_points,
+    decode_points_while, point_slots, undecoded,
 };
 
 use std::fmt;

@@ -470,13 +470,43 @@ pub fn decode_points_while<R>(
     out: &mut [VerifyingKey],
     work: impl FnOnce() -> R,
 ) -> (R, bool) {
+    decode_batch_while(vec![(raw, out)], work)
+}
+
+/// `decode_points_while` over several (raw, out) pairs at once (the points of several small key
+/// files): one set of threads for all of them. Whether every key of every pair decoded; a pair
+/// whose lengths differ is not decoded at all (and makes it false).
+pub fn decode_batch_while<R>(
+    batch: Vec<(&[[u8; 32]], &mut [VerifyingKey])>,
+    work: impl FnOnce() -> R,
+) -> (R, bool) {
     let helpers = std::thread::available_parallelism().map_or(1, usize::from) - 1;
-    if helpers == 0 || raw.len() < PARALLEL_MIN || raw.len() != out.len() {
-        let r = work();
-        return (r, raw.len() == out.len() && decode_into(raw, out));
+    let mut all_ok = true;
+    let mut total = 0;
+    // The turns, allocated here (not in a worker).
+    let mut turns = Vec::with_capacity(
+        batch
+            .iter()
+            .map(|(r, _)| r.len().div_ceil(TURN))
+            .sum::<usize>(),
+    );
+    for (r, o) in batch {
+        if r.len() == o.len() {
+            total += r.len();
+            turns.extend(r.chunks(TURN).zip(o.chunks_mut(TURN)));
+        } else {
+            all_ok = false;
+        }
     }
-    let turns = std::sync::Mutex::new(raw.chunks(TURN).zip(out.chunks_mut(TURN)));
-    let all_ok = std::sync::atomic::AtomicBool::new(true);
+    if helpers == 0 || total < PARALLEL_MIN {
+        let r = work();
+        for (raw, out) in turns {
+            all_ok &= decode_into(raw, out);
+        }
+        return (r, all_ok);
+    }
+    let turns = std::sync::Mutex::new(turns.into_iter());
+    let decoded_all = std::sync::atomic::AtomicBool::new(true);
     let decode_turns = || {
         loop {
             // A poisoned lock (a panicking thread, which `from_bytes` never is) ends the turns;
@@ -487,7 +517,7 @@ pub fn decode_points_while<R>(
             };
             let Some((r, o)) = next else { break };
             if !decode_into(r, o) {
-                all_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+                decoded_all.store(false, std::sync::atomic::Ordering::Relaxed);
             }
         }
     };
@@ -506,12 +536,13 @@ pub fn decode_points_while<R>(
         decode_turns();
         for h in handles {
             if h.join().is_err() {
-                all_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+                decoded_all.store(false, std::sync::atomic::Ordering::Relaxed);
             }
         }
         r
     });
-    let ok = all_ok.load(std::sync::atomic::Ordering::Relaxed)
+    let ok = all_ok
+        && decoded_all.load(std::sync::atomic::Ordering::Relaxed)
         && turns.lock().is_ok_and(|mut t| t.next().is_none());
     (r, ok)
 }

@@ -16,7 +16,7 @@ use super::file::PolicyFile;
 use super::reader::{MapReader, choice, index, list, string};
 use super::yaml::{self, Node, Pos};
 use crate::keys::{
-    KeyIndex, KeyPos, KeyRecord, KeySource, KeyStatus, KeyTable, decode_points_while,
+    KeyIndex, KeyPos, KeyRecord, KeySource, KeyStatus, KeyTable, decode_batch_while,
     parse_public_key,
 };
 use ed25519_dalek::VerifyingKey;
@@ -232,26 +232,44 @@ pub(crate) fn gather(
     let mut slots: Vec<Slot> = std::iter::repeat_with(Slot::default)
         .take(paths.len())
         .collect();
-    // A pipeline over the files: while the other cores decode the points of the file read last,
-    // this thread reads and parses the next one, then helps decode. Every long-lived buffer is
-    // allocated here, on this thread (see `decode_points_while`).
-    let mut pending: Option<Pending> = None;
+    // A pipeline over the files: while the other cores decode the points of the last batch of
+    // files read, this thread reads and parses the next batch, then helps decode. A batch is one
+    // file, or as many small files as make `BATCH_KEYS` keys (threads for a file of a hundred
+    // keys would cost more than they save). Every long-lived buffer is allocated here, on this
+    // thread (see `decode_batch_while`).
+    let mut pending: Vec<Pending> = Vec::new();
     let mut next_path = paths.iter().enumerate();
-    loop {
-        let path = next_path.next();
-        if path.is_none() && pending.is_none() {
-            break;
-        }
-        let step = |slots: &mut [Slot]| path.and_then(|(i, p)| read_one(i, p, cache, slots));
-        let (next, decoded) = match pending.as_mut() {
-            Some(p) => {
-                let prepared = &mut p.prepared;
-                decode_points_while(&prepared.raw, &mut prepared.points, || step(&mut slots))
+    let read_batch =
+        |slots: &mut [Slot],
+         next_path: &mut std::iter::Enumerate<std::slice::Iter<'_, PathBuf>>| {
+            let mut batch = Vec::new();
+            let mut keys = 0;
+            while keys < BATCH_KEYS {
+                let Some((i, path)) = next_path.next() else {
+                    break;
+                };
+                if let Some(p) = read_one(i, path, cache, slots) {
+                    keys += p.prepared.raw.len();
+                    batch.push(p);
+                }
             }
-            None => (step(&mut slots), true),
+            batch
         };
-        if let Some(p) = pending.take() {
+    loop {
+        let (next, decoded) = if pending.is_empty() {
+            (read_batch(&mut slots, &mut next_path), true)
+        } else {
+            let pairs = pending
+                .iter_mut()
+                .map(|p| (&p.prepared.raw[..], &mut p.prepared.points[..]))
+                .collect();
+            decode_batch_while(pairs, || read_batch(&mut slots, &mut next_path))
+        };
+        for p in pending.drain(..) {
             finish_one(p, decoded, cache, &mut slots);
+        }
+        if next.is_empty() {
+            break;
         }
         pending = next;
     }
@@ -318,6 +336,9 @@ pub(crate) fn gather(
     }
     (index, paths)
 }
+
+/// Key files are decoded in batches of at least this many keys (or one file, if bigger).
+const BATCH_KEYS: usize = 4096;
 
 /// One key file's outcome in `gather`: its table, or the errors that kept it out.
 #[derive(Default)]
@@ -503,85 +524,86 @@ mod tests {
         );
     }
 
-    /// Files big enough for the parallel decoder, read through the pipeline (the next file
-    /// parsed while the last one's points decode): a key that is not a point still names its
-    /// file, line and column, a duplicate across files still names both places, errors come in
-    /// file order, and the cached and uncached loads agree key for key.
+    /// Key files read through the pipeline (the next batch parsed while the last one's points
+    /// decode) — big files each a batch, small files batched together, tiny sets on one thread:
+    /// a key that is not a point still names its file, line and column, a duplicate across files
+    /// still names both places, errors come in file order, and the cached and uncached loads
+    /// agree key for key.
     #[test]
-    #[allow(clippy::unwrap_used)]
     fn pipelined_load_keeps_every_error_and_every_key() {
+        for (files, per_file) in [(4, 5000), (30, 300), (3, 40)] {
+            pipelined_load(files, per_file);
+        }
+    }
+
+    #[allow(clippy::unwrap_used)]
+    fn pipelined_load(files: usize, n: usize) {
         let pk = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
         let not_a_point = "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-        const N: usize = 5000;
         let d = tempfile::tempdir().unwrap();
         let keys = d.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
-        let write = |name: &str, prefix: &str, bad: Option<usize>, extra: Option<&str>| {
+        let name = |f: usize| keys.join(format!("f{f:02}.yaml"));
+        let write = |f: usize, bad: Option<usize>, extra: Option<&str>| {
             let mut s = String::from("keys:\n");
-            for i in 0..N {
+            for i in 0..n {
                 let key = if Some(i) == bad { not_a_point } else { pk };
-                s.push_str(&format!("  - key_id: {prefix}{i}\n    public_key: {key}\n"));
+                s.push_str(&format!("  - key_id: f{f}-{i}\n    public_key: {key}\n"));
             }
             if let Some(id) = extra {
                 s.push_str(&format!("  - key_id: {id}\n    public_key: {pk}\n"));
             }
-            std::fs::write(keys.join(name), s).unwrap();
+            std::fs::write(name(f), s).unwrap();
         };
-        for (name, prefix) in [
-            ("a.yaml", "a"),
-            ("b.yaml", "b"),
-            ("c.yaml", "c"),
-            ("d.yaml", "d"),
-        ] {
-            write(name, prefix, None, None);
+        for f in 0..files {
+            write(f, None, None);
         }
         let policy = d.path().join("policy.yaml");
         std::fs::write(&policy, "key_files: [\"keys/*.yaml\"]\n").unwrap();
         let cache = KeyFileCache::new();
         let cached = super::super::load_cached(&policy, &cache).unwrap();
         let plain = super::super::load(&policy).unwrap();
-        assert_eq!(cached.keys.len(), 4 * N);
+        assert_eq!(cached.keys.len(), files * n);
         assert_eq!(cached, plain);
-        let k = plain.keys.get("c4321").unwrap();
-        assert_eq!(
-            k.pos,
-            Some(KeyPos {
-                line: 2 + 2 * 4321,
-                col: 5
-            })
-        );
+        let row = n - 3;
+        let k = plain.keys.get(&format!("f{}-{row}", files - 1)).unwrap();
+        let line = 2 + 2 * row as u32;
+        assert_eq!(k.pos, Some(KeyPos { line, col: 5 }));
         assert_eq!(k.key.as_bytes(), &crate::keys::base64_32(pk).unwrap());
 
-        // Key b1234 is not a point; d.yaml redefines a17 after its own keys.
-        write("b.yaml", "b", Some(1234), None);
-        write("d.yaml", "d", None, Some("a17"));
-        let (b, a, dd) = (
-            keys.join("b.yaml").display().to_string(),
-            keys.join("a.yaml").display().to_string(),
-            keys.join("d.yaml").display().to_string(),
-        );
+        // A key in the second file is not a point; the last file redefines f0-17 at its end.
+        let (bad_file, bad_row, last) = (1, n / 2, files - 1);
+        write(bad_file, Some(bad_row), None);
+        write(last, None, Some("f0-17"));
+        let parsed = cache.counts().parsed;
         for e in [
             super::super::load_cached(&policy, &cache).unwrap_err(),
             super::super::load(&policy).unwrap_err(),
         ] {
             let e = e.to_string();
             let bad_at = e.find(&format!(
-                "{b}:{}:17: keys[1234].public_key: not a usable Ed25519 public key",
-                3 + 2 * 1234
+                "{}:{}:17: keys[{bad_row}].public_key: not a usable Ed25519 public key",
+                name(bad_file).display(),
+                3 + 2 * bad_row
             ));
             let dup_at = e.find(&format!(
-                "{dd}:{}:5: keys: duplicate key_id \"a17\" (first defined at {a}:{}:5)",
-                2 + 2 * N,
+                "{}:{}:5: keys: duplicate key_id \"f0-17\" (first defined at {}:{}:5)",
+                name(last).display(),
+                2 + 2 * n,
+                name(0).display(),
                 2 + 2 * 17
             ));
-            assert!(bad_at.is_some() && dup_at.is_some(), "{e}");
+            assert!(bad_at.is_some() && dup_at.is_some(), "{files}x{n}: {e}");
             assert!(bad_at < dup_at, "{e}");
+            assert_eq!(e.lines().count(), 2, "{e}");
         }
+        assert_eq!(cache.counts().parsed, parsed + 2);
         // Fixed: only the two rewritten files are parsed again, and every key is there.
-        write("b.yaml", "b", None, None);
-        write("d.yaml", "d", None, None);
+        write(bad_file, None, None);
+        write(last, None, None);
         let fixed = super::super::load_cached(&policy, &cache).unwrap();
-        assert_eq!(fixed.keys.len(), 4 * N);
+        assert_eq!(cache.counts().parsed, parsed + 4);
+        assert_eq!(fixed.keys.len(), files * n);
         assert_eq!(fixed, plain);
     }
 

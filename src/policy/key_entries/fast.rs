@@ -9,6 +9,7 @@
 
 use crate::keys::{
     KeyPos, KeySource, KeyStatus, KeyTable, KeyTableBuilder, decode_points_while, point_slots,
+    undecoded,
 };
 use crate::policy::yaml::{Value, resolve_plain};
 use ed25519_dalek::VerifyingKey;
@@ -74,9 +75,12 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// The table, once `points` are decoded; `None` if any is not a point (the full reader then
-    /// names it).
+    /// names it). `all_decoded`: the decoder said every key of its batch decoded; when it did
+    /// not, the keys of this file are checked one by one (the culprit may be another file's).
     pub fn finish(self, all_decoded: bool) -> Option<KeyTable> {
-        if !all_decoded || self.points.len() != self.raw.len() {
+        if self.points.len() != self.raw.len()
+            || !all_decoded && !undecoded(&self.raw, &self.points).is_empty()
+        {
             return None;
         }
         drop(self.raw);
