@@ -3,6 +3,7 @@
 //! snapshot once per request and attaches an [`AuditNote`] for the logging phase; it writes no
 //! metric and no log line itself (see `observe`).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ use crate::rollout::{self, CanaryReason, HaltInfo};
 use crate::signature::target::Target;
 use crate::signature::{self, Requirement, Verified, digest};
 
+const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+const SIGNATURE: HeaderName = HeaderName::from_static("signature");
+
 /// What the logging phase needs to know about the decision.
 #[derive(Clone, Debug)]
 pub struct AuditNote {
@@ -41,8 +45,9 @@ pub struct AuditNote {
     pub auth_latency: Duration,
     /// The replay store failed and `on_store_error: allow` let the request through.
     pub store_error_allowed: bool,
-    /// The matched route's `path_prefix`, or `default` (a bounded metric label).
-    pub route: String,
+    /// The matched route's `path_prefix`, or `default` (a bounded metric label; borrowed for
+    /// the default route, so a request no route matches allocates nothing for it).
+    pub route: Cow<'static, str>,
     /// Why the canary enforced this request, when it did (`always` or `sampled`).
     pub canary: Option<CanaryReason>,
     /// This request tripped the canary auto-halt.
@@ -55,7 +60,7 @@ struct Route {
     mode: Mode,
     dry_run: bool,
     started: Instant,
-    label: String,
+    label: Cow<'static, str>,
     canary: Option<CanaryReason>,
 }
 
@@ -283,7 +288,7 @@ fn note(
         detail,
         auth_latency: started.elapsed(),
         store_error_allowed: false,
-        route: String::new(),
+        route: Cow::Borrowed(""),
         canary: None,
         canary_halt: None,
     }
@@ -380,11 +385,11 @@ impl Gate for Authenticator {
         let now = (self.clock)();
         let mut live = live.clone();
         let found = live.effective.route_for(req.method, route_path(req.target));
-        let label = found
-            .route
-            .map_or_else(|| "default".to_owned(), |r| r.path_prefix.clone());
+        let label = found.route.map_or(Cow::Borrowed("default"), |r| {
+            Cow::Owned(r.path_prefix.clone())
+        });
         let signed =
-            req.headers.contains_key("signature-input") || req.headers.contains_key("signature");
+            req.headers.contains_key(&SIGNATURE_INPUT) || req.headers.contains_key(&SIGNATURE);
         let dry_run = found.dry_run;
         let (mode, canary, halt) = self.canary(&live, req, found.mode, signed, dry_run, now);
         let route = Route {

@@ -44,18 +44,18 @@ impl JsonLine {
         }
     }
 
-    /// A string from `Display` (addresses), escaped like any other value.
-    pub fn display(&mut self, k: &'static str, v: impl std::fmt::Display) {
+    /// An address (no character of one needs escaping).
+    pub fn ip(&mut self, k: &'static str, v: std::net::IpAddr) {
         self.key(k);
-        let start = self.buf.len();
-        let _ = write!(self.buf, "{v}");
-        if needs_escape(&self.buf[start..]) {
-            let raw = self.buf.split_off(start);
-            push_json_str(&mut self.buf, &raw);
-        } else {
-            self.buf.insert(start, '"');
-            self.buf.push('"');
+        self.buf.push('"');
+        match crate::proxy::headers::ip_value(v)
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(text) => self.buf.push_str(text),
+            None => crate::proxy::headers::push_ip(&mut self.buf, v),
         }
+        self.buf.push('"');
     }
 
     pub fn bool(&mut self, k: &'static str, v: bool) {
@@ -65,14 +65,19 @@ impl JsonLine {
 
     pub fn uint(&mut self, k: &'static str, v: u64) {
         self.key(k);
-        let _ = write!(self.buf, "{v}");
+        crate::proxy::headers::push_u64(&mut self.buf, v);
     }
 
     /// Milliseconds with microsecond resolution (`2.873`).
     pub fn millis(&mut self, k: &'static str, d: std::time::Duration) {
         self.key(k);
-        let us = d.as_micros();
-        let _ = write!(self.buf, "{}.{:03}", us / 1000, us % 1000);
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        crate::proxy::headers::push_u64(&mut self.buf, us / 1000);
+        let frac = us % 1000;
+        self.buf.push('.');
+        for d in [frac / 100, frac / 10 % 10, frac % 10] {
+            self.buf.push(char::from(b'0' + d as u8));
+        }
     }
 
     /// The closing members and the newline.
@@ -81,10 +86,6 @@ impl JsonLine {
         self.buf.push_str("}\n");
         self.buf
     }
-}
-
-fn needs_escape(s: &str) -> bool {
-    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// `s` as a JSON string: `"` and `\` escaped, control characters as `\n`-style or `\u00XX`;
@@ -139,7 +140,10 @@ pub fn push_rfc3339_micros(out: &mut String, at: SystemTime) {
     put(14, 2, sod / 60 % 60);
     put(17, 2, sod % 60);
     put(20, 6, u64::from(d.subsec_micros()));
-    out.extend(b.iter().map(|&c| char::from(c)));
+    // All ASCII digits and punctuation: always UTF-8.
+    if let Ok(s) = std::str::from_utf8(&b) {
+        out.push_str(s);
+    }
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -241,8 +245,8 @@ mod tests {
         l.str("event_type", "exempt");
         l.opt_str("client_id", None);
         l.opt_str("key_id", Some("k\"1"));
-        l.display("source_ip", "::1".parse::<std::net::IpAddr>().unwrap());
-        l.display("odd", "a\"b");
+        l.ip("source_ip", "::1".parse::<std::net::IpAddr>().unwrap());
+        l.str("odd", "a\"b");
         l.bool("dry_run", false);
         l.uint("status", 200);
         l.millis("latency_ms", Duration::from_micros(2_873));
@@ -259,5 +263,56 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert_eq!(v["latency_ms"], 2.873);
         assert_eq!(v["target"], "audit");
+    }
+}
+
+#[cfg(test)]
+mod numbers {
+    use super::*;
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    /// The hand-written numbers against `core::fmt`, at their edges.
+    #[test]
+    fn digits_match_fmt() {
+        let mut l = JsonLine::new_in(String::new(), UNIX_EPOCH, "INFO");
+        for v in [0u64, 7, 10, 99, 200, 1_000_000, u64::MAX] {
+            l.uint("n", v);
+            assert!(l.buf.ends_with(&format!("\"n\":{v}")), "{v}");
+        }
+        for us in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1_000,
+            2_873,
+            60_000_001,
+            u64::MAX / 2,
+        ] {
+            l.millis("ms", Duration::from_micros(us));
+            let want = format!("\"ms\":{}.{:03}", us / 1000, us % 1000);
+            assert!(
+                l.buf.ends_with(&want),
+                "{us}: {}",
+                &l.buf[l.buf.len() - 40..]
+            );
+        }
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.3.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            l.ip("source_ip", ip);
+            assert!(l.buf.ends_with(&format!("\"source_ip\":\"{ip}\"")), "{ip}");
+        }
     }
 }

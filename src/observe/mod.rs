@@ -102,21 +102,25 @@ fn audit(sink: &LogSink, r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
     if !tracing::enabled!(target: "audit", tracing::Level::INFO) {
         return;
     }
-    let target = String::from_utf8_lossy(r.target);
-    let path = target.split('?').next().unwrap_or("");
+    let path = r
+        .target
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(r.target, |q| &r.target[..q]);
+    let path = String::from_utf8_lossy(path);
     let mut l = JsonLine::new_in(take_line_buffer(), SystemTime::now(), "INFO");
     l.str("event_type", note.event.as_str());
     l.str("request_id", r.request_id);
     l.opt_str("client_id", note.client_id.as_deref());
     l.opt_str("key_id", note.key_id.as_deref());
     if let Some(ip) = r.client_ip.or(r.peer.map(|p| p.ip())) {
-        l.display("source_ip", ip);
+        l.ip("source_ip", ip);
     }
     if let Some(ua) = r.headers.get(http::header::USER_AGENT) {
         l.str("user_agent", &String::from_utf8_lossy(ua.as_bytes()));
     }
     l.str("method", r.method.as_str());
-    l.str("path", path);
+    l.str("path", &path);
     l.str("mode", note.mode.as_str());
     l.bool("dry_run", note.dry_run);
     l.str("route", &note.route);

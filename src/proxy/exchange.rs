@@ -219,8 +219,10 @@ fn view<'a>(session: &'a ServerSession, ids: &'a Ids) -> RequestView<'a> {
     // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host; over HTTP/2 the
     // `:authority` pseudo-header is the URI's authority.
     let target = req.raw_path();
-    let absolute = std::str::from_utf8(target)
-        .ok()
+    // Only an absolute-form target can carry an authority; origin-form (`/…`) is not parsed.
+    let absolute = (target.first() != Some(&b'/'))
+        .then(|| std::str::from_utf8(target).ok())
+        .flatten()
         .and_then(crate::signature::target::Target::parse)
         .and_then(|t| match t {
             crate::signature::target::Target::Absolute { authority, .. } => {
@@ -334,33 +336,50 @@ fn upstream_request<N>(
         }
     }
     origin_form(&mut up);
-    let chunked = up.headers.contains_key(http::header::TRANSFER_ENCODING);
-    let had_length = up.headers.contains_key(http::header::CONTENT_LENGTH);
+    // One pass over the names: what to drop (hop-by-hop, `Expect`, the strip set, the gate's
+    // overrides) and the framing the client used. Cheaper than a hash lookup per name to drop.
+    let scan = scan_head(&up.headers, hop, &pass.strip);
     let announced = body::announced_length(session);
-    strip_hop_by_hop(&mut up);
-    up.remove(&http::header::EXPECT);
+    for n in &scan.doomed {
+        up.remove(n);
+    }
+    let mut framing_set = false;
     match buffered {
         // Read whole and verified: sent with its exact length, whatever the client's framing.
         Some(b) => {
             up.remove(&http::header::CONTENT_LENGTH);
-            if !b.is_empty() || chunked || had_length || announced != Some(0) {
+            if !b.is_empty() || scan.chunked || scan.had_length || announced != Some(0) {
                 up.insert(http::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+                framing_set = true;
             }
         }
         // Streamed: the length the client announced, or chunks of unknown total.
         None => match announced {
             Some(0) => {}
-            Some(n) => up.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n)),
-            None => up.insert(
-                http::header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            ),
+            Some(n) => {
+                up.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+                framing_set = true;
+            }
+            None => {
+                up.insert(
+                    http::header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+                framing_set = true;
+            }
         },
     }
-    hop.strip.strip(&mut up);
-    // Exactly as they arrived: the gate named each spelling it found uncovered.
-    for name in &pass.strip {
-        up.remove(name);
+    if framing_set {
+        // As before the single pass: a strip set or override list that names a framing field
+        // removes it even when we set it.
+        for n in [
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
+        ] {
+            if hop.strip.contains(n.as_str()) || pass.strip.contains(&n) {
+                up.remove(&n);
+            }
+        }
     }
     headers::set_forwarded(
         &mut up,
@@ -381,22 +400,77 @@ fn upstream_request<N>(
 }
 
 /// Hop-by-hop fields never forwarded (RFC 9110 §7.6.1), plus the body framing we set ourselves.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [http::HeaderName; 9] = [
+    http::header::CONNECTION,
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
+
+/// What one pass over a request head's names found.
+struct Scan {
+    /// Names to remove before the proxy sets its own: hop-by-hop fields, those the client's
+    /// `Connection` nominated, `Expect`, the policy's strip set in any spelling, and the gate's
+    /// `strip` list (exactly as spelled).
+    doomed: Vec<http::HeaderName>,
+    /// The client sent `Transfer-Encoding`.
+    chunked: bool,
+    /// The client sent `Content-Length`.
+    had_length: bool,
+}
+
+fn scan_head(map: &http::HeaderMap, hop: &Hop, gate_strip: &[http::HeaderName]) -> Scan {
+    let mut scan = Scan {
+        doomed: Vec::new(),
+        chunked: false,
+        had_length: false,
+    };
+    let mut connection = false;
+    for k in map.keys() {
+        if k == http::header::TRANSFER_ENCODING {
+            scan.chunked = true;
+        } else if k == http::header::CONTENT_LENGTH {
+            scan.had_length = true;
+        } else if k == http::header::CONNECTION {
+            connection = true;
+        }
+        if HOP_BY_HOP.contains(k)
+            || k == http::header::EXPECT
+            || hop.strip.contains(k.as_str())
+            || gate_strip.contains(k)
+        {
+            scan.doomed.push(k.clone());
+        }
+    }
+    if connection {
+        scan.doomed.extend(nominated(map));
+    }
+    scan
+}
+
+/// The fields a request's `Connection` header names, but never the target or framing.
+fn nominated(map: &http::HeaderMap) -> Vec<http::HeaderName> {
+    map.get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|t| http::HeaderName::from_bytes(t.trim_ascii()).ok())
+        .filter(|n| !NEVER_NOMINATED.contains(n))
+        .collect()
+}
 
 /// An absolute-form target (`GET http://host/x`) goes upstream in origin-form with its
 /// authority as Host (RFC 9112 §3.2.1–2: an origin server is sent origin-form, and the target's
 /// authority wins over a Host field). The path and query bytes are not touched.
 fn origin_form(up: &mut RequestHeader) {
+    // Origin-form (`/…`, every ordinary request) has nothing to rewrite: no copy of it.
+    if up.raw_path().first() == Some(&b'/') {
+        return;
+    }
     let target = up.raw_path().to_vec();
     let Some(crate::signature::target::Target::Absolute {
         authority,
@@ -433,21 +507,3 @@ const NEVER_NOMINATED: [http::HeaderName; 3] = [
     http::header::CONTENT_LENGTH,
     http::header::CONTENT_TYPE,
 ];
-
-/// Remove hop-by-hop fields, including those the client nominated in `Connection`.
-pub(super) fn strip_hop_by_hop(req: &mut impl HeaderEdit) {
-    let nominated: Vec<http::HeaderName> = req
-        .map()
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|t| http::HeaderName::from_bytes(t.trim_ascii()).ok())
-        .filter(|n| !NEVER_NOMINATED.contains(n))
-        .collect();
-    for n in &nominated {
-        req.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        req.remove(&http::HeaderName::from_static(n));
-    }
-}

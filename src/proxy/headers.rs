@@ -102,6 +102,16 @@ pub fn normalize(name: &str) -> String {
         .collect()
 }
 
+/// Header names equal after lowercasing and `_` → `-` (the spelling-insensitive match of
+/// `normalize`, without building the normalized string).
+pub fn same_spelling(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
 /// Names (normalized) that must never arrive from a client.
 #[derive(Clone, Debug)]
 pub struct StripSet {
@@ -116,9 +126,10 @@ impl StripSet {
         Self { names }
     }
 
+    /// Whether `name`, in any case and `_`/`-` spelling, is in the set. No allocation: this runs
+    /// over every header of every request.
     pub fn contains(&self, name: &str) -> bool {
-        let n = normalize(name);
-        self.names.contains(&n)
+        self.names.iter().any(|n| same_spelling(n, name))
     }
 
     /// Remove every header whose normalized name is in the set, and every `Connection` token
@@ -166,7 +177,7 @@ impl StripSet {
 
 /// Keep a client's X-Request-Id when it is short printable ASCII, else make a 128-bit hex one.
 pub fn request_id(headers: &HeaderMap) -> String {
-    if let Some(v) = headers.get(super::respond::REQUEST_ID) {
+    if let Some(v) = headers.get(&X_REQUEST_ID.name) {
         let b = v.as_bytes();
         if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
             return String::from_utf8_lossy(b).into_owned();
@@ -203,7 +214,115 @@ pub fn new_request_id() -> String {
     let mut h = SipHasher13::new_with_keys(k0, k1);
     h.write_u64(N.fetch_add(1, Ordering::Relaxed));
     let id = h.finish128();
-    format!("{:016x}{:016x}", id.h1, id.h2)
+    let mut out = String::with_capacity(32);
+    push_hex_u64(&mut out, id.h1);
+    push_hex_u64(&mut out, id.h2);
+    out
+}
+
+/// `v` as 16 lowercase hex digits, without `core::fmt` (a request id is made per request).
+fn push_hex_u64(out: &mut String, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
+    }
+    // ASCII hex digits: always UTF-8.
+    if let Ok(s) = std::str::from_utf8(&digits) {
+        out.push_str(s);
+    }
+}
+
+/// `ip` in its usual text form appended to `out`: an IPv4 address written digit by digit (the
+/// common case, once or twice per request), an IPv6 one through `Display` (RFC 5952 form).
+pub fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut b = [0u8; 15];
+            let mut n = 0;
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    b[n] = b'.';
+                    n += 1;
+                }
+                if o >= 100 {
+                    b[n] = b'0' + o / 100;
+                    n += 1;
+                }
+                if o >= 10 {
+                    b[n] = b'0' + o / 10 % 10;
+                    n += 1;
+                }
+                b[n] = b'0' + o % 10;
+                n += 1;
+            }
+            // ASCII digits and dots: always UTF-8.
+            if let Ok(s) = std::str::from_utf8(&b[..n]) {
+                out.push_str(s);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// `v` in decimal appended to `out`, without `core::fmt`.
+pub fn push_u64(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    if let Ok(s) = std::str::from_utf8(&digits[i..]) {
+        out.push_str(s);
+    }
+}
+
+/// `ip` as a header value (its usual text form), remembered per thread for the last address
+/// asked: the requests of a keep-alive connection, and most of a worker's, come from one peer,
+/// so its text is made once rather than per request (and per use: `X-Forwarded-For`, the audit
+/// line). No lock: each thread keeps its own. `None` only if the text is not a valid value,
+/// which an address's never is.
+pub fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<Option<(IpAddr, HeaderValue)>> = const { Cell::new(None) };
+    }
+    let make = || {
+        let mut s = String::with_capacity(15);
+        push_ip(&mut s, ip);
+        HeaderValue::from_str(&s).ok()
+    };
+    LAST.try_with(|c| match c.take() {
+        Some((last, v)) if last == ip => {
+            c.set(Some((last, v.clone())));
+            Some(v)
+        }
+        _ => {
+            let v = make()?;
+            c.set(Some((ip, v.clone())));
+            Some(v)
+        }
+    })
+    // Thread-local storage already torn down (a thread's exit path): made afresh.
+    .unwrap_or_else(|_| make())
+}
+
+/// A value the proxy sets often, without copying it: `http`, `https`.
+fn known_value(value: &str) -> Option<HeaderValue> {
+    match value {
+        "http" => Some(HeaderValue::from_static("http")),
+        "https" => Some(HeaderValue::from_static("https")),
+        _ => None,
+    }
 }
 
 pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
@@ -261,8 +380,11 @@ pub fn set_forwarded(
     trusted: &[IpNet],
     ours: &str,
 ) {
-    let peer_s = peer.map(|p| p.to_string()).unwrap_or_default();
     if is_trusted(peer, trusted) {
+        let mut peer_s = String::new();
+        if let Some(p) = peer {
+            push_ip(&mut peer_s, p);
+        }
         let prior: Vec<String> = headers
             .map()
             .get_all(&X_FORWARDED_FOR.name)
@@ -282,13 +404,20 @@ pub fn set_forwarded(
         }
     } else {
         headers.remove(&X_FORWARDED_HOST);
-        set(headers, &X_FORWARDED_FOR, &peer_s);
+        match peer.and_then(ip_value) {
+            Some(v) => headers.insert_known(&X_FORWARDED_FOR, v),
+            None => headers.remove(&X_FORWARDED_FOR.name),
+        }
         set(headers, &X_FORWARDED_PROTO, ours);
     }
 }
 
 /// `name: value` alone, or no `name` at all when `value` is empty (or not a valid value).
 pub fn set(headers: &mut impl HeaderEdit, name: &Known, value: &str) {
+    if let Some(v) = known_value(value) {
+        headers.insert_known(name, v);
+        return;
+    }
     match HeaderValue::from_str(value) {
         Ok(v) if !value.is_empty() => headers.insert_known(name, v),
         _ => headers.remove(&name.name),
@@ -337,6 +466,64 @@ mod tests {
         assert_eq!(g.len(), 32);
         assert!(g.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn hand_written_digits_match_fmt() {
+        for v in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX, 1 << 63] {
+            let mut s = String::new();
+            push_hex_u64(&mut s, v);
+            assert_eq!(s, format!("{v:016x}"));
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        for ip in [
+            "0.0.0.0",
+            "192.0.2.9",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
+    }
+
+    #[test]
+    fn ip_value_is_the_address_text_whichever_was_asked_last() {
+        let a: IpAddr = "192.0.2.9".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        for ip in [a, a, b, a, b, b] {
+            assert_eq!(ip_value(ip).unwrap(), ip.to_string().as_str());
+        }
+        let mut h = HeaderMap::new();
+        set(&mut h, &X_FORWARDED_PROTO, "https");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
+        set(&mut h, &X_FORWARDED_PROTO, "");
+        assert!(h.get("x-forwarded-proto").is_none());
+    }
+
+    #[test]
+    fn strip_set_matches_any_spelling_without_normalizing() {
+        let s = StripSet::new(["X-DataFold-Client-Id"]);
+        for n in [
+            "x-datafold-client-id",
+            "X_DATAFOLD_CLIENT_ID",
+            "x_DataFold-client_id",
+        ] {
+            assert!(s.contains(n), "{n}");
+        }
+        for n in [
+            "x-datafold-client-i",
+            "x-datafold-client-idd",
+            "x.datafold-client-id",
+            "",
+        ] {
+            assert!(!s.contains(n), "{n}");
+        }
     }
 
     #[test]

@@ -329,30 +329,42 @@ pub(crate) fn classify(e: &pingora::Error) -> ErrorCode {
     }
 }
 
+/// Hop-by-hop fields of a response (RFC 9110 §7.6.1).
+const RESPONSE_HOP_BY_HOP: [http::HeaderName; 6] = [
+    http::header::CONNECTION,
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::UPGRADE,
+];
+
 /// Hop-by-hop fields of a response (RFC 9110 §7.6.1), and over HTTP/2 the HTTP/1.1 framing.
+/// One pass over the names rather than a lookup per field to drop.
 fn strip_response_hop_by_hop(resp: &mut ResponseHeader, to_h2: bool) {
-    let nominated: Vec<http::HeaderName> = resp
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|t| http::HeaderName::from_bytes(t.trim_ascii()).ok())
-        .filter(|n| n != http::header::CONTENT_LENGTH && n != http::header::TRANSFER_ENCODING)
-        .collect();
-    for n in &nominated {
+    let mut doomed: Vec<http::HeaderName> = Vec::new();
+    let mut connection = false;
+    for k in resp.headers.keys() {
+        if k == http::header::CONNECTION {
+            connection = true;
+        }
+        if RESPONSE_HOP_BY_HOP.contains(k) || (to_h2 && k == http::header::TRANSFER_ENCODING) {
+            doomed.push(k.clone());
+        }
+    }
+    if connection {
+        doomed.extend(
+            resp.headers
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+                .filter_map(|t| http::HeaderName::from_bytes(t.trim_ascii()).ok())
+                .filter(|n| {
+                    n != http::header::CONTENT_LENGTH && n != http::header::TRANSFER_ENCODING
+                }),
+        );
+    }
+    for n in &doomed {
         HeaderEdit::remove(resp, n);
-    }
-    for n in [
-        http::header::CONNECTION,
-        http::HeaderName::from_static("keep-alive"),
-        http::HeaderName::from_static("proxy-connection"),
-        http::header::TE,
-        http::header::TRAILER,
-        http::header::UPGRADE,
-    ] {
-        HeaderEdit::remove(resp, &n);
-    }
-    if to_h2 {
-        HeaderEdit::remove(resp, &http::header::TRANSFER_ENCODING);
     }
 }
