@@ -68,7 +68,7 @@ fn fixture(signed: bool) -> Fixture {
         detail: None,
         auth_latency: Duration::from_micros(41),
         store_error_allowed: false,
-        route: if signed { "/api/" } else { "default" }.to_owned(),
+        route: std::borrow::Cow::Borrowed(if signed { "/api/" } else { "default" }),
         canary: None,
         canary_halt: None,
     };
