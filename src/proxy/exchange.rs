@@ -72,6 +72,8 @@ pub(super) struct Ids {
     pub client_ip: Option<IpAddr>,
     /// The scheme the client used, as far as we may believe it.
     pub scheme: &'static str,
+    /// What the head's framing announces (`body::announced_length`), read once.
+    pub announced: Option<u64>,
 }
 
 impl<G: Gate, O: RequestObserver<G::Note>> Core<G, O> {
@@ -211,6 +213,7 @@ fn ids(session: &ServerSession, hop: &Hop, listener_scheme: &'static str) -> Ids
         } else {
             "http"
         },
+        announced: body::announced_length(session),
     }
 }
 
@@ -242,7 +245,7 @@ fn view<'a>(session: &'a ServerSession, ids: &'a Ids) -> RequestView<'a> {
         peer: ids.peer,
         client_ip: ids.client_ip,
         request_id: &ids.request_id,
-        announced_body: body::announced_length(session),
+        announced_body: ids.announced,
     }
 }
 
@@ -339,8 +342,8 @@ fn upstream_request<N>(
     // One pass over the names: what to drop (hop-by-hop, `Expect`, the strip set, the gate's
     // overrides) and the framing the client used. Cheaper than a hash lookup per name to drop.
     let scan = scan_head(&up.headers, hop, &pass.strip);
-    let announced = body::announced_length(session);
-    for n in &scan.doomed {
+    let announced = ids.announced;
+    for n in scan.hop_by_hop.names(&HOP_BY_HOP).chain(&scan.doomed) {
         up.remove(n);
     }
     let mut framing_set = false;
@@ -418,6 +421,8 @@ struct Scan {
     /// `Connection` nominated, `Expect`, the policy's strip set in any spelling, and the gate's
     /// `strip` list (exactly as spelled).
     doomed: Vec<http::HeaderName>,
+    /// The `HOP_BY_HOP` fields present (removed too).
+    hop_by_hop: headers::NameSet,
     /// The client sent `Transfer-Encoding`.
     chunked: bool,
     /// The client sent `Content-Length`.
@@ -427,40 +432,28 @@ struct Scan {
 fn scan_head(map: &http::HeaderMap, hop: &Hop, gate_strip: &[http::HeaderName]) -> Scan {
     let mut scan = Scan {
         doomed: Vec::new(),
+        hop_by_hop: headers::NameSet::default(),
         chunked: false,
         had_length: false,
     };
-    let mut connection = false;
     for k in map.keys() {
         if k == http::header::TRANSFER_ENCODING {
             scan.chunked = true;
         } else if k == http::header::CONTENT_LENGTH {
             scan.had_length = true;
-        } else if k == http::header::CONNECTION {
-            connection = true;
         }
-        if HOP_BY_HOP.contains(k)
-            || k == http::header::EXPECT
-            || hop.strip.contains(k.as_str())
-            || gate_strip.contains(k)
-        {
+        if scan.hop_by_hop.note(&HOP_BY_HOP, k) {
+            continue;
+        }
+        if k == http::header::EXPECT || hop.strip.contains(k.as_str()) || gate_strip.contains(k) {
             scan.doomed.push(k.clone());
         }
     }
-    if connection {
-        scan.doomed.extend(nominated(map));
+    // `Connection` is HOP_BY_HOP[0].
+    if scan.hop_by_hop.has(0) {
+        headers::nominated(map, &HOP_BY_HOP, &NEVER_NOMINATED, &mut scan.doomed);
     }
     scan
-}
-
-/// The fields a request's `Connection` header names, but never the target or framing.
-fn nominated(map: &http::HeaderMap) -> Vec<http::HeaderName> {
-    map.get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|t| http::HeaderName::from_bytes(t.trim_ascii()).ok())
-        .filter(|n| !NEVER_NOMINATED.contains(n))
-        .collect()
 }
 
 /// An absolute-form target (`GET http://host/x`) goes upstream in origin-form with its

@@ -175,6 +175,65 @@ impl StripSet {
     }
 }
 
+/// Which of a short fixed list of names (at most 16) a head holds, found in one pass over its
+/// names: a bit per entry, no allocation.
+#[derive(Default, Clone, Copy)]
+pub struct NameSet(u16);
+
+impl NameSet {
+    /// Marks `name` if it is in `list`; whether it was.
+    pub fn note(&mut self, list: &[HeaderName], name: &HeaderName) -> bool {
+        match list.iter().take(16).position(|n| n == name) {
+            Some(i) => {
+                self.0 |= 1 << i;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn has(&self, i: usize) -> bool {
+        i < 16 && self.0 & (1 << i) != 0
+    }
+
+    /// The marked names of `list`.
+    pub fn names<'a>(&self, list: &'a [HeaderName]) -> impl Iterator<Item = &'a HeaderName> {
+        let bits = self.0;
+        list.iter()
+            .take(16)
+            .enumerate()
+            .filter(move |(i, _)| bits & (1 << i) != 0)
+            .map(|(_, n)| n)
+    }
+}
+
+/// Adds to `out` the fields the `Connection` header(s) of `map` name (RFC 9110 §7.6.1), except
+/// those in `never` and those in `known` (the caller removes those anyway): only a token beyond
+/// them is parsed into a name.
+pub fn nominated(
+    map: &HeaderMap,
+    known: &[HeaderName],
+    never: &[HeaderName],
+    out: &mut Vec<HeaderName>,
+) {
+    for v in map.get_all(http::header::CONNECTION) {
+        for t in v.as_bytes().split(|b| *b == b',') {
+            let t = t.trim_ascii();
+            if known
+                .iter()
+                .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(t))
+            {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(t) {
+                if !never.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+}
+
 /// Keep a client's X-Request-Id when it is short printable ASCII, else make a 128-bit hex one.
 pub fn request_id(headers: &HeaderMap) -> String {
     if let Some(v) = headers.get(&X_REQUEST_ID.name) {
@@ -504,6 +563,32 @@ mod tests {
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
         set(&mut h, &X_FORWARDED_PROTO, "");
         assert!(h.get("x-forwarded-proto").is_none());
+    }
+
+    #[test]
+    fn name_set_and_nominated_fields() {
+        let list = [
+            http::header::CONNECTION,
+            HeaderName::from_static("keep-alive"),
+            http::header::UPGRADE,
+        ];
+        let h = map(&[
+            ("connection", "Keep-Alive, X-Secret , close"),
+            ("connection", "content-length,upgrade"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+        ]);
+        let mut set = NameSet::default();
+        let marked: Vec<bool> = h.keys().map(|k| set.note(&list, k)).collect();
+        assert_eq!(marked, [true, true, false]);
+        assert!(set.has(0) && set.has(1) && !set.has(2) && !set.has(99));
+        let names: Vec<&str> = set.names(&list).map(HeaderName::as_str).collect();
+        assert_eq!(names, ["connection", "keep-alive"]);
+        let mut out = Vec::new();
+        nominated(&h, &list, &[http::header::CONTENT_LENGTH], &mut out);
+        let out: Vec<&str> = out.iter().map(HeaderName::as_str).collect();
+        // Known names are left to the caller, `never` ones are kept, the rest are named.
+        assert_eq!(out, ["x-secret", "close"]);
     }
 
     #[test]

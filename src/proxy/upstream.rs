@@ -340,31 +340,29 @@ const RESPONSE_HOP_BY_HOP: [http::HeaderName; 6] = [
 ];
 
 /// Hop-by-hop fields of a response (RFC 9110 §7.6.1), and over HTTP/2 the HTTP/1.1 framing.
-/// One pass over the names rather than a lookup per field to drop.
+/// One pass over the names rather than a lookup per field to drop; no allocation unless the
+/// `Connection` header names a field beyond the hop-by-hop ones.
 fn strip_response_hop_by_hop(resp: &mut ResponseHeader, to_h2: bool) {
-    let mut doomed: Vec<http::HeaderName> = Vec::new();
-    let mut connection = false;
+    let mut fixed = headers::NameSet::default();
+    let mut te = false;
     for k in resp.headers.keys() {
-        if k == http::header::CONNECTION {
-            connection = true;
-        }
-        if RESPONSE_HOP_BY_HOP.contains(k) || (to_h2 && k == http::header::TRANSFER_ENCODING) {
-            doomed.push(k.clone());
+        if !fixed.note(&RESPONSE_HOP_BY_HOP, k) && to_h2 && k == http::header::TRANSFER_ENCODING {
+            te = true;
         }
     }
-    if connection {
-        doomed.extend(
-            resp.headers
-                .get_all(http::header::CONNECTION)
-                .iter()
-                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-                .filter_map(|t| http::HeaderName::from_bytes(t.trim_ascii()).ok())
-                .filter(|n| {
-                    n != http::header::CONTENT_LENGTH && n != http::header::TRANSFER_ENCODING
-                }),
-        );
+    let mut doomed: Vec<http::HeaderName> = Vec::new();
+    // `Connection` is RESPONSE_HOP_BY_HOP[0].
+    if fixed.has(0) {
+        const FRAMING: [http::HeaderName; 2] = [
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
+        ];
+        headers::nominated(&resp.headers, &RESPONSE_HOP_BY_HOP, &FRAMING, &mut doomed);
     }
-    for n in &doomed {
+    for n in fixed.names(&RESPONSE_HOP_BY_HOP).chain(doomed.iter()) {
         HeaderEdit::remove(resp, n);
+    }
+    if te {
+        HeaderEdit::remove(resp, &http::header::TRANSFER_ENCODING);
     }
 }
