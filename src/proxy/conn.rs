@@ -147,7 +147,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
                 };
                 let mut shutdown = shutdown.clone();
                 tokio::select! {
-                    r = tokio::time::timeout(idle, first_byte(&mut stream)) => match r {
+                    r = pingora::prelude::timeout(idle, first_byte(&mut stream)) => match r {
                         Ok(Some(p)) => prefix = Some(p),
                         _ => return,
                     },
@@ -187,7 +187,9 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
             }
             _ => session.set_keepalive(None),
         }
-        match tokio::time::timeout(hop.header_timeout(), session.read_request()).await {
+        // Pingora's timer (as its own read timeouts), not tokio's: arming a tokio timer earlier
+        // than the runtime's next wake-up writes the runtime's eventfd, a syscall per request.
+        match pingora::prelude::timeout(hop.header_timeout(), session.read_request()).await {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => return None,
             Ok(Err(e)) => {
