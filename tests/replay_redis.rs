@@ -1,6 +1,7 @@
 //! The Redis nonce store against a real `redis-server`: atomicity across two stores ("replicas"),
 //! expiry, outage and recovery without rebuilding the store, claims released when a hung server
-//! could not confirm them in time (or the caller gave up), and what a round trip costs.
+//! could not confirm them in time (or the caller gave up), claims independent of the probe's
+//! runtime, and what a round trip costs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -210,6 +211,54 @@ async fn unconfirmed_claims_are_released_when_a_hung_redis_wakes_up() {
     );
     assert_eq!(stats.release_failed, 0, "{stats:?}");
     assert_eq!(stats.errors, 1, "{stats:?}");
+}
+
+/// The readiness probe runs on a thread and runtime of its own and asks first, at start. A claim
+/// must not go through that runtime: while it is stalled, claims made from another runtime are
+/// answered (with one link for the process, the probe's runtime drove the connection, and these
+/// claims timed out: 503).
+#[test]
+fn claims_do_not_depend_on_the_probe_runtime() {
+    let server = RedisServer::start();
+    let s = store(&server, "");
+    let (probed_tx, probed_rx) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let prober = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                probed_tx.send(s.probe().await).unwrap();
+                // Blocks the runtime's only thread: none of its tasks runs until resumed.
+                let _ = resume_rx.recv_timeout(Duration::from_secs(30));
+            });
+        })
+    };
+    let probed = probed_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(probed, Ok(()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answers = rt.block_on(async {
+        let mut answers = Vec::new();
+        for i in 0..3 {
+            answers.push(s.check_and_remember("k", &format!("n{i}"), TTL, 0).await);
+        }
+        answers.push(s.check_and_remember("k", "n0", TTL, 0).await);
+        answers
+    });
+    resume_tx.send(()).unwrap();
+    prober.join().unwrap();
+    let fresh = Ok(Freshness::Fresh);
+    assert_eq!(
+        answers,
+        [fresh.clone(), fresh.clone(), fresh, Ok(Freshness::Replayed)]
+    );
 }
 
 /// A value written by an older sigproxy (`SET key 1 NX`) during a rolling upgrade is a used nonce.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::{RedisError, Value};
 use sha2::{Digest, Sha256};
 
-use super::redis_link::{Link, LinkConfig, Pinned, Timeouts};
+use super::redis_link::{Link, LinkConfig, Links, Pinned, Timeouts, timed_out};
 use super::{Freshness, NonceStore, StoreError, StoreStats};
 use crate::policy::replay::{RedisTarget, RedisTopology, ReplayScope, redact_url};
 
@@ -24,6 +24,10 @@ pub const KEY_NAMESPACE: &str = "sigproxy:nonce:";
 /// Deletes `KEYS[1]` only while it still holds `ARGV[1]`: releases our claim and nobody else's.
 const RELEASE_SCRIPT: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+const HEX: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f',
+];
 
 /// How often a release is re-sent when the connection it went out on broke before answering.
 const RELEASE_ATTEMPTS: u32 = 5;
@@ -66,11 +70,13 @@ impl RedisStoreConfig {
     }
 }
 
-/// The Redis nonce store. Cheap to share behind an `Arc`; requests multiplex over one connection
-/// per server (commands sent concurrently are written back to back without waiting for each
-/// other's answers, which is pipelining without batching on our side).
+/// The Redis nonce store. Cheap to share behind an `Arc`; the requests of one runtime multiplex
+/// over one connection per server, driven on that runtime (commands sent concurrently are written
+/// back to back without waiting for each other's answers, which is pipelining without batching on
+/// our side).
 pub struct RedisStore {
-    link: Arc<Link>,
+    /// One link per runtime that asks (the proxy's, the probe's): see `Links`.
+    links: Links,
     key_prefix: String,
     response_timeout: Duration,
     display: String,
@@ -99,12 +105,12 @@ impl RedisStore {
     /// password.
     pub fn new(config: &RedisStoreConfig) -> Result<Self, String> {
         let display = describe(&config.link.topology);
-        let link = Link::new(&config.link).map_err(|e| format!("replay store {display}: {e}"))?;
+        let links = Links::new(&config.link).map_err(|e| format!("replay store {display}: {e}"))?;
         let mut tag = [0u8; 8];
         getrandom::fill(&mut tag)
             .map_err(|e| format!("replay store: no randomness for claim values: {e}"))?;
         Ok(Self {
-            link: Arc::new(link),
+            links,
             key_prefix: config.key_prefix.clone(),
             response_timeout: config.link.timeouts.response,
             display,
@@ -136,7 +142,10 @@ impl RedisStore {
         let mut key = String::with_capacity(KEY_NAMESPACE.len() + self.key_prefix.len() + 2 * 16);
         key.push_str(KEY_NAMESPACE);
         key.push_str(&self.key_prefix);
-        key.push_str(&hex::encode(&digest[..16]));
+        for byte in &digest[..16] {
+            key.push(HEX[usize::from(byte >> 4)]);
+            key.push(HEX[usize::from(byte & 0xf)]);
+        }
         key
     }
 
@@ -230,6 +239,8 @@ fn is_syntax_error(e: &RedisError) -> bool {
 struct PendingClaim {
     link: Arc<Link>,
     conn: Pinned,
+    /// Bounds each attempt of the release (the connection has no timeout of its own).
+    response_timeout: Duration,
     key: String,
     token: String,
     stats: Arc<Counters>,
@@ -246,18 +257,21 @@ impl Drop for PendingClaim {
             stats.release_failed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let (link, mut conn) = (self.link.clone(), self.conn.clone());
+        let (link, mut conn, bound) = (self.link.clone(), self.conn.clone(), self.response_timeout);
         let (key, token) = (
             std::mem::take(&mut self.key),
             std::mem::take(&mut self.token),
         );
-        // The first write happens in the task's first poll; the connection's own response timeout
-        // bounds each attempt, so the task ends by itself.
+        // The first write happens in the task's first poll; each attempt is bounded, so the task
+        // ends by itself.
         rt.spawn(async move {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(RELEASE_SCRIPT).arg(1).arg(&key).arg(&token);
             for attempt in 0..RELEASE_ATTEMPTS {
-                let counter = match conn.query(&cmd).await {
+                let answer = tokio::time::timeout(bound, conn.query(&cmd))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out()));
+                let counter = match answer {
                     Ok(Value::Int(1)) => &stats.released,
                     Ok(_) => &stats.not_held,
                     // Sent, and waiting behind the claim on a server that does not answer: it
@@ -266,7 +280,7 @@ impl Drop for PendingClaim {
                     // The connection broke: the claim on it either ran before that or never will.
                     // Release through the connection the link finds next.
                     Err(e) => {
-                        link.failed(&conn, &e);
+                        link.failed(&e);
                         tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
                         match link.pin().await {
                             Ok(next) => conn = next,
@@ -303,14 +317,19 @@ impl NonceStore for RedisStore {
         _now: u64,
     ) -> Result<Freshness, StoreError> {
         let key = self.redis_key(key_id, nonce);
+        // The link a claim went out on, to tell it when the claim got no answer in time.
+        let mut sent_on: Option<Arc<Link>> = None;
         let op = async {
-            let conn = self.link.pin().await.map_err(|e| self.unavailable(&e))?;
+            let link = self.links.current().map_err(|e| self.unavailable(&e))?;
+            let conn = link.pin().await.map_err(|e| self.unavailable(&e))?;
+            sent_on = Some(link.clone());
             // Armed from before the first byte is written until the answer is read: whatever
             // interrupts this future in between (the timeout below, or the request being dropped)
             // releases the claim.
             let mut pending = PendingClaim {
-                link: self.link.clone(),
+                link,
                 conn,
+                response_timeout: self.response_timeout,
                 key,
                 token: self.token(),
                 stats: self.stats.clone(),
@@ -324,15 +343,19 @@ impl NonceStore for RedisStore {
             // released too. Only a clear answer, fresh or replayed, disarms.
             pending.armed = result.is_err();
             result.map_err(|e| {
-                self.link.failed(&pending.conn, &e);
+                pending.link.failed(&e);
                 self.unavailable(&e)
             })
         };
-        // Each connection's own timeouts bound one attempt; this bounds the whole wait, including
-        // waiting on a reconnect another request started.
-        let result = tokio::time::timeout(self.response_timeout, op)
-            .await
-            .unwrap_or_else(|_| {
+        // The one timer of a claim (the one-server and Sentinel connections have none of their
+        // own): it bounds the whole wait, including waiting on a reconnect another request
+        // started. Armed only if the answer is not there at the first poll.
+        let result = match tokio::time::timeout(self.response_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => {
+                if let Some(link) = &sent_on {
+                    link.failed(&timed_out());
+                }
                 Err(StoreError::Unavailable(
                     format!(
                         "redis {}: no answer within {} ms",
@@ -341,7 +364,8 @@ impl NonceStore for RedisStore {
                     )
                     .into(),
                 ))
-            });
+            }
+        };
         if result.is_err() {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -362,13 +386,16 @@ impl NonceStore for RedisStore {
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
-        let r = tokio::time::timeout(self.response_timeout * 4, self.link.probe())
-            .await
-            .unwrap_or_else(|_| {
-                Err(RedisError::from(std::io::Error::from(
-                    std::io::ErrorKind::TimedOut,
-                )))
-            });
+        let r = match self.links.current() {
+            Ok(link) => match tokio::time::timeout(self.response_timeout * 4, link.probe()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    link.failed(&timed_out());
+                    Err(timed_out())
+                }
+            },
+            Err(e) => Err(e),
+        };
         self.stats.probe_ok.store(r.is_ok(), Ordering::Relaxed);
         r.map_err(|e| self.unavailable(&e))
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -19,6 +19,7 @@ use redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo,
     IntoConnectionInfo, RedisError, RedisResult, TlsCertificates, TlsMode, Value,
 };
+use tokio::runtime::Id as RuntimeId;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::policy::replay::{RedisTarget, RedisTopology, SecretSource, redact_url};
@@ -149,10 +150,98 @@ impl Pinned {
 pub struct SingleLink {
     client: Client,
     config: ConnectionManagerConfig,
+    /// How long the task that drives the first connection waits for it.
+    first_connect: Duration,
     conn: OnceCell<ConnectionManager>,
 }
 
-/// The store's way to Redis, built without connecting; the first `pin` connects.
+/// The response timeout of a one-server or Sentinel link's connection: none. The store bounds each
+/// command it sends with one timer of its own (`tokio::time::timeout`); a connection's timer on
+/// top would be a second timer per claim, and each timer armed earlier than the runtime's next
+/// planned wake-up makes the runtime wake itself (an eventfd write, then one more `epoll_wait`),
+/// so a claim cost two such wake-ups instead of one. The cluster client keeps its own timeout:
+/// its internal requests (slot refreshes) are not ours to bound.
+const NO_RESPONSE_TIMEOUT: Option<Duration> = None;
+
+/// A timeout as the `redis` crate reports one (`is_timeout()`), for a bound the store applied.
+pub fn timed_out() -> RedisError {
+    RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
+/// One `Link` per tokio runtime that uses the store, each built on first use from that runtime.
+///
+/// A multiplexed connection's I/O runs in a task of the runtime that made it (the `redis` crate
+/// spawns it there), and a command sent from another runtime's thread is handed across: the other
+/// thread is woken to write it, and wakes ours again with the answer, two cross-thread wake-ups
+/// and their syscalls per claim. With one link for the process, the readiness probe (a thread and
+/// runtime of its own, which asks first, at start) owned the connection, and every signed request
+/// paid that handover: 8 syscalls and a second thread's CPU per request where 3 suffice. Per
+/// runtime, a claim's write, wait and read happen on the request's own thread. The cost is one
+/// connection (or, for a cluster, one set) per runtime: Pingora's proxy runtime and the probe's.
+pub struct Links {
+    config: LinkConfig,
+    /// Few entries (runtimes are made at start); an entry outlives its runtime (ids are never
+    /// reused) only where runtimes come and go, as in tests.
+    by_runtime: ArcSwap<Vec<(RuntimeId, Arc<Link>)>>,
+    /// Serialises adding an entry, so that a runtime gets one link.
+    adding: std::sync::Mutex<()>,
+}
+
+impl Links {
+    /// Checks the configuration (URLs, TLS material) by building one link; connects nothing.
+    pub fn new(config: &LinkConfig) -> Result<Self, String> {
+        drop(Link::new(config)?);
+        Ok(Self {
+            config: config.clone(),
+            by_runtime: ArcSwap::from_pointee(Vec::new()),
+            adding: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// The link of the runtime this is called from.
+    pub fn current(&self) -> RedisResult<Arc<Link>> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "replay store used outside a tokio runtime",
+            )));
+        };
+        let id = rt.id();
+        if let Some(link) = find(&self.by_runtime.load(), id) {
+            return Ok(link);
+        }
+        let _one = self.adding.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.by_runtime.load_full();
+        if let Some(link) = find(&now, id) {
+            return Ok(link);
+        }
+        // Checked in `new`: the same configuration builds again.
+        let link =
+            Arc::new(Link::new(&self.config).map_err(|e| {
+                RedisError::from((redis::ErrorKind::Client, "replay store link", e))
+            })?);
+        let mut next = Vec::with_capacity(now.len() + 1);
+        next.extend(now.iter().cloned());
+        next.push((id, link.clone()));
+        self.by_runtime.store(Arc::new(next));
+        Ok(link)
+    }
+
+    /// How many runtimes have a link (tests).
+    #[cfg(test)]
+    pub fn runtimes(&self) -> usize {
+        self.by_runtime.load().len()
+    }
+}
+
+fn find(links: &[(RuntimeId, Arc<Link>)], id: RuntimeId) -> Option<Arc<Link>> {
+    links
+        .iter()
+        .find(|(rt, _)| *rt == id)
+        .map(|(_, link)| link.clone())
+}
+
+/// The store's way to Redis from one runtime, built without connecting; the first `pin` connects.
 pub enum Link {
     Single(Box<SingleLink>),
     Cluster(Arc<ClusterLink>),
@@ -172,7 +261,10 @@ impl Link {
                 .map_err(|e| format!("{}: {e}", redact_url(url)))?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(t.connect))
-                    .set_response_timeout(Some(t.response))
+                    // No timer of the connection's own: `redis.rs` bounds every command it sends
+                    // (a claim, its release, a probe), and a second timer per claim would cost a
+                    // wake-up of its own (see `NO_RESPONSE_TIMEOUT`).
+                    .set_response_timeout(NO_RESPONSE_TIMEOUT)
                     // A reconnect is attempted on the next request after a failure anyway; a long
                     // retry series would only keep requests waiting on one doomed attempt.
                     .set_number_of_retries(1)
@@ -181,6 +273,7 @@ impl Link {
                 Ok(Link::Single(Box::new(SingleLink {
                     client,
                     config,
+                    first_connect: t.connect + t.response,
                     conn: OnceCell::new(),
                 })))
             }
@@ -229,6 +322,7 @@ impl Link {
                 let SingleLink {
                     client,
                     config,
+                    first_connect,
                     conn,
                 } = single.as_ref();
                 let c = conn
@@ -242,8 +336,12 @@ impl Link {
                         // shorter than a TLS handshake to a distant Redis. A task of its own drives
                         // it to the end. (Later reconnects are spawned by the manager itself.)
                         let mut driver = manager.clone();
+                        let bound = *first_connect;
                         tokio::spawn(async move {
-                            let _ = redis::cmd("PING").query_async::<Value>(&mut driver).await;
+                            let ping = redis::cmd("PING");
+                            let _ =
+                                tokio::time::timeout(bound, ping.query_async::<Value>(&mut driver))
+                                    .await;
                         });
                         Ok::<_, RedisError>(manager)
                     })
@@ -255,12 +353,13 @@ impl Link {
         }
     }
 
-    /// A command failed on `pinned`: let the link find Redis again where that helps.
-    pub fn failed(&self, pinned: &Pinned, e: &RedisError) {
-        match (self, pinned) {
-            (Link::Sentinel(s), Pinned::Sentinel(_)) => s.failed(e),
-            (Link::Cluster(c), Pinned::Cluster(_)) => c.failed(e),
-            _ => {}
+    /// A command failed (or got no answer in time: a timeout error): let the link find Redis
+    /// again where that helps.
+    pub fn failed(&self, e: &RedisError) {
+        match self {
+            Link::Sentinel(s) => s.failed(e),
+            Link::Cluster(c) => c.failed(e),
+            Link::Single(_) => {}
         }
     }
 
@@ -285,7 +384,7 @@ impl Link {
             other => other.query(&redis::cmd("PING")).await.map(drop),
         };
         if let Err(e) = &result {
-            self.failed(&pinned, e);
+            self.failed(e);
         }
         result
     }
@@ -413,7 +512,7 @@ impl SentinelLink {
             current: ArcSwapOption::empty(),
             conn_config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(cfg.timeouts.connect))
-                .set_response_timeout(Some(cfg.timeouts.response)),
+                .set_response_timeout(NO_RESPONSE_TIMEOUT),
             last_refresh_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             master: master.to_owned(),
@@ -569,6 +668,27 @@ mod tests {
             e.starts_with("replay.redis_password_file /nonexistent/pw: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn each_runtime_gets_its_own_link_and_keeps_it() {
+        let links = Links::new(&LinkConfig::standalone("redis://127.0.0.1:1", T)).unwrap();
+        assert!(links.current().is_err(), "outside a runtime");
+        let rt = |_| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (rt(0), rt(1));
+        let a1 = a.block_on(async { links.current().unwrap() });
+        let a2 = a.block_on(async { links.current().unwrap() });
+        let b1 = b.block_on(async { links.current().unwrap() });
+        assert!(Arc::ptr_eq(&a1, &a2));
+        assert!(!Arc::ptr_eq(&a1, &b1));
+        assert_eq!(links.runtimes(), 2);
+        // A bad configuration is refused when the store is built, not on a request.
+        let bad = LinkConfig::standalone("unix:///tmp/redis.sock", T);
+        assert!(Links::new(&bad).is_err());
     }
 
     #[test]
