@@ -9,15 +9,16 @@
 # connection, and is dumped: Ir/req = the dump's total / N. Cases: nginx plain proxy (one
 # process, master_process off), the Pingora floor (benches/load/floor.rs), sigproxy `off`,
 # sigproxy `required` with pre-signed GETs (fresh nonces), and EXTRA_SIGPROXY builds (as in
-# run.sh). From the `required` profile: the inclusive Ir of `VerifyingKey::verify_strict` per
+# run.sh), and (REDIS=1, the default, when redis-server is installed) sigproxy `required` with
+# `replay.store: redis` on a fresh local redis-server per pass. From the `required` profile: the inclusive Ir of `VerifyingKey::verify_strict` per
 # request — the bare Ed25519 verify, measured inside the same run. From every profile: calls into
 # the allocator per request (cgcalls.py). Kernel work is not counted by callgrind: syscalls per
 # request come from a second, native pass (perf stat, when perf exists).
 #
-# Knobs: N=2000, WARM=300, CACHE_SIM=1 (callgrind's cache simulation: simulated L1 and last-level
+# Knobs: N=2000, WARM=300, REDIS=0 (skip the Redis case), CACHE_SIM=1 (callgrind's cache simulation: simulated L1 and last-level
 # misses per request by group; slower), KEEP=1 (keep the temp dir and the callgrind files), SIGPROXY=...,
 # SIGPROXY_NO_BUILD=1 (see lib.sh). Needs valgrind (installed with apt-get when missing), nginx,
-# python3 with `cryptography`. About 3 minutes (one CPU).
+# python3 with `cryptography`; redis-server for the Redis case. About 3.5 minutes (one CPU).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -64,6 +65,21 @@ http {
 CONF
 
 # name port reqs-offset-or-"-" command... : prints Ir per request, leaves $T/cg-<name>.1
+REDIS_OK=""
+if [ "${REDIS:-1}" != 0 ] && need redis-server; then REDIS_OK=1; fi
+# A fresh redis-server (it has seen none of the nonces); sets RPID and writes
+# $T/sigproxy-redis.yaml for it.
+fresh_redis() {
+  [ -n "${RPID:-}" ] && stop_pid "$RPID"
+  local rp
+  rp=$(free_port)
+  redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no >>"$T/redis.log" 2>&1 &
+  RPID=$!; PIDS+=("$RPID")
+  wait_port "$rp"
+  sigproxy_config required "replay: { store: redis, redis_url: \"redis://127.0.0.1:$rp/0\" }"
+  mv "$T/sigproxy-required.yaml" "$T/sigproxy-redis.yaml"
+}
+if [ -n "$REDIS_OK" ]; then fresh_redis; fi
 sigproxy_config off
 sigproxy_config required
 declare -A IR ALLOCS
@@ -94,6 +110,9 @@ FLP=$(free_port)
 callgrind floor "$FLP" - $(floor_cmd | sed "s/{LISTEN}/127.0.0.1:$FLP/; s/{UPSTREAM}/127.0.0.1:$UP/")
 callgrind off "$SP" - "$SIGPROXY" run --config "$T/sigproxy-off.yaml"
 callgrind required "$SP" 0 "$SIGPROXY" run --config "$T/sigproxy-required.yaml"
+if [ -n "$REDIS_OK" ]; then
+  callgrind redis "$SP" 0 "$SIGPROXY" run --config "$T/sigproxy-redis.yaml"
+fi
 EXTRA_ROWS=()
 while IFS=$'\t' read -r name bin; do
   callgrind "$name off" "$SP" - "$bin" run --config "$T/sigproxy-off.yaml"
@@ -125,14 +144,15 @@ start_proxy_cmd floor "$FLP" "$(floor_cmd)"
 python3 "$HERE/drive.py" "$FLP" "$WARM"
 syscalls floor "$PROXY_PID" "$FLP" -
 stop_pid "$PROXY_PID" "$FLP"
-for mode in off required; do
+for mode in off required ${REDIS_OK:+redis}; do
+  if [ "$mode" = redis ]; then fresh_redis; fi
   "$SIGPROXY" run --config "$T/sigproxy-$mode.yaml" >/dev/null 2>>"$T/native.err" &
   SPID=$!; PIDS+=("$SPID"); wait_port "$SP"
   if [ "$mode" = off ]; then
     python3 "$HERE/drive.py" "$SP" "$WARM"; syscalls off "$SPID" "$SP" -
   else
     python3 "$HERE/drive.py" "$SP" "$WARM" "$T/get.reqs" $((WARM + N))
-    syscalls required "$SPID" "$SP" $((2 * WARM + N))
+    syscalls "$mode" "$SPID" "$SP" $((2 * WARM + N))
   fi
   stop_sigproxy
 done
@@ -151,6 +171,7 @@ $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)), $(nginx -v 2>&1 | sed 
 | sigproxy off | ${IR[off]} | ${ALLOCS[off]} | ${SYS[off]} |
 | sigproxy required, signed GET | ${IR[required]} | ${ALLOCS[required]} | ${SYS[required]} |
 | of which \`verify_strict\` | $VERIFY | | |
+$(if [ -n "$REDIS_OK" ]; then echo "| sigproxy required + Redis replay store (one local redis-server), signed GET | ${IR[redis]} | ${ALLOCS[redis]} | ${SYS[redis]} |"; fi)
 $(for n in "${EXTRA_ROWS[@]}"; do echo "| $n off | ${IR["$n off"]} | ${ALLOCS["$n off"]} | |"; echo "| $n required, signed GET | ${IR["$n required"]} | ${ALLOCS["$n required"]} | |"; done)
 
 | ratio | value | goal (issue 14, in CPU time) |
@@ -160,6 +181,7 @@ $(for n in "${EXTRA_ROWS[@]}"; do echo "| $n off | ${IR["$n off"]} | ${ALLOCS["$
 | signed extra over off: (required − off) / verify_strict | $(ratio "$EXTRA" "$VERIFY") ($EXTRA / $VERIFY) | (issue 6: ≤ 1.15) |
 | passthrough: sigproxy off / nginx proxy | $(ratio "${IR[off]}" "${IR[nginx]}") | (issue 6: ≤ 1.0) |
 | floor / nginx proxy | $(ratio "${IR[floor]}" "${IR[nginx]}") | |
+$(if [ -n "$REDIS_OK" ]; then echo "| Redis replay store over the memory store: instructions/request (syscalls/request) | $((IR[redis] - IR[required])) ($(awk -v a="${SYS[redis]}" -v b="${SYS[required]}" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", a - b }')) | (issue 7: measured, no target) |"; fi)
 TABLE
 
 echo
@@ -168,5 +190,6 @@ echo "perfstat.sh's CPU samples):"
 echo
 EXTRA_GROUPS=()
 for n in "${EXTRA_ROWS[@]}"; do EXTRA_GROUPS+=("$n off" "$T/cg-$n off.1" "$n signed GET" "$T/cg-$n required.1"); done
+if [ -n "$REDIS_OK" ]; then EXTRA_GROUPS+=("signed GET + Redis" "$T/cg-redis.1"); fi
 python3 "$HERE/groups.py" callgrind "$N" floor "$T/cg-floor.1" "sigproxy off" "$T/cg-off.1" \
   "sigproxy required, signed GET" "$T/cg-required.1" ${EXTRA_GROUPS[@]+"${EXTRA_GROUPS[@]}"}
