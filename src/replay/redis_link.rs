@@ -156,11 +156,11 @@ pub struct SingleLink {
 }
 
 /// The response timeout of a one-server or Sentinel link's connection: none. The store bounds each
-/// command it sends with one timer of its own (`tokio::time::timeout`); a connection's timer on
-/// top would be a second timer per claim, and each timer armed earlier than the runtime's next
-/// planned wake-up makes the runtime wake itself (an eventfd write, then one more `epoll_wait`),
-/// so a claim cost two such wake-ups instead of one. The cluster client keeps its own timeout:
-/// its internal requests (slot refreshes) are not ours to bound.
+/// command it sends with one timer of its own (a claim with Pingora's `fast_timeout`); the
+/// connection's tokio timer on top was a second timer per claim, and each tokio timer armed
+/// earlier than the runtime's next planned wake-up makes the runtime wake itself (an eventfd
+/// write, then one more `epoll_wait`). The cluster client keeps its own timeout: its internal
+/// requests (slot refreshes) are not ours to bound.
 const NO_RESPONSE_TIMEOUT: Option<Duration> = None;
 
 /// A timeout as the `redis` crate reports one (`is_timeout()`), for a bound the store applied.
