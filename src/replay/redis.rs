@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use pingora::time::fast_timeout::fast_timeout;
+use pingora::prelude::timeout as fast_timeout;
 use redis::{RedisError, Value};
 use sha2::{Digest, Sha256};
 
