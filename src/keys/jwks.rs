@@ -52,6 +52,16 @@ struct Document<'a> {
 /// Linear in the number of keys: one pass over the document, each key parsed on its own, the
 /// points decoded on every core, one index build.
 pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
+    // A struct also deserializes from a JSON array (its fields in order): only an object is a
+    // JWK Set.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => "JWKS has no \"keys\" array".to_owned(),
+                Err(e) => format!("JWKS is not valid JSON: {e}"),
+            },
+        );
+    }
     let doc: Document<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
         Category::Data => "JWKS has no \"keys\" array".to_owned(),
         _ => format!("JWKS is not valid JSON: {e}"),
@@ -322,5 +332,17 @@ mod tests {
                 .contains("\"same\" twice")
         );
         assert!(parse_jwks(b"{\"keys\":[]}", URL).unwrap().index.is_empty());
+        // An array holding the keys array is not a JWK Set.
+        let wrapped = format!("[[{}]]", jwk(1, "k", ""));
+        assert!(
+            parse_jwks(wrapped.as_bytes(), URL)
+                .unwrap_err()
+                .contains("no \"keys\" array")
+        );
+        assert!(
+            parse_jwks(b" [1,", URL)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
     }
 }
