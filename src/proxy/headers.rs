@@ -281,13 +281,11 @@ pub fn new_request_id() -> String {
 
 /// `v` as 16 lowercase hex digits, without `core::fmt` (a request id is made per request).
 fn push_hex_u64(out: &mut String, v: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 16];
-    for (i, d) in digits.iter_mut().enumerate() {
-        *d = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
-    }
-    // ASCII hex digits: always UTF-8.
-    if let Ok(s) = std::str::from_utf8(&digits) {
+    // 8 bytes into 16 digits: the lengths match, so this cannot fail; ASCII is UTF-8.
+    if hex::encode_to_slice(v.to_be_bytes(), &mut digits).is_ok()
+        && let Ok(s) = std::str::from_utf8(&digits)
+    {
         out.push_str(s);
     }
 }

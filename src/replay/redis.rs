@@ -26,10 +26,6 @@ pub const KEY_NAMESPACE: &str = "sigproxy:nonce:";
 const RELEASE_SCRIPT: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
-const HEX: [char; 16] = [
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f',
-];
-
 /// How often a release is re-sent when the connection it went out on broke before answering.
 const RELEASE_ATTEMPTS: u32 = 5;
 
@@ -143,9 +139,12 @@ impl RedisStore {
         let mut key = String::with_capacity(KEY_NAMESPACE.len() + self.key_prefix.len() + 2 * 16);
         key.push_str(KEY_NAMESPACE);
         key.push_str(&self.key_prefix);
-        for byte in &digest[..16] {
-            key.push(HEX[usize::from(byte >> 4)]);
-            key.push(HEX[usize::from(byte & 0xf)]);
+        let mut digits = [0u8; 32];
+        // 16 bytes into 32 digits: the lengths match, so this cannot fail; ASCII is UTF-8.
+        if hex::encode_to_slice(&digest[..16], &mut digits).is_ok()
+            && let Ok(d) = std::str::from_utf8(&digits)
+        {
+            key.push_str(d);
         }
         key
     }
