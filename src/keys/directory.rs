@@ -288,7 +288,7 @@ impl Inner {
             200 => {}
             s => return Err(format!("HTTP status {s}")),
         }
-        let digest: [u8; 32] = Sha256::digest(&resp.body).into();
+        let digest: [u8; 32] = Sha256::digest(&resp.body[..]).into();
         if state.digest == Some(digest) {
             state.etag = resp.etag;
             return Ok(FetchOutcome::Unchanged);

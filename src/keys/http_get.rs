@@ -3,11 +3,14 @@
 //! cap and one overall timeout; `https://` over rustls with the system's root certificates. It does
 //! not follow redirects, pool connections, decompress, or speak HTTP/2.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::scratch::Scratch;
 
 /// Where to send the GET: an `http://` or `https://` URL taken apart once, at start-up.
 #[derive(Clone, Debug)]
@@ -66,7 +69,8 @@ impl Target {
 pub(crate) struct Response {
     pub status: u16,
     pub etag: Option<String>,
-    pub body: Vec<u8>,
+    /// Unmapped when dropped (`scratch.rs`).
+    pub body: Scratch,
 }
 
 /// GET `target`, all of it (connect, TLS, request, response) within `timeout`; a body over
@@ -147,41 +151,177 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(|e| format!("send request: {e}"))?;
 
-    const MAX_HEAD: usize = 64 * 1024;
+    read_response(&mut stream, max_body).await
+}
+
+/// Longest response head read.
+const MAX_HEAD: usize = 64 * 1024;
+/// Bytes asked of the stream per read while the head or a body of unknown length comes in.
+const READ_STEP: usize = 16 * 1024;
+
+/// How the response's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// 1xx, 204, 304: no body.
+    Empty,
+    Length(usize),
+    Chunked,
+    /// Read to the end of the connection.
+    Close,
+}
+
+#[derive(Debug)]
+struct Head {
+    status: u16,
+    etag: Option<String>,
+    framing: Framing,
+    /// Bytes of the head, blank line included.
+    len: usize,
+}
+
+/// Reads one response from `stream`. A body of announced length is read into one buffer of
+/// that size (a 30 MiB JWKS is not grown by doubling and then copied out: what the key
+/// directory's thread frees after a fetch is what stays mapped until its next one).
+pub(crate) async fn read_response<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max_body: usize,
+) -> Result<Response, String> {
     let mut buf = Vec::with_capacity(8 * 1024);
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read response: {e}"))?;
-        if n > 0 {
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.len() > MAX_HEAD + max_body + 64 * 1024 {
-                return Err(format!("response larger than {max_body} bytes"));
+    let head = loop {
+        if let Some(head) = parse_head(&buf, max_body)? {
+            break head;
+        }
+        if read_more(stream, &mut buf).await? == 0 {
+            return Err(CLOSED_EARLY.into());
+        }
+    };
+    let rest = buf.get(head.len..).unwrap_or_default();
+    let body = match head.framing {
+        Framing::Empty => Scratch::new(),
+        Framing::Length(len) => {
+            let mut body = Scratch::with_capacity(len)?;
+            body.extend_from_slice(rest.get(..len).unwrap_or(rest))?;
+            drop(buf);
+            while body.len() < len {
+                // Into the spare room only: the buffer never grows past `len`.
+                let n = read_into(stream, &mut body).await?;
+                if n == 0 {
+                    return Err(CLOSED_EARLY.into());
+                }
+            }
+            body
+        }
+        Framing::Chunked => {
+            let mut raw = Scratch::new();
+            raw.extend_from_slice(rest)?;
+            drop(buf);
+            loop {
+                if let Some(body) = decode_chunked(&raw, max_body)? {
+                    break body;
+                }
+                if raw.len() > max_body.saturating_add(MAX_HEAD) {
+                    return Err(format!("response body exceeds {max_body} bytes"));
+                }
+                raw.reserve(READ_STEP)?;
+                if read_into(stream, &mut raw).await? == 0 {
+                    return Err(CLOSED_EARLY.into());
+                }
             }
         }
-        let eof = n == 0;
-        if let Some(resp) = try_parse(&buf, eof, max_body)? {
-            return Ok(resp);
+        Framing::Close => {
+            let mut body = Scratch::new();
+            body.extend_from_slice(rest)?;
+            drop(buf);
+            loop {
+                if body.len() > max_body {
+                    return Err(format!("response body exceeds {max_body} bytes"));
+                }
+                body.reserve(READ_STEP)?;
+                if read_into(stream, &mut body).await? == 0 {
+                    break body;
+                }
+            }
         }
-        if eof {
-            return Err("connection closed before a complete response".into());
-        }
+    };
+    Ok(Response {
+        status: head.status,
+        etag: head.etag,
+        body,
+    })
+}
+
+/// One read into the buffer's spare room; 0 at the end of the stream.
+async fn read_into<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Scratch,
+) -> Result<usize, String> {
+    let n = stream
+        .read(buf.spare_mut())
+        .await
+        .map_err(|e| format!("read response: {e}"))?;
+    buf.advance(n);
+    Ok(n)
+}
+
+const CLOSED_EARLY: &str = "connection closed before a complete response";
+
+/// `read_response` over bytes in memory, handed out at most `step` bytes per read and then the
+/// end of the stream: the reader the tests and the fuzz target drive, without a socket.
+pub(crate) fn read_from_bytes(
+    data: &[u8],
+    step: usize,
+    max_body: usize,
+) -> Result<Response, String> {
+    let mut reader = Trickle {
+        data,
+        step: step.max(1),
+    };
+    let fut = std::pin::pin!(read_response(&mut reader, max_body));
+    // `Trickle` is always ready, so the first poll runs to the end.
+    match fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err("reader did not finish".into()),
     }
 }
 
-/// A complete response from `buf`, `None` when more bytes are needed.
-pub(crate) fn try_parse(
-    buf: &[u8],
-    eof: bool,
-    max_body: usize,
-) -> Result<Option<Response>, String> {
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl AsyncRead for Trickle<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.step.min(self.data.len()).min(buf.remaining());
+        let (now, later) = self.data.split_at(n);
+        buf.put_slice(now);
+        self.data = later;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Appends what one read gives (up to `READ_STEP` bytes); 0 at the end of the stream.
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<usize, String> {
+    buf.reserve(READ_STEP);
+    stream
+        .read_buf(buf)
+        .await
+        .map_err(|e| format!("read response: {e}"))
+}
+
+/// The response head at the start of `buf`, `None` while it is incomplete.
+fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<Head>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Response::new(&mut headers);
-    let head_len = match parsed.parse(buf) {
+    let len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > 64 * 1024 => {
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
             return Err("response head larger than 64 KiB".into());
         }
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -197,46 +337,45 @@ pub(crate) fn try_parse(
             .map(str::trim)
     };
     let etag = header("etag").map(str::to_owned);
-    let rest = &buf[head_len..];
-    let body = if status == 304 || status == 204 || (100..200).contains(&status) {
-        Some(Vec::new())
+    let framing = if status == 304 || status == 204 || (100..200).contains(&status) {
+        Framing::Empty
     } else if header("transfer-encoding")
         .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
     {
-        decode_chunked(rest, max_body)?
-    } else if let Some(len) = header("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| format!("bad Content-Length {len:?}"))?;
-        if len > max_body {
-            return Err(format!("response body of {len} bytes exceeds {max_body}"));
+        Framing::Chunked
+    } else if let Some(n) = header("content-length") {
+        let n: usize = n.parse().map_err(|_| format!("bad Content-Length {n:?}"))?;
+        if n > max_body {
+            return Err(format!("response body of {n} bytes exceeds {max_body}"));
         }
-        (rest.len() >= len).then(|| rest[..len].to_vec())
-    } else if eof {
-        Some(rest.to_vec())
+        Framing::Length(n)
     } else {
-        None
+        Framing::Close
     };
-    match body {
-        Some(body) if body.len() > max_body => {
-            Err(format!("response body exceeds {max_body} bytes"))
-        }
-        Some(body) => Ok(Some(Response { status, etag, body })),
-        None => Ok(None),
-    }
+    Ok(Some(Head {
+        status,
+        etag,
+        framing,
+        len,
+    }))
 }
 
 /// A chunked body: `Some(body)` once the last chunk and the trailer's end are in `data`. Called
 /// after every read, so the chunks are first only walked (no copy, one step per chunk) and the
 /// body is assembled once, when complete: a 30 MiB JWKS read 16 KiB at a time is not copied
 /// two thousand times.
-fn decode_chunked(data: &[u8], max_body: usize) -> Result<Option<Vec<u8>>, String> {
+fn decode_chunked(data: &[u8], max_body: usize) -> Result<Option<Scratch>, String> {
     let Some(len) = walk_chunks(data, max_body, &mut |_| {})? else {
         return Ok(None);
     };
-    let mut body = Vec::with_capacity(len);
-    walk_chunks(data, max_body, &mut |chunk| body.extend_from_slice(chunk))?;
-    Ok(Some(body))
+    let mut body = Scratch::with_capacity(len)?;
+    let mut copied = Ok(());
+    walk_chunks(data, max_body, &mut |chunk| {
+        if copied.is_ok() {
+            copied = body.extend_from_slice(chunk);
+        }
+    })?;
+    copied.map(|()| Some(body))
 }
 
 /// Hands each chunk's data to `each`; `Some(total length)` once the body is complete.
@@ -308,89 +447,98 @@ mod tests {
         assert!(Target::parse("/just/a/path").is_err());
     }
 
+    /// Every response read whole and split at every read size that matters.
+    fn read(data: &[u8], max: usize) -> Result<Response, String> {
+        let seen = |r: &Result<Response, String>| {
+            r.as_ref()
+                .map(|r| (r.status, r.etag.clone(), r.body.to_vec()))
+                .map_err(Clone::clone)
+        };
+        let whole = read_from_bytes(data, usize::MAX, max);
+        for step in [1, 2, 7, 64] {
+            let split = read_from_bytes(data, step, max);
+            assert_eq!(seen(&split), seen(&whole), "{step} bytes per read");
+        }
+        whole
+    }
+
     #[test]
     fn bodies_by_length_chunks_and_close() {
-        let r = try_parse(
+        let r = read(
             b"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 5\r\n\r\nhello",
-            false,
             100,
         )
-        .unwrap()
         .unwrap();
         assert_eq!(
             (r.status, r.etag.as_deref(), &r.body[..]),
             (200, Some("\"v1\""), &b"hello"[..])
         );
-        assert!(
-            try_parse(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
-                false,
-                100
-            )
-            .unwrap()
-            .is_none()
-        );
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2;x=y\r\nlo\r\n0\r\n\r\n";
-        assert_eq!(
-            try_parse(chunked, false, 100).unwrap().unwrap().body,
-            b"hello"
-        );
-        assert!(
-            try_parse(&chunked[..chunked.len() - 2], false, 100)
-                .unwrap()
-                .is_none()
-        );
-        let close = b"HTTP/1.1 200 OK\r\n\r\nto the end";
-        assert!(try_parse(close, false, 100).unwrap().is_none());
-        assert_eq!(
-            try_parse(close, true, 100).unwrap().unwrap().body,
-            b"to the end"
-        );
-        let r = try_parse(
-            b"HTTP/1.1 304 Not Modified\r\nETag: W/\"a\"\r\n\r\n",
-            false,
+        // Bytes past the announced length are not the body.
+        let r = read(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, world",
             100,
         )
-        .unwrap()
         .unwrap();
+        assert_eq!(&r.body[..], b"hello");
+        assert_eq!(r.body.capacity(), 5, "one buffer of the announced length");
+        assert!(
+            read(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", 100)
+                .unwrap_err()
+                .contains("closed before")
+        );
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2;x=y\r\nlo\r\n0\r\n\r\n";
+        assert_eq!(&read(chunked, 100).unwrap().body[..], b"hello");
+        assert!(
+            read(&chunked[..chunked.len() - 2], 100)
+                .unwrap_err()
+                .contains("closed before")
+        );
+        let close = b"HTTP/1.1 200 OK\r\n\r\nto the end";
+        assert_eq!(&read(close, 100).unwrap().body[..], b"to the end");
+        let r = read(b"HTTP/1.1 304 Not Modified\r\nETag: W/\"a\"\r\n\r\n", 100).unwrap();
         assert_eq!((r.status, r.body.len()), (304, 0));
+        assert!(
+            read(b"HTTP/1.1 200 OK\r\nContent-Le", 100)
+                .unwrap_err()
+                .contains("closed before")
+        );
     }
 
     #[test]
     fn limits_and_garbage() {
         assert!(
-            try_parse(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n",
-                false,
-                100
-            )
-            .unwrap_err()
-            .contains("exceeds")
-        );
-        assert!(
-            try_parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n",
-                false,
-                100
-            )
-            .unwrap_err()
-            .contains("exceeds")
-        );
-        assert!(
-            try_parse(b"HTTP/1.1 200 OK\r\n\r\n0123456789", true, 5)
+            read(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n", 100)
                 .unwrap_err()
                 .contains("exceeds")
         );
         assert!(
-            try_parse(
+            read(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n",
+                100
+            )
+            .unwrap_err()
+            .contains("exceeds")
+        );
+        assert!(
+            read(b"HTTP/1.1 200 OK\r\n\r\n0123456789", 5)
+                .unwrap_err()
+                .contains("exceeds")
+        );
+        assert!(
+            read(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                false,
                 100
             )
             .is_err()
         );
-        assert!(try_parse(b"SSH-2.0-OpenSSH\r\n\r\n", true, 100).is_err());
-        assert!(try_parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", true, 100).is_err());
+        assert!(read(b"SSH-2.0-OpenSSH\r\n\r\n", 100).is_err());
+        assert!(read(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 100).is_err());
+        let huge_head = [&b"HTTP/1.1 200 OK\r\nX: "[..], &[b'a'; 70 * 1024]].concat();
+        assert!(
+            read_from_bytes(&huge_head, usize::MAX, 100)
+                .unwrap_err()
+                .contains("64 KiB")
+        );
     }
 
     /// Found by the `key_directory` fuzz target: a chunk size near `usize::MAX` after a first
@@ -403,25 +551,16 @@ mod tests {
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n{size}\r\nbc\r\n0\r\n\r\n"
             );
             for max in [0, 100, 1 << 20] {
-                assert!(
-                    try_parse(resp.as_bytes(), false, max).is_err(),
-                    "{size} with cap {max}"
-                );
+                assert!(read(resp.as_bytes(), max).is_err(), "{size} with cap {max}");
             }
-            // Without a cap, such a chunk is merely incomplete (never a panic).
-            assert!(!matches!(
-                try_parse(resp.as_bytes(), false, usize::MAX),
-                Ok(Some(_))
-            ));
+            // Without a cap: an error too (too large, or incomplete), never a panic.
+            assert!(read(resp.as_bytes(), usize::MAX).is_err());
         }
         // One more than fits in a usize: a parse error, not a wrap.
         assert!(
-            try_parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
-                false,
-                usize::MAX
-            )
-            .is_err()
+            decode_chunked(b"10000000000000000\r\n", usize::MAX)
+                .unwrap_err()
+                .contains("bad chunk size")
         );
     }
 }

@@ -12,11 +12,14 @@
 //! with a reason, so one bad entry does not hold back everyone else's rotation. A document that is
 //! not a JWK Set, or that names one `kid` twice, is rejected whole. It does not fetch anything.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, error::Category};
 
+use super::scratch::Scratch;
 use super::{KeyIndex, KeySource, KeyStatus, KeyTable, decode_points};
 
 /// More keys than this in one document is a misconfiguration, not a key registry.
@@ -30,27 +33,35 @@ pub(crate) struct Parsed {
     pub skipped: Vec<String>,
 }
 
-/// A usable-looking key whose point is not decoded yet (its ids copied out of the transient
-/// JSON object of that one key).
-struct Candidate {
-    at: usize,
-    kid: String,
-    client_id: String,
+/// The members sigproxy reads from one JWK. `&str` borrows from the body, so a key costs no
+/// allocation; a key this cannot take (an escaped string, a member of another type, a member
+/// named twice) is read again as a JSON object, which gives the same result or the reason.
+#[derive(serde::Deserialize)]
+struct Members<'a> {
+    kty: Option<&'a str>,
+    crv: Option<&'a str>,
+    kid: Option<&'a str>,
+    #[serde(rename = "use")]
+    use_: Option<&'a str>,
+    client_id: Option<&'a str>,
+    status: Option<&'a str>,
+    alg: Option<&'a str>,
+    x: Option<&'a str>,
+    d: Option<IgnoredAny>,
+}
+
+/// A usable-looking key; its point is decoded later, all keys at once.
+struct Candidate<'a> {
+    kid: Cow<'a, str>,
+    client_id: Cow<'a, str>,
     status: KeyStatus,
     x: [u8; 32],
 }
 
-/// The document's outer shape: `keys` kept as borrowed slices of the body, each key parsed on
-/// its own later — so the transient JSON tree is one key's, not the whole set's (a `Value` of
-/// 100,000 keys was ~1.1 KB per key, left committed after the fetch).
-#[derive(serde::Deserialize)]
-struct Document<'a> {
-    #[serde(borrow, default)]
-    keys: Option<Vec<&'a RawValue>>,
-}
-
-/// Linear in the number of keys: one pass over the document, each key parsed on its own, the
-/// points decoded on every core, one index build.
+/// Linear in the number of keys and light on memory: the body is walked twice (once to count,
+/// once to fill the table, each key parsed where it lies), so the table is allocated once at its
+/// size and nothing of the size of the document is kept on the heap besides it — no tree of the
+/// document, no list of the keys. The points are decoded on every core.
 pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
     // A struct also deserializes from a JSON array (its fields in order): only an object is a
     // JWK Set.
@@ -62,56 +73,65 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
             },
         );
     }
-    let doc: Document<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        Category::Data => "JWKS has no \"keys\" array".to_owned(),
-        _ => format!("JWKS is not valid JSON: {e}"),
+    // Pass 1: the shape, the counts, and that the document is valid JSON to its end.
+    let (mut keys, mut usable, mut id_bytes) = (0usize, 0usize, 0usize);
+    each_key(body, &mut |_, key| {
+        keys += 1;
+        if keys > MAX_KEYS {
+            return Err(format!("JWKS has more than {MAX_KEYS} keys"));
+        }
+        if let Ok(c) = evaluate(key) {
+            usable += 1;
+            id_bytes += c.kid.len();
+        }
+        Ok(())
     })?;
-    let keys = doc.keys.ok_or("JWKS has no \"keys\" array")?;
-    if keys.len() > MAX_KEYS {
-        return Err(format!(
-            "JWKS has {} keys, more than {MAX_KEYS}",
-            keys.len()
-        ));
-    }
-    let mut candidates: Vec<Candidate> = Vec::with_capacity(keys.len());
-    let mut skipped = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let Ok(obj) = serde_json::from_str::<Map<String, Value>>(key.get()) else {
-            skipped.push(format!("keys[{i}]: not a JSON object"));
-            continue;
-        };
-        match candidate(i, &obj) {
-            Ok(c) => candidates.push(c),
-            Err(why) => skipped.push(format!("keys[{i}]{}: {why}", kid_note(&obj))),
-        }
-    }
-    drop(keys);
-    let raw: Vec<[u8; 32]> = candidates.iter().map(|c| c.x).collect();
-    let (points, bad) = decode_points(&raw);
-    drop(raw);
-    let id_bytes = candidates.iter().map(|c| c.kid.len()).sum();
+    // Pass 2: the table's rows, and the points' bytes (returned to the OS after decoding).
     let mut b = KeyTable::builder(KeySource::Directory(url.to_owned()));
-    b.reserve(candidates.len(), id_bytes);
-    let table = if bad.is_empty() {
-        // Every point decoded: they move into the table as they are (no second copy of ~190 B
-        // per key while the table is built).
-        for c in &candidates {
-            b.push_deferred(&c.kid, &c.client_id, c.status, None)?;
+    b.reserve(usable, id_bytes);
+    let mut raw = Scratch::zeroed(usable.saturating_mul(32))?;
+    let mut skipped = Vec::new();
+    let mut n = 0;
+    each_key(body, &mut |i, key| {
+        match evaluate(key) {
+            Ok(c) => {
+                b.push_deferred(&c.kid, &c.client_id, c.status, None)?;
+                if let Some(to) = raw.as_mut_slice().get_mut(n * 32..n * 32 + 32) {
+                    to.copy_from_slice(&c.x);
+                }
+                n += 1;
+            }
+            Err((kid, why)) => skipped.push(format!("keys[{i}]{}: {why}", kid_note(kid))),
         }
-        drop(candidates);
+        Ok(())
+    })?;
+    let (points, bad) = decode_points(raw.as_chunks::<32>().0);
+    drop(raw);
+    let table = if bad.is_empty() {
+        // Every point decoded: they move into the table as they are.
         b.finish_with_points(points)?
     } else {
+        // Some did not (rare): the rows again, without those keys.
         let mut bad = bad.into_iter().peekable();
-        for (i, (c, key)) in candidates.iter().zip(points).enumerate() {
-            if bad.next_if_eq(&i).is_some() {
+        let mut b = KeyTable::builder(KeySource::Directory(url.to_owned()));
+        let mut n = 0;
+        each_key(body, &mut |i, key| {
+            let Ok(c) = evaluate(key) else {
+                return Ok(());
+            };
+            let at = n;
+            n += 1;
+            if bad.next_if_eq(&at).is_some() {
                 skipped.push(format!(
-                    "keys[{}] (kid {:?}): JWK x is not a valid Ed25519 public key",
-                    c.at, c.kid
+                    "keys[{i}] (kid {:?}): JWK x is not a valid Ed25519 public key",
+                    c.kid
                 ));
-            } else {
+            } else if let Some(&key) = points.get(at) {
                 b.push(&c.kid, &c.client_id, key, c.status, None)?;
             }
-        }
+            Ok(())
+        })?;
+        skipped.sort_by_key(|s| key_number(s));
         b.finish()
     };
     let index = KeyIndex::build(vec![Arc::new(table)]).map_err(|d| {
@@ -125,8 +145,160 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
     Ok(Parsed { index, skipped })
 }
 
-fn kid_note(obj: &Map<String, Value>) -> String {
-    match obj.get("kid").and_then(Value::as_str) {
+/// `N` of a `keys[N]…` reason, to keep the reasons in document order.
+fn key_number(reason: &str) -> usize {
+    reason
+        .strip_prefix("keys[")
+        .and_then(|r| r.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// Calls `each` with the index and text of every element of the document's `keys` array, in
+/// order; the document must be one JSON object with a `keys` array, and nothing after it.
+fn each_key<'a>(
+    body: &'a [u8],
+    each: &mut dyn FnMut(usize, &'a RawValue) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = serde::de::DeserializeSeed::deserialize(
+        DocumentSeed {
+            each,
+            failed: &mut failed,
+        },
+        &mut de,
+    )
+    .and_then(|found| de.end().map(|()| found));
+    if let Some(why) = failed {
+        return Err(why);
+    }
+    match found {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("JWKS has no \"keys\" array".to_owned()),
+        Err(e) if e.classify() == Category::Data => Err("JWKS has no \"keys\" array".to_owned()),
+        Err(e) => Err(format!("JWKS is not valid JSON: {e}")),
+    }
+}
+
+/// The outer object: `keys` handed element by element to `each`, every other member skipped.
+/// Deserializes to whether a `keys` array was there.
+struct DocumentSeed<'f, 'a> {
+    each: &'f mut dyn FnMut(usize, &'a RawValue) -> Result<(), String>,
+    /// Why `each` stopped the walk (kept apart from JSON errors, which it is not).
+    failed: &'f mut Option<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed<'_, 'de> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_, 'de> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JWK Set")
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<bool, M::Error> {
+        let mut found = false;
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            if name != "keys" {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if found {
+                return Err(serde::de::Error::duplicate_field("keys"));
+            }
+            found = map.next_value_seed(KeysSeed {
+                each: &mut *self.each,
+                failed: &mut *self.failed,
+            })?;
+        }
+        Ok(found)
+    }
+}
+
+/// The `keys` member: `null` counts as absent.
+struct KeysSeed<'f, 'a> {
+    each: &'f mut dyn FnMut(usize, &'a RawValue) -> Result<(), String>,
+    failed: &'f mut Option<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeysSeed<'_, 'de> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeysSeed<'_, 'de> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of JWKs")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<bool, S::Error> {
+        let mut i = 0;
+        while let Some(key) = seq.next_element::<&'de RawValue>()? {
+            if let Err(why) = (self.each)(i, key) {
+                *self.failed = Some(why);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+            i += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// One element of `keys`: a usable key, or its `kid` (if it has one) and why it is skipped.
+fn evaluate(key: &RawValue) -> Result<Candidate<'_>, (Option<String>, String)> {
+    let text = key.get();
+    if text.starts_with('{')
+        && let Ok(m) = serde_json::from_str::<Members<'_>>(text)
+    {
+        let has_d = m.d.is_some();
+        return candidate(&m, has_d).map_err(|why| (m.kid.map(str::to_owned), why));
+    }
+    // The slow path, for what the borrowed read does not take: the same rules over the object.
+    let Ok(obj) = serde_json::from_str::<Map<String, Value>>(text) else {
+        return Err((None, "not a JSON object".to_owned()));
+    };
+    let kid = obj.get("kid").and_then(Value::as_str).map(str::to_owned);
+    let read = || -> Result<(Members<'_>, bool), String> {
+        Ok((
+            Members {
+                kty: optional_str(&obj, "kty")?,
+                crv: optional_str(&obj, "crv")?,
+                kid: optional_str(&obj, "kid")?,
+                use_: optional_str(&obj, "use")?,
+                client_id: optional_str(&obj, "client_id")?,
+                status: optional_str(&obj, "status")?,
+                alg: optional_str(&obj, "alg")?,
+                x: optional_str(&obj, "x")?,
+                d: None,
+            },
+            obj.get("d").is_some_and(|d| !d.is_null()),
+        ))
+    };
+    let (m, has_d) = read().map_err(|why| (kid.clone(), why))?;
+    match candidate(&m, has_d) {
+        // Ids that needed unescaping: not borrowable from the body, kept for this key only.
+        Ok(c) => Ok(Candidate {
+            kid: Cow::Owned(c.kid.into_owned()),
+            client_id: Cow::Owned(c.client_id.into_owned()),
+            status: c.status,
+            x: c.x,
+        }),
+        Err(why) => Err((kid, why)),
+    }
+}
+
+fn kid_note(kid: Option<String>) -> String {
+    match kid {
         Some(kid) => format!(" (kid {kid:?})"),
         None => String::new(),
     }
@@ -140,9 +312,8 @@ fn optional_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'
     }
 }
 
-fn candidate(at: usize, obj: &Map<String, Value>) -> Result<Candidate, String> {
-    let kty = optional_str(obj, "kty")?;
-    let crv = optional_str(obj, "crv")?;
+fn candidate<'a>(m: &Members<'a>, has_d: bool) -> Result<Candidate<'a>, String> {
+    let (kty, crv) = (m.kty, m.crv);
     if kty != Some("OKP") || crv != Some("Ed25519") {
         return Err(format!(
             "kty {} crv {} is not supported (only OKP Ed25519)",
@@ -150,31 +321,26 @@ fn candidate(at: usize, obj: &Map<String, Value>) -> Result<Candidate, String> {
             crv.unwrap_or("(none)")
         ));
     }
-    let kid = optional_str(obj, "kid")?
-        .filter(|k| !k.is_empty())
-        .ok_or("no kid")?;
-    if let Some(u) = optional_str(obj, "use")?
+    let kid = m.kid.filter(|k| !k.is_empty()).ok_or("no kid")?;
+    if let Some(u) = m.use_
         && u != "sig"
     {
         return Err(format!("use is {u:?}, not \"sig\""));
     }
-    let client_id = match optional_str(obj, "client_id")? {
+    let client_id = match m.client_id {
         Some("") => return Err("client_id is empty".into()),
         Some(c) => c,
         None => kid,
     };
-    let status = match optional_str(obj, "status")? {
+    let status = match m.status {
         None | Some("active") => KeyStatus::Active,
         Some("revoked") => KeyStatus::Revoked,
         Some(other) => return Err(format!("status {other:?} is not active or revoked")),
     };
-    let has_d = obj.get("d").is_some_and(|d| !d.is_null());
-    let x = super::jwk::public_x(optional_str(obj, "alg")?, optional_str(obj, "x")?, has_d)
-        .map_err(|e| e.to_string())?;
+    let x = super::jwk::public_x(m.alg, m.x, has_d).map_err(|e| e.to_string())?;
     Ok(Candidate {
-        at,
-        kid: kid.to_owned(),
-        client_id: client_id.to_owned(),
+        kid: Cow::Borrowed(kid),
+        client_id: Cow::Borrowed(client_id),
         status,
         x,
     })
@@ -302,6 +468,89 @@ mod tests {
                 SigningKey::from_bytes(&[seed; 32]).verifying_key()
             );
         }
+    }
+
+    /// What the borrowed read of a key does not take (escaped strings, members of another type
+    /// or named twice, an array in place of an object) is read the slow way, with the same result
+    /// as before it existed: the key, or the same reason.
+    #[test]
+    fn keys_the_borrowed_read_does_not_take() {
+        let escaped = {
+            use base64::Engine as _;
+            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(SigningKey::from_bytes(&[1; 32]).verifying_key().as_bytes());
+            format!(
+                r#"{{"kty":"OKP","crv":"Ed25519","kid":"esc\u0061ped","client_id":"caf\u00e9\n","x":"{x}"}}"#
+            )
+        };
+        let twice = jwk(2, "first-kid", r#","kid":"second-kid""#);
+        let typed = jwk(3, "numbered", r#","status":7"#);
+        let positional = r#"["OKP","Ed25519","positional"]"#;
+        let good_then_bad_point = {
+            use base64::Engine as _;
+            let mut bad = [0u8; 32];
+            bad[0] = 2;
+            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bad);
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"off-curve","x":"{x}"}}"#)
+        };
+        let doc = format!(
+            r#"{{"keys":[{escaped},{twice},{typed},{positional},{good_then_bad_point},{}], "other": {{"keys": 1}}}}"#,
+            jwk(4, "plain", "")
+        );
+        let p = parse_jwks(doc.as_bytes(), URL).unwrap();
+        let got: Vec<(&str, &str)> = p.index.iter().map(|r| (r.key_id, r.client_id)).collect();
+        assert_eq!(
+            got,
+            [
+                ("escaped", "caf\u{e9}\n"),
+                ("second-kid", "second-kid"),
+                ("plain", "plain")
+            ]
+        );
+        assert_eq!(
+            *p.index.get("second-kid").unwrap().key,
+            SigningKey::from_bytes(&[2; 32]).verifying_key()
+        );
+        // In document order, whichever pass found them.
+        assert_eq!(
+            p.skipped,
+            [
+                "keys[2] (kid \"numbered\"): status is not a string",
+                "keys[3]: not a JSON object",
+                "keys[4] (kid \"off-curve\"): JWK x is not a valid Ed25519 public key",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_document_around_the_keys() {
+        let one = jwk(1, "k", "");
+        // `null` keys, a second `keys`, text after the object, too many keys.
+        assert!(
+            parse_jwks(br#"{"keys":null}"#, URL)
+                .unwrap_err()
+                .contains("no \"keys\" array")
+        );
+        let twice = format!(r#"{{"keys":[{one}],"keys":[]}}"#);
+        assert!(parse_jwks(twice.as_bytes(), URL).is_err());
+        let trailing = format!(r#"{{"keys":[{one}]}} {{}}"#);
+        assert!(
+            parse_jwks(trailing.as_bytes(), URL)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        let truncated = format!(r#"{{"keys":[{one},{one}"#);
+        assert!(
+            parse_jwks(truncated.as_bytes(), URL)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        let many = format!(r#"{{"keys":[{}{{}}]}}"#, "{},".repeat(MAX_KEYS));
+        assert!(
+            parse_jwks(many.as_bytes(), URL)
+                .unwrap_err()
+                .contains(&format!("more than {MAX_KEYS} keys"))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod http_get;
 mod jwk;
 mod jwks;
 mod parse;
+mod scratch;
 mod set;
 mod table;
 
@@ -28,17 +29,13 @@ use std::fmt;
 /// Entry points for the cargo-fuzz targets in `fuzz/` (not an API).
 #[doc(hidden)]
 pub mod fuzzing {
-    /// The key directory's HTTP response reader on `buf` (`eof`: the peer closed): status, ETag
-    /// and body once complete, `None` while more bytes are needed.
+    /// The key directory's HTTP response reader over `data`, handed to it at most `step` bytes
+    /// per read and then closed: status, ETag and body, or why not.
     pub type Response = (u16, Option<String>, Vec<u8>);
 
-    pub fn http_response(
-        buf: &[u8],
-        eof: bool,
-        max_body: usize,
-    ) -> Result<Option<Response>, String> {
-        super::http_get::try_parse(buf, eof, max_body)
-            .map(|r| r.map(|r| (r.status, r.etag, r.body)))
+    pub fn http_response(data: &[u8], step: usize, max_body: usize) -> Result<Response, String> {
+        super::http_get::read_from_bytes(data, step, max_body)
+            .map(|r| (r.status, r.etag, r.body.to_vec()))
     }
 
     /// A JWKS document as the key directory reads it: usable records and skipped keys.
