@@ -242,14 +242,14 @@ impl Authenticator {
             Err((e, _)) => Outcome::Invalid(e),
         };
         let decision = decide(mode, dry_run, outcome);
-        if let (Err((e, _)), Some(ip)) = (&result, Self::ip_key(req)) {
-            if e.code.status() == 401 {
-                self.limiter.record_failure(
-                    ip,
-                    now.max(0) as u64,
-                    live.policy.file.failure_rate_limit.per_minute,
-                );
-            }
+        if let (Err((e, _)), Some(ip)) = (&result, Self::ip_key(req))
+            && e.code.status() == 401
+        {
+            self.limiter.record_failure(
+                ip,
+                now.max(0) as u64,
+                live.policy.file.failure_rate_limit.per_minute,
+            );
         }
         let known = match &result {
             Ok(v) | Err((_, Some(v))) => Some(v),
@@ -413,28 +413,27 @@ impl Gate for Authenticator {
             n.canary_halt = halt;
             return HeadVerdict::Decided(to_verdict(&live, req, d, n));
         }
-        if let Some(ip) = Self::ip_key(req) {
-            if let RateDecision::Limited { retry_after_secs } = self.limiter.check(
+        if let Some(ip) = Self::ip_key(req)
+            && let RateDecision::Limited { retry_after_secs } = self.limiter.check(
                 ip,
                 now.max(0) as u64,
                 live.policy.file.failure_rate_limit.per_minute,
-            ) {
-                if !dry_run {
-                    let e = Error::new(
-                        ErrorCode::RateLimited,
-                        format!("{ip} is over failure_rate_limit.per_minute"),
-                    );
-                    let d = decide(Mode::Required, false, Outcome::Invalid(&e));
-                    let mut n = note(&d, mode, dry_run, AuthMethod::Signature, started);
-                    n.route = route.label.clone();
-                    let mut v = to_verdict(&live, req, d, n);
-                    if let Verdict::Reject(r) = &mut v {
-                        r.retry_after = Some(retry_after_secs);
-                        r.accept_signature = None;
-                    }
-                    return HeadVerdict::Decided(v);
-                }
+            )
+            && !dry_run
+        {
+            let e = Error::new(
+                ErrorCode::RateLimited,
+                format!("{ip} is over failure_rate_limit.per_minute"),
+            );
+            let d = decide(Mode::Required, false, Outcome::Invalid(&e));
+            let mut n = note(&d, mode, dry_run, AuthMethod::Signature, started);
+            n.route = route.label.clone();
+            let mut v = to_verdict(&live, req, d, n);
+            if let Verdict::Reject(r) = &mut v {
+                r.retry_after = Some(retry_after_secs);
+                r.accept_signature = None;
             }
+            return HeadVerdict::Decided(v);
         }
         let mut verified = self.verify_head(&live, req, now);
         if let (Err(e), Some(dir)) = (&verified, &self.directory)

@@ -179,10 +179,10 @@ impl H {
     /// `n` unsigned requests, then whether the canary auto-halt is in force.
     fn halt_after(&self, n: usize, pause_after: Option<(usize, Duration)>) -> String {
         for i in 0..n {
-            if let Some((at, d)) = pause_after {
-                if i == at {
-                    std::thread::sleep(d);
-                }
+            if let Some((at, d)) = pause_after
+                && i == at
+            {
+                std::thread::sleep(d);
             }
             self.unsigned(&["Authorization: Bearer canary-caller"]);
         }

@@ -263,7 +263,7 @@ async fn rapid_reset(
         }
         send.send_reset(h2::Reason::CANCEL);
         opened += 1;
-        if opened % 8 == 0 {
+        if opened.is_multiple_of(8) {
             tokio::task::yield_now().await;
         }
     }

@@ -314,11 +314,11 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn output(args: &SignArgs, p: &Prepared) -> ExitCode {
-    if let Some(path) = &args.emit_request {
-        if let Err(e) = std::fs::write(path, p.wire(false)) {
-            eprintln!("sigproxy sign: cannot write {}: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
+    if let Some(path) = &args.emit_request
+        && let Err(e) = std::fs::write(path, p.wire(false))
+    {
+        eprintln!("sigproxy sign: cannot write {}: {e}", path.display());
+        return ExitCode::from(EXIT_USAGE);
     }
     if args.curl {
         super::out(p.curl());

@@ -385,7 +385,7 @@ impl KeyTableBuilder {
             }
         };
         t.clients.push(client);
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             t.revoked.push(0);
         }
         if status == KeyStatus::Revoked {

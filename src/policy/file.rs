@@ -142,12 +142,11 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
             format!("admin_listen and listen are the same address {}", f.listen),
         );
     }
-    if let Some((n, p)) = m.get("upstream") {
-        if let Some(u) = string(d, n, &p)
+    if let Some((n, p)) = m.get("upstream")
+        && let Some(u) = string(d, n, &p)
             .and_then(|s| s.parse::<Upstream>().map_err(|e| d.err(n.pos, &p, e)).ok())
-        {
-            f.upstream = u;
-        }
+    {
+        f.upstream = u;
     }
     if let Some((n, p)) = m.get("upstream_tls") {
         f.upstream_tls = parse_upstream_tls(d, n, &p);
@@ -229,13 +228,11 @@ pub(crate) fn parse(d: &mut Diag, root: &Node) -> PolicyFile {
     if let Some((n, p)) = m.get("replay") {
         f.replay = parse_replay(d, n, &p, f.replay.clone());
     }
-    if let Some((n, p)) = m.get("failure_rate_limit") {
-        if let Some(r) = MapReader::new(d, n, &p, &schema::children("failure_rate_limit")) {
-            if let Some((n, p)) = r.get("per_minute") {
-                f.failure_rate_limit.per_minute =
-                    integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
-            }
-        }
+    if let Some((n, p)) = m.get("failure_rate_limit")
+        && let Some(r) = MapReader::new(d, n, &p, &schema::children("failure_rate_limit"))
+        && let Some((n, p)) = r.get("per_minute")
+    {
+        f.failure_rate_limit.per_minute = integer(d, n, &p, 0, 1_000_000).map_or(0, |v| v as u32);
     }
     if let Some((n, p)) = m.get("readiness") {
         f.readiness = readiness::parse(d, n, &p);

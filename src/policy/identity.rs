@@ -61,10 +61,10 @@ pub(crate) fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPoli
         ("key_id_header", &mut id.key_id_header),
         ("auth_method_header", &mut id.auth_method_header),
     ] {
-        if let Some((n, p)) = m.get(key) {
-            if let Some(h) = header(d, n, &p) {
-                *slot = h;
-            }
+        if let Some((n, p)) = m.get(key)
+            && let Some(h) = header(d, n, &p)
+        {
+            *slot = h;
         }
     }
     let names = [
@@ -86,10 +86,10 @@ pub(crate) fn parse_identity(d: &mut Diag, n: &Node, path: &str) -> IdentityPoli
         // Written out, the list replaces the default (`[]` strips none).
         id.strip_override_headers.clear();
         for (i, item) in list(d, n, &p).unwrap_or(&[]).iter().enumerate() {
-            if let Some(h) = header(d, item, &index(&p, i)) {
-                if !id.strip_override_headers.contains(&h) {
-                    id.strip_override_headers.push(h);
-                }
+            if let Some(h) = header(d, item, &index(&p, i))
+                && !id.strip_override_headers.contains(&h)
+            {
+                id.strip_override_headers.push(h);
             }
         }
     }

@@ -50,16 +50,16 @@ pub(crate) fn parse(d: &mut Diag, n: &Node, path: &str) -> Limits {
         ),
         ("send_timeout_seconds", &mut l.send_timeout_seconds, 1),
     ] {
-        if let Some((n, p)) = m.get(key) {
-            if let Some(v) = integer(d, n, &p, min, 3600) {
-                *slot = v;
-            }
+        if let Some((n, p)) = m.get(key)
+            && let Some(v) = integer(d, n, &p, min, 3600)
+        {
+            *slot = v;
         }
     }
-    if let Some((n, p)) = m.get("max_connections") {
-        if let Some(v) = integer(d, n, &p, 1, 1_000_000) {
-            l.max_connections = v as usize;
-        }
+    if let Some((n, p)) = m.get("max_connections")
+        && let Some(v) = integer(d, n, &p, 1, 1_000_000)
+    {
+        l.max_connections = v as usize;
     }
     l
 }

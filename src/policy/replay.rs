@@ -221,14 +221,14 @@ pub(crate) fn parse_replay(
             None
         }
     };
-    if !given.contains(&"redis_sentinels") {
-        if let Some((n, p)) = m.get_some("redis_sentinel_master") {
-            d.err(
-                n.pos,
-                &p,
-                "redis_sentinel_master is used only with redis_sentinels",
-            );
-        }
+    if !given.contains(&"redis_sentinels")
+        && let Some((n, p)) = m.get_some("redis_sentinel_master")
+    {
+        d.err(
+            n.pos,
+            &p,
+            "redis_sentinel_master is used only with redis_sentinels",
+        );
     }
     let file = |d: &mut Diag, key: &str| -> Option<String> {
         let (n, p) = m.get_some(key)?;
@@ -313,14 +313,13 @@ pub(crate) fn parse_replay(
                 .into_iter()
                 .filter(|k| k.starts_with("redis_"))
                 .find(|k| m.get_some(k).is_some())
+                && let Some((n, p)) = m.get(k)
             {
-                if let Some((n, p)) = m.get(k) {
-                    d.err(
-                        n.pos,
-                        &p,
-                        format!("{k} is only used with store: redis (the store here is memory)"),
-                    );
-                }
+                d.err(
+                    n.pos,
+                    &p,
+                    format!("{k} is only used with store: redis (the store here is memory)"),
+                );
             }
         }
         None => {}

@@ -69,24 +69,24 @@ pub(crate) fn parse(d: &mut Diag, node: &Node, path: &str) -> SignaturePolicy {
     if let Some((n, p)) = m.get("max_body_bytes") {
         s.max_body_bytes = integer(d, n, &p, 0, 1 << 40).unwrap_or(s.max_body_bytes);
     }
-    if let Some((n, p)) = m.get("required_components") {
-        if let Some(items) = list(d, n, &p) {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let ip = index(&p, i);
-                let Some(c) = string(d, item, &ip) else {
-                    continue;
-                };
-                match parse_component(c) {
-                    Ok(comp) if out.contains(&comp) => {
-                        d.err(item.pos, &ip, format!("{c} is listed twice"))
-                    }
-                    Ok(comp) => out.push(comp),
-                    Err(e) => d.err(item.pos, &ip, e),
+    if let Some((n, p)) = m.get("required_components")
+        && let Some(items) = list(d, n, &p)
+    {
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let ip = index(&p, i);
+            let Some(c) = string(d, item, &ip) else {
+                continue;
+            };
+            match parse_component(c) {
+                Ok(comp) if out.contains(&comp) => {
+                    d.err(item.pos, &ip, format!("{c} is listed twice"))
                 }
+                Ok(comp) => out.push(comp),
+                Err(e) => d.err(item.pos, &ip, e),
             }
-            v.required_components = out;
         }
+        v.required_components = out;
     }
     if let Some((n, p)) = m.get("label") {
         v.label = opt_string(d, n, &p).filter(|l| {

@@ -124,17 +124,17 @@ pub(crate) fn gather(
             Holds::Certificates,
         ),
     };
-    if let (Some(cert), Some(key)) = (&files.cert, &files.key) {
-        if let Err(message) = key_matches(cert, key) {
-            let pos = position(root, &["tls", "key_file"]);
-            errors.push(ConfigError {
-                file: file_name.to_string(),
-                line: pos.line,
-                col: pos.col,
-                path: "tls.key_file".into(),
-                message,
-            });
-        }
+    if let (Some(cert), Some(key)) = (&files.cert, &files.key)
+        && let Err(message) = key_matches(cert, key)
+    {
+        let pos = position(root, &["tls", "key_file"]);
+        errors.push(ConfigError {
+            file: file_name.to_string(),
+            line: pos.line,
+            col: pos.col,
+            path: "tls.key_file".into(),
+            message,
+        });
     }
     files
 }

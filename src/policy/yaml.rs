@@ -179,20 +179,20 @@ pub(crate) fn resolve_plain(s: &str) -> Value {
             .map(Value::Int)
             .unwrap_or_else(|_| Value::Str(s.into()));
     }
-    if let Some(oct) = s.strip_prefix("0o") {
-        if let Ok(v) = i64::from_str_radix(oct, 8) {
-            return Value::Int(v);
-        }
+    if let Some(oct) = s.strip_prefix("0o")
+        && let Ok(v) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(v);
     }
-    if let Some(hex) = s.strip_prefix("0x") {
-        if let Ok(v) = i64::from_str_radix(hex, 16) {
-            return Value::Int(v);
-        }
+    if let Some(hex) = s.strip_prefix("0x")
+        && let Ok(v) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(v);
     }
-    if is_core_float(s) {
-        if let Ok(f) = s.parse() {
-            return Value::Float(f);
-        }
+    if is_core_float(s)
+        && let Ok(f) = s.parse()
+    {
+        return Value::Float(f);
     }
     Value::Str(s.into())
 }

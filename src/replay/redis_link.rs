@@ -530,10 +530,10 @@ impl SentinelLink {
     /// waited for the lock. `replacing`: the address of a connection known to be bad.
     async fn resolve(&self, replacing: Option<&str>) -> RedisResult<MultiplexedConnection> {
         let mut sentinel = self.sentinel.lock().await;
-        if let Some(c) = self.current.load_full() {
-            if replacing != Some(c.addr.as_str()) {
-                return Ok(c.conn.clone());
-            }
+        if let Some(c) = self.current.load_full()
+            && replacing != Some(c.addr.as_str())
+        {
+            return Ok(c.conn.clone());
         }
         let client = sentinel.async_get_client().await?;
         let addr = client.get_connection_info().addr().to_string();
