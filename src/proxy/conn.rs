@@ -8,7 +8,10 @@
 //! through the same `Core::serve`. Limits are read from the policy snapshot at each step, so a
 //! reload applies to the next connection or request.
 
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
@@ -18,7 +21,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{ALPN, Stream};
 use pingora::server::ShutdownWatch;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use super::exchange::Core;
 use super::gate::Gate;
@@ -98,8 +101,8 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
             matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
         } else if h2c {
             match tokio::time::timeout(within, h2_preface(&mut stream)).await {
-                Ok(Some(Opening::H2)) => {
-                    let Some(s) = put_back(stream, b"PRI") else {
+                Ok(Some(Opening::H2(head))) => {
+                    let Some(s) = put_back(stream, &head) else {
                         return;
                     };
                     stream = s;
@@ -137,7 +140,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
         let mut first = true;
         loop {
             if !first && prefix.is_none() {
-                // Idle between requests: the next one's first byte, within the keep-alive time.
+                // Idle between requests: the next one's first bytes, within the keep-alive time.
                 let idle = {
                     let snap = self.core.gate.snapshot();
                     G::hop(&snap).keepalive_timeout()
@@ -147,7 +150,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> Front<G, O> {
                 };
                 let mut shutdown = shutdown.clone();
                 tokio::select! {
-                    r = pingora::prelude::timeout(idle, first_byte(&mut stream)) => match r {
+                    r = pingora::prelude::timeout(idle, next_head(&mut stream)) => match r {
                         Ok(Some(p)) => prefix = Some(p),
                         _ => return,
                     },
@@ -226,54 +229,111 @@ async fn bad_request(session: &mut ServerSession, e: &pingora::Error) {
 
 /// How a plain connection opens: with the HTTP/2 connection preface (RFC 9113 §3.4; no HTTP/1.1
 /// method is `PRI`, so three bytes tell), or with an HTTP/1.1 request, whose first bytes are
-/// returned as its prefix. `None`: the client closed (or failed) before three bytes. Read rather
-/// than peeked: Pingora's `try_peek` reads and puts the bytes back in a buffer the connection
-/// then keeps for its life; only an HTTP/2 connection gets its bytes put back (`put_back`).
+/// returned as its prefix. `None`: the client closed (or failed) before the bytes that tell.
+/// Read rather than peeked: Pingora's `try_peek` reads and puts the bytes back in a buffer the
+/// connection then keeps for its life; only an HTTP/2 connection gets its bytes put back
+/// (`put_back`). Usually one read: what the client sent first, up to `FIRST_READ_BYTES`; more
+/// reads only while the bytes so far are a strict prefix of `PRI` (at most two more).
 async fn h2_preface(stream: &mut Stream) -> Option<Opening> {
-    let mut head = [0u8; 3];
-    stream.read_exact(&mut head).await.ok()?;
-    Some(if &head == b"PRI" {
-        Opening::H2
+    let mut head = None;
+    loop {
+        if !read_more(stream, &mut head).await {
+            return None;
+        }
+        let got = head.as_deref().unwrap_or_default();
+        if got.len() >= PRI.len() || !PRI.starts_with(got) {
+            break;
+        }
+    }
+    let head = head?;
+    Some(if head.starts_with(PRI) {
+        Opening::H2(head)
     } else {
-        Opening::H1(prefix(&head))
+        Opening::H1(head)
     })
 }
 
+/// The first three bytes of the HTTP/2 connection preface.
+const PRI: &[u8] = b"PRI";
+
 enum Opening {
-    /// The preface's first three bytes were read: put them back before the HTTP/2 server reads.
-    H2,
+    /// The bytes read, from the preface's first three on: put back before the HTTP/2 server
+    /// reads.
+    H2(BytesMut),
     H1(BytesMut),
 }
 
-/// Puts `PRI` back in front of a plain connection's stream for the HTTP/2 server. `None` if the
-/// stream is not Pingora's TCP stream (every plain listener's is).
+/// Puts the bytes read back in front of a plain connection's stream for the HTTP/2 server (one
+/// copy, kept by the stream until the server has read it). `None` if the stream is not Pingora's
+/// TCP stream (every plain listener's is).
 fn put_back(stream: Stream, head: &[u8]) -> Option<Stream> {
     let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
     l4.rewind(head);
     Some(l4)
 }
 
-/// Waits for the next request's first byte on an idle connection and reads it: the next
-/// request's prefix. `None`: the client closed. Reading one byte into the stack, rather than
-/// Pingora's `try_peek`, keeps an idle connection's wait free of heap state.
-async fn first_byte(stream: &mut Stream) -> Option<BytesMut> {
-    let mut byte = [0u8; 1];
-    match stream.read(&mut byte).await {
-        Ok(1) => Some(prefix(&byte)),
-        _ => None,
+/// Waits for the next request on an idle connection and reads what the client sent: the next
+/// request's prefix, usually its whole head, in one read call. `None`: the client closed.
+async fn next_head(stream: &mut Stream) -> Option<BytesMut> {
+    let mut head = None;
+    if read_more(stream, &mut head).await {
+        head
+    } else {
+        None
     }
 }
 
+/// Waits until the stream has bytes and reads what is there, up to `FIRST_READ_BYTES`, in one
+/// read call, appending it to `head` (created with the first bytes). `false`: the client closed
+/// or the read failed.
+///
+/// The bytes land in a buffer on the stack of the poll that finds them, and are copied out only
+/// then: a connection waiting here holds no buffer at all (issue 19: memory per idle
+/// connection), neither on the heap nor in its task's future — the buffer is a local of the
+/// `poll_fn` closure, not of an `async fn`, so it is not kept across the wait. A pending poll
+/// reads nothing into it (`AsyncRead`'s contract), so a fresh buffer each poll loses nothing.
+/// Before this the wait read one byte and Pingora read the rest of the head: two `recvfrom` per
+/// keep-alive request where the floor makes one.
+async fn read_more(stream: &mut Stream, head: &mut Option<BytesMut>) -> bool {
+    std::future::poll_fn(|cx| {
+        let mut space = [MaybeUninit::<u8>::uninit(); FIRST_READ_BYTES];
+        let mut buf = ReadBuf::uninit(&mut space);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                let got = buf.filled();
+                match head {
+                    Some(h) => h.extend_from_slice(got),
+                    None => *head = Some(prefix(got)),
+                }
+                Poll::Ready(true)
+            }
+            Poll::Ready(_) => Poll::Ready(false),
+        }
+    })
+    .await
+}
+
 /// The start of a request head as the session's parse buffer, with the capacity Pingora gives
-/// its own (4 KiB), so the rest of the head is read in one call rather than 64 bytes at a time.
+/// its own (4 KiB), so the rest of the head, if any, is read in one call rather than 64 bytes at
+/// a time; twice that when the first read filled its buffer (a head of 4 KiB or more).
 fn prefix(bytes: &[u8]) -> BytesMut {
-    let mut b = BytesMut::with_capacity(HEAD_BUFFER_BYTES);
+    let room = if bytes.len() < HEAD_BUFFER_BYTES {
+        HEAD_BUFFER_BYTES
+    } else {
+        2 * HEAD_BUFFER_BYTES
+    };
+    let mut b = BytesMut::with_capacity(room.max(bytes.len()));
     b.extend_from_slice(bytes);
     b
 }
 
 /// Pingora's `INIT_HEADER_BUF_SIZE`.
 const HEAD_BUFFER_BYTES: usize = 4096;
+
+/// The most one read takes when a request starts: as much as Pingora's own first read of a head
+/// (its 4 KiB buffer). It costs stack during the poll only, not memory per idle connection.
+const FIRST_READ_BYTES: usize = HEAD_BUFFER_BYTES;
 
 #[async_trait]
 impl<G: Gate, O: RequestObserver<G::Note>> ServerApp for Front<G, O> {
