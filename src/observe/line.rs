@@ -1,11 +1,33 @@
 //! A JSON object written straight into one line: the audit line's encoder. The audit line is the
 //! only log line written per request, and going through `tracing`'s JSON formatter (a serde map
 //! per event, fields visited through `dyn Value`) cost more CPU than everything else sigproxy adds
-//! to a passthrough request. Keys are `&'static str` written as they are (ours, plain ASCII);
-//! values are escaped per RFC 8259 §7.
+//! to a passthrough request. Keys are ours, plain ASCII, each written with its punctuation as one
+//! string built at compile time (`key!`); values are escaped per RFC 8259 §7. The timestamp's
+//! date and time of day are formatted once per second per thread.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A member's name with the punctuation before its value, `,"name":`, spelled at compile time by
+/// `key!` so a line writes it in one copy.
+#[derive(Clone, Copy)]
+pub struct Key(&'static str);
+
+impl Key {
+    /// `text` must be `,"<name>":` with a name that needs no escaping (what `key!` builds).
+    pub const fn spelled(text: &'static str) -> Self {
+        Self(text)
+    }
+}
+
+/// `key!("status")` is the `Key` for `"status"`.
+macro_rules! key {
+    ($name:literal) => {
+        $crate::observe::line::Key::spelled(concat!(",\"", $name, "\":"))
+    };
+}
+pub(crate) use key;
 
 pub struct JsonLine {
     buf: String,
@@ -26,26 +48,24 @@ impl JsonLine {
         Self { buf }
     }
 
-    fn key(&mut self, k: &'static str) {
-        self.buf.push_str(",\"");
-        self.buf.push_str(k);
-        self.buf.push_str("\":");
+    fn key(&mut self, k: Key) {
+        self.buf.push_str(k.0);
     }
 
-    pub fn str(&mut self, k: &'static str, v: &str) {
+    pub fn str(&mut self, k: Key, v: &str) {
         self.key(k);
         push_json_str(&mut self.buf, v);
     }
 
     /// Omitted when `None`, as `tracing` omits an absent field.
-    pub fn opt_str(&mut self, k: &'static str, v: Option<&str>) {
+    pub fn opt_str(&mut self, k: Key, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
         }
     }
 
     /// An address (no character of one needs escaping).
-    pub fn ip(&mut self, k: &'static str, v: std::net::IpAddr) {
+    pub fn ip(&mut self, k: Key, v: std::net::IpAddr) {
         self.key(k);
         self.buf.push('"');
         match crate::proxy::headers::ip_value(v)
@@ -58,18 +78,18 @@ impl JsonLine {
         self.buf.push('"');
     }
 
-    pub fn bool(&mut self, k: &'static str, v: bool) {
+    pub fn bool(&mut self, k: Key, v: bool) {
         self.key(k);
         self.buf.push_str(if v { "true" } else { "false" });
     }
 
-    pub fn uint(&mut self, k: &'static str, v: u64) {
+    pub fn uint(&mut self, k: Key, v: u64) {
         self.key(k);
         crate::proxy::headers::push_u64(&mut self.buf, v);
     }
 
     /// Milliseconds with microsecond resolution (`2.873`).
-    pub fn millis(&mut self, k: &'static str, d: std::time::Duration) {
+    pub fn millis(&mut self, k: Key, d: std::time::Duration) {
         self.key(k);
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         crate::proxy::headers::push_u64(&mut self.buf, us / 1000);
@@ -82,7 +102,7 @@ impl JsonLine {
 
     /// The closing members and the newline.
     pub fn finish(mut self, target: &str) -> String {
-        self.str("target", target);
+        self.str(key!("target"), target);
         self.buf.push_str("}\n");
         self.buf
     }
@@ -93,10 +113,7 @@ impl JsonLine {
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
-    while let Some(i) = rest
-        .bytes()
-        .position(|b| b < 0x20 || b == b'"' || b == b'\\')
-    {
+    while let Some(i) = first_to_escape(rest.as_bytes()) {
         out.push_str(&rest[..i]);
         let b = rest.as_bytes()[i];
         match b {
@@ -118,31 +135,78 @@ pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The index of the first byte JSON needs escaped (below 0x20, `"`, `\`). Eight bytes at a
+/// time: a word with none of them is passed over in a few operations instead of eight compares
+/// (the audit line's values are mostly short and clean).
+fn first_to_escape(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Exact for "some byte of `x` is below `n`" (n <= 0x80): a byte's borrow can only set the
+    // high bit of a byte above one that is already below `n`.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let special = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    let mut at = 0;
+    for chunk in b.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(w);
+        if below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+            != 0
+        {
+            return chunk.iter().position(special).map(|i| at + i);
+        }
+        at += 8;
+    }
+    b[at..].iter().position(special).map(|i| at + i)
+}
+
 /// `2026-11-23T22:24:43.814406Z`. Times before 1970 print as the epoch (a clock that far off
-/// is not worth a branch of its own).
+/// is not worth a branch of its own). The text up to the second is kept per thread and reused
+/// while the second is the same; only the microseconds are written per call.
 pub fn push_rfc3339_micros(out: &mut String, at: SystemTime) {
+    thread_local! {
+        /// The last second formatted on this thread, and its text.
+        static SECOND: Cell<(u64, [u8; 27])> = const { Cell::new((u64::MAX, [0; 27])) };
+    }
     let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    let mut b = match SECOND.try_with(Cell::get) {
+        Ok((s, text)) if s == secs => text,
+        _ => {
+            let text = second_text(secs);
+            let _ = SECOND.try_with(|c| c.set((secs, text)));
+            text
+        }
+    };
+    put_digits(&mut b, 20, 6, u64::from(d.subsec_micros()));
+    // All ASCII digits and punctuation: always UTF-8.
+    if let Ok(s) = std::str::from_utf8(&b) {
+        out.push_str(s);
+    }
+}
+
+/// `2026-11-23T22:24:43.000000Z` for a second since the epoch.
+fn second_text(secs: u64) -> [u8; 27] {
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
     // Digits by hand: `write!` with width specifiers was most of this line's formatting cost.
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y.clamp(0, 9999) as u64);
-    put(5, 2, u64::from(m));
-    put(8, 2, u64::from(day));
-    put(11, 2, sod / 3600);
-    put(14, 2, sod / 60 % 60);
-    put(17, 2, sod % 60);
-    put(20, 6, u64::from(d.subsec_micros()));
-    // All ASCII digits and punctuation: always UTF-8.
-    if let Ok(s) = std::str::from_utf8(&b) {
-        out.push_str(s);
+    put_digits(&mut b, 0, 4, y.clamp(0, 9999) as u64);
+    put_digits(&mut b, 5, 2, u64::from(m));
+    put_digits(&mut b, 8, 2, u64::from(day));
+    put_digits(&mut b, 11, 2, sod / 3600);
+    put_digits(&mut b, 14, 2, sod / 60 % 60);
+    put_digits(&mut b, 17, 2, sod % 60);
+    b
+}
+
+/// `v`'s last `width` decimal digits into `b[at..at + width]`, zero-padded.
+fn put_digits(b: &mut [u8; 27], at: usize, width: usize, mut v: u64) {
+    for d in b[at..at + width].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
     }
 }
 
@@ -188,6 +252,53 @@ mod tests {
             "2100-02-28T23:59:59.999999Z"
         );
         assert_eq!(ts(at(4_107_542_400, 0)), "2100-03-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn timestamps_reuse_the_second_only_within_it() {
+        // Across second, minute, day and year boundaries, back and forth (the per-thread second
+        // must never leak into another one), against the text built from scratch.
+        let edges = [
+            0u64,
+            59,
+            60,
+            86_399,
+            86_400,
+            951_868_799,
+            951_868_800,
+            1_700_000_000,
+            1_735_689_599,
+            1_735_689_600,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                for (secs, micros) in [(a, 0u32), (b, 999_999), (a, 500_000), (a + 1, 1)] {
+                    let mut want = String::from_utf8(second_text(secs).to_vec()).unwrap();
+                    want.replace_range(20..26, &format!("{micros:06}"));
+                    assert_eq!(ts(at(secs, micros)), want, "{secs}.{micros}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_escape_scan_finds_the_first_special_byte_at_every_offset() {
+        // Every byte value at every offset of strings up to 3 words long, against a plain scan.
+        let plain = |b: &[u8]| b.iter().position(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        for len in 0..=24 {
+            for at in 0..len {
+                for v in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    b[at] = v;
+                    assert_eq!(first_to_escape(&b), plain(&b), "{len} {at} {v}");
+                    // A clean byte above 0x7f and a special one behind it in the same word.
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                        assert_eq!(first_to_escape(&b), plain(&b), "{len} {at} {v} +quote");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -242,14 +353,17 @@ mod tests {
     #[test]
     fn a_line_is_one_json_object() {
         let mut l = JsonLine::new_in(String::new(), at(1_700_000_000, 5), "INFO");
-        l.str("event_type", "exempt");
-        l.opt_str("client_id", None);
-        l.opt_str("key_id", Some("k\"1"));
-        l.ip("source_ip", "::1".parse::<std::net::IpAddr>().unwrap());
-        l.str("odd", "a\"b");
-        l.bool("dry_run", false);
-        l.uint("status", 200);
-        l.millis("latency_ms", Duration::from_micros(2_873));
+        l.str(key!("event_type"), "exempt");
+        l.opt_str(key!("client_id"), None);
+        l.opt_str(key!("key_id"), Some("k\"1"));
+        l.ip(
+            key!("source_ip"),
+            "::1".parse::<std::net::IpAddr>().unwrap(),
+        );
+        l.str(key!("odd"), "a\"b");
+        l.bool(key!("dry_run"), false);
+        l.uint(key!("status"), 200);
+        l.millis(key!("latency_ms"), Duration::from_micros(2_873));
         let line = l.finish("audit");
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -277,7 +391,7 @@ mod numbers {
     fn digits_match_fmt() {
         let mut l = JsonLine::new_in(String::new(), UNIX_EPOCH, "INFO");
         for v in [0u64, 7, 10, 99, 200, 1_000_000, u64::MAX] {
-            l.uint("n", v);
+            l.uint(key!("n"), v);
             assert!(l.buf.ends_with(&format!("\"n\":{v}")), "{v}");
         }
         for us in [
@@ -293,7 +407,7 @@ mod numbers {
             60_000_001,
             u64::MAX / 2,
         ] {
-            l.millis("ms", Duration::from_micros(us));
+            l.millis(key!("ms"), Duration::from_micros(us));
             let want = format!("\"ms\":{}.{:03}", us / 1000, us % 1000);
             assert!(
                 l.buf.ends_with(&want),
@@ -311,7 +425,7 @@ mod numbers {
             "::ffff:1.2.3.4",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            l.ip("source_ip", ip);
+            l.ip(key!("source_ip"), ip);
             assert!(l.buf.ends_with(&format!("\"source_ip\":\"{ip}\"")), "{ip}");
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 mod line;
-use line::JsonLine;
+use line::{JsonLine, key};
 
 use crate::authn::AuditNote;
 use crate::decision::Event;
@@ -109,26 +109,26 @@ fn audit(sink: &LogSink, r: &RequestRecord<'_, AuditNote>, note: &AuditNote) {
         .map_or(r.target, |q| &r.target[..q]);
     let path = String::from_utf8_lossy(path);
     let mut l = JsonLine::new_in(take_line_buffer(), SystemTime::now(), "INFO");
-    l.str("event_type", note.event.as_str());
-    l.str("request_id", r.request_id);
-    l.opt_str("client_id", note.client_id.as_deref());
-    l.opt_str("key_id", note.key_id.as_deref());
+    l.str(key!("event_type"), note.event.as_str());
+    l.str(key!("request_id"), r.request_id);
+    l.opt_str(key!("client_id"), note.client_id.as_deref());
+    l.opt_str(key!("key_id"), note.key_id.as_deref());
     if let Some(ip) = r.client_ip.or(r.peer.map(|p| p.ip())) {
-        l.ip("source_ip", ip);
+        l.ip(key!("source_ip"), ip);
     }
     if let Some(ua) = r.headers.get(http::header::USER_AGENT) {
-        l.str("user_agent", &String::from_utf8_lossy(ua.as_bytes()));
+        l.str(key!("user_agent"), &String::from_utf8_lossy(ua.as_bytes()));
     }
-    l.str("method", r.method.as_str());
-    l.str("path", &path);
-    l.str("mode", note.mode.as_str());
-    l.bool("dry_run", note.dry_run);
-    l.str("route", &note.route);
-    l.opt_str("canary", note.canary.map(|c| c.as_str()));
-    l.str("code", note.code.map_or("OK", ErrorCode::as_str));
-    l.uint("status", u64::from(r.status));
-    l.opt_str("detail", note.detail.as_deref());
-    l.millis("latency_ms", r.latency);
+    l.str(key!("method"), r.method.as_str());
+    l.str(key!("path"), &path);
+    l.str(key!("mode"), note.mode.as_str());
+    l.bool(key!("dry_run"), note.dry_run);
+    l.str(key!("route"), &note.route);
+    l.opt_str(key!("canary"), note.canary.map(|c| c.as_str()));
+    l.str(key!("code"), note.code.map_or("OK", ErrorCode::as_str));
+    l.uint(key!("status"), u64::from(r.status));
+    l.opt_str(key!("detail"), note.detail.as_deref());
+    l.millis(key!("latency_ms"), r.latency);
     let line = l.finish("audit");
     sink.write_line(line.as_bytes());
     give_back_line_buffer(line);
