@@ -487,10 +487,10 @@ fn origin_form(up: &mut RequestHeader) {
     }
     // Userinfo (deprecated, RFC 9110 §4.2.4) never goes into Host.
     let authority = authority.rsplit('@').next().unwrap_or(authority);
-    if let Ok(host) = HeaderValue::from_str(authority) {
-        if up.set_raw_path(origin.as_bytes()).is_ok() {
-            up.insert(http::header::HOST, host);
-        }
+    if let Ok(host) = HeaderValue::from_str(authority)
+        && up.set_raw_path(origin.as_bytes()).is_ok()
+    {
+        up.insert(http::header::HOST, host);
     }
 }
 

@@ -167,10 +167,10 @@ impl StripSet {
             }
         }
         headers.remove(&http::header::CONNECTION);
-        if !kept.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
-                headers.insert(http::header::CONNECTION, v);
-            }
+        if !kept.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&kept.join(", "))
+        {
+            headers.insert(http::header::CONNECTION, v);
         }
     }
 }
@@ -225,10 +225,10 @@ pub fn nominated(
             {
                 continue;
             }
-            if let Ok(n) = HeaderName::from_bytes(t) {
-                if !never.contains(&n) {
-                    out.push(n);
-                }
+            if let Ok(n) = HeaderName::from_bytes(t)
+                && !never.contains(&n)
+            {
+                out.push(n);
             }
         }
     }
@@ -415,15 +415,14 @@ pub fn scheme<'a>(
     trusted: &[IpNet],
     ours: &'a str,
 ) -> &'a str {
-    if is_trusted(peer, trusted) {
-        if let Some(p) = headers
+    if is_trusted(peer, trusted)
+        && let Some(p) = headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
-        {
-            let p = p.trim();
-            if p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http") {
-                return p;
-            }
+    {
+        let p = p.trim();
+        if p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http") {
+            return p;
         }
     }
     ours

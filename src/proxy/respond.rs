@@ -28,10 +28,10 @@ pub fn reject_response<N>(
 ) -> pingora::Result<(Box<ResponseHeader>, Bytes)> {
     let code = reject.error.code;
     let mut resp = build(code.status(), code.as_str(), code.message(), request_id)?;
-    if code.status() == 401 {
-        if let Some(v) = &reject.accept_signature {
-            resp.0.insert_header("accept-signature", v.clone())?;
-        }
+    if code.status() == 401
+        && let Some(v) = &reject.accept_signature
+    {
+        resp.0.insert_header("accept-signature", v.clone())?;
     }
     if code == ErrorCode::RateLimited {
         resp.0
