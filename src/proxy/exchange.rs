@@ -403,7 +403,9 @@ fn upstream_request<N>(
 }
 
 /// Hop-by-hop fields never forwarded (RFC 9110 §7.6.1), plus the body framing we set ourselves.
-const HOP_BY_HOP: [http::HeaderName; 9] = [
+/// A `static`, as the other header-name tables: a `const` of a type with drop glue
+/// (`HeaderName`) is built and dropped again at every use, here once per header of the request.
+static HOP_BY_HOP: [http::HeaderName; 9] = [
     http::header::CONNECTION,
     http::HeaderName::from_static("keep-alive"),
     http::HeaderName::from_static("proxy-connection"),
@@ -495,7 +497,7 @@ fn origin_form(up: &mut RequestHeader) {
 }
 
 /// Fields a `Connection` token may not remove: the message's target and framing are end-to-end.
-const NEVER_NOMINATED: [http::HeaderName; 3] = [
+static NEVER_NOMINATED: [http::HeaderName; 3] = [
     http::header::HOST,
     http::header::CONTENT_LENGTH,
     http::header::CONTENT_TYPE,

@@ -25,16 +25,17 @@ pub struct Known {
     pub titled: &'static str,
 }
 
-pub const X_FORWARDED_FOR: Known = Known {
+// Statics, not consts: a const `HeaderName` is built and dropped at every use.
+pub static X_FORWARDED_FOR: Known = Known {
     name: HeaderName::from_static("x-forwarded-for"),
     titled: "X-Forwarded-For",
 };
-pub const X_FORWARDED_PROTO: Known = Known {
+pub static X_FORWARDED_PROTO: Known = Known {
     name: HeaderName::from_static("x-forwarded-proto"),
     titled: "X-Forwarded-Proto",
 };
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub const X_REQUEST_ID: Known = Known {
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REQUEST_ID: Known = Known {
     name: HeaderName::from_static(super::respond::REQUEST_ID),
     titled: "X-Request-Id",
 };

@@ -330,7 +330,7 @@ pub(crate) fn classify(e: &pingora::Error) -> ErrorCode {
 }
 
 /// Hop-by-hop fields of a response (RFC 9110 §7.6.1).
-const RESPONSE_HOP_BY_HOP: [http::HeaderName; 6] = [
+static RESPONSE_HOP_BY_HOP: [http::HeaderName; 6] = [
     http::header::CONNECTION,
     http::HeaderName::from_static("keep-alive"),
     http::HeaderName::from_static("proxy-connection"),
@@ -353,7 +353,7 @@ fn strip_response_hop_by_hop(resp: &mut ResponseHeader, to_h2: bool) {
     let mut doomed: Vec<http::HeaderName> = Vec::new();
     // `Connection` is RESPONSE_HOP_BY_HOP[0].
     if fixed.has(0) {
-        const FRAMING: [http::HeaderName; 2] = [
+        static FRAMING: [http::HeaderName; 2] = [
             http::header::CONTENT_LENGTH,
             http::header::TRANSFER_ENCODING,
         ];
