@@ -179,14 +179,13 @@ struct Head {
     len: usize,
 }
 
-/// Reads one response from `stream`. A body of announced length is read into one buffer of
-/// that size (a 30 MiB JWKS is not grown by doubling and then copied out: what the key
-/// directory's thread frees after a fetch is what stays mapped until its next one).
+/// Reads one response from `stream`, into buffers mapped from the OS (`scratch.rs`) and not the
+/// heap: a body of announced length into one buffer of that size, other bodies grown as they come.
 pub(crate) async fn read_response<S: AsyncRead + Unpin>(
     stream: &mut S,
     max_body: usize,
 ) -> Result<Response, String> {
-    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut buf = Scratch::new();
     let head = loop {
         if let Some(head) = parse_head(&buf, max_body)? {
             break head;
@@ -222,8 +221,7 @@ pub(crate) async fn read_response<S: AsyncRead + Unpin>(
                 if raw.len() > max_body.saturating_add(MAX_HEAD) {
                     return Err(format!("response body exceeds {max_body} bytes"));
                 }
-                raw.reserve(READ_STEP)?;
-                if read_into(stream, &mut raw).await? == 0 {
+                if read_more(stream, &mut raw).await? == 0 {
                     return Err(CLOSED_EARLY.into());
                 }
             }
@@ -236,8 +234,7 @@ pub(crate) async fn read_response<S: AsyncRead + Unpin>(
                 if body.len() > max_body {
                     return Err(format!("response body exceeds {max_body} bytes"));
                 }
-                body.reserve(READ_STEP)?;
-                if read_into(stream, &mut body).await? == 0 {
+                if read_more(stream, &mut body).await? == 0 {
                     break body;
                 }
             }
@@ -303,16 +300,14 @@ impl AsyncRead for Trickle<'_> {
     }
 }
 
-/// Appends what one read gives (up to `READ_STEP` bytes); 0 at the end of the stream.
+/// Appends what one read gives, with room for at least `READ_STEP` bytes made first; 0 at the
+/// end of the stream.
 async fn read_more<S: AsyncRead + Unpin>(
     stream: &mut S,
-    buf: &mut Vec<u8>,
+    buf: &mut Scratch,
 ) -> Result<usize, String> {
-    buf.reserve(READ_STEP);
-    stream
-        .read_buf(buf)
-        .await
-        .map_err(|e| format!("read response: {e}"))
+    buf.reserve(READ_STEP)?;
+    read_into(stream, buf).await
 }
 
 /// The response head at the start of `buf`, `None` while it is incomplete.

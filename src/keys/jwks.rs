@@ -63,8 +63,8 @@ struct Candidate<'a> {
 /// size and nothing of the size of the document is kept on the heap besides it — no tree of the
 /// document, no list of the keys. The points are decoded on every core.
 pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
-    // A struct also deserializes from a JSON array (its fields in order): only an object is a
-    // JWK Set.
+    // Not an object: say whether it is JSON at all (the walk below would call a truncated array
+    // "no keys array", as it looks at the type before the syntax).
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(
             match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
@@ -90,7 +90,8 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
     let mut b = KeyTable::builder(KeySource::Directory(url.to_owned()));
     b.reserve(usable, id_bytes);
     let mut raw = Scratch::zeroed(usable.saturating_mul(32))?;
-    let mut skipped = Vec::new();
+    // (key number, why): numbered so the reasons of the third pass below fall in document order.
+    let mut skipped: Vec<(usize, String)> = Vec::new();
     let mut n = 0;
     each_key(body, &mut |i, key| {
         match evaluate(key) {
@@ -101,7 +102,7 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
                 }
                 n += 1;
             }
-            Err((kid, why)) => skipped.push(format!("keys[{i}]{}: {why}", kid_note(kid))),
+            Err((kid, why)) => skipped.push((i, format!("keys[{i}]{}: {why}", kid_note(kid)))),
         }
         Ok(())
     })?;
@@ -122,16 +123,19 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
             let at = n;
             n += 1;
             if bad.next_if_eq(&at).is_some() {
-                skipped.push(format!(
-                    "keys[{i}] (kid {:?}): JWK x is not a valid Ed25519 public key",
-                    c.kid
+                skipped.push((
+                    i,
+                    format!(
+                        "keys[{i}] (kid {:?}): JWK x is not a valid Ed25519 public key",
+                        c.kid
+                    ),
                 ));
             } else if let Some(&key) = points.get(at) {
                 b.push(&c.kid, &c.client_id, key, c.status, None)?;
             }
             Ok(())
         })?;
-        skipped.sort_by_key(|s| key_number(s));
+        skipped.sort_by_key(|&(i, _)| i);
         b.finish()
     };
     let index = KeyIndex::build(vec![Arc::new(table)]).map_err(|d| {
@@ -142,16 +146,10 @@ pub(crate) fn parse_jwks(body: &[u8], url: &str) -> Result<Parsed, String> {
             .unwrap_or_default();
         format!("JWKS names kid {kid:?} twice")
     })?;
-    Ok(Parsed { index, skipped })
-}
-
-/// `N` of a `keys[N]…` reason, to keep the reasons in document order.
-fn key_number(reason: &str) -> usize {
-    reason
-        .strip_prefix("keys[")
-        .and_then(|r| r.split(']').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(usize::MAX)
+    Ok(Parsed {
+        index,
+        skipped: skipped.into_iter().map(|(_, why)| why).collect(),
+    })
 }
 
 /// Calls `each` with the index and text of every element of the document's `keys` array, in
