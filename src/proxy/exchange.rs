@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Version};
-use pingora::connectors::TransportConnector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
 
@@ -29,7 +28,7 @@ use crate::error::{Error, ErrorCode};
 pub struct Core<G: Gate, O> {
     pub(super) gate: Arc<G>,
     pub(super) observer: Arc<O>,
-    pub(super) transport: TransportConnector,
+    pub(super) upstreams: upstream::Upstreams,
     pub(super) inflight: InFlight,
     pub(super) connections: Connections,
     pub(super) draining: Draining,
@@ -160,7 +159,7 @@ impl<G: Gate, O: RequestObserver<G::Note>> Core<G, O> {
                     None => Sent::Stream,
                 };
                 upstream::forward(
-                    &self.transport,
+                    &self.upstreams,
                     session,
                     hop,
                     up,

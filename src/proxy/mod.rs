@@ -26,6 +26,7 @@ pub mod gate;
 mod h2;
 pub mod headers;
 pub mod hop;
+mod pool;
 pub mod record;
 pub mod respond;
 pub mod server;

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::connectors::TransportConnector;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
@@ -185,7 +184,7 @@ where
     let core = Arc::new(Core {
         gate,
         observer,
-        transport: TransportConnector::new(None),
+        upstreams: super::upstream::Upstreams::default(),
         inflight: inflight.clone(),
         connections: connections.clone(),
         draining: draining.clone(),

@@ -17,6 +17,7 @@ use pingora::upstreams::peer::Peer;
 use super::exchange::Outcome;
 use super::headers::{self, HeaderEdit};
 use super::hop::Hop;
+use super::pool::Pool;
 use super::respond;
 use crate::error::{Error, ErrorCode};
 
@@ -35,13 +36,29 @@ enum Failure {
     Client(Box<pingora::Error>),
 }
 
+/// How upstream connections are made (Pingora's connector: TCP options, TLS, connect timeout)
+/// and kept between requests (our pool).
+pub struct Upstreams {
+    transport: TransportConnector,
+    pool: std::sync::Arc<Pool>,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self {
+            transport: TransportConnector::new(None),
+            pool: Pool::new(),
+        }
+    }
+}
+
 /// More informational responses than this before the final one: the upstream is misbehaving.
 const MAX_INFORMATIONAL: usize = 16;
 
 /// Send `up` (+ body) to the upstream and relay its answer. Returns whether the client
 /// connection may carry another request.
 pub async fn forward<N>(
-    transport: &TransportConnector,
+    upstreams: &Upstreams,
     session: &mut ServerSession,
     hop: &Hop,
     up: RequestHeader,
@@ -53,7 +70,7 @@ pub async fn forward<N>(
     let mut up = Some(Box::new(up));
     let mut fresh = false;
     let (client, resp, started) = loop {
-        let (mut client, reused) = match connect(transport, hop, fresh).await {
+        let (mut client, reused) = match connect(upstreams, hop, fresh).await {
             Ok(c) => c,
             Err(e) => return failed(session, Failure::Upstream(e), &sent, request_id, out).await,
         };
@@ -80,7 +97,7 @@ pub async fn forward<N>(
         }
     };
     out.upstream_latency = Some(started.elapsed());
-    relay(transport, hop, session, client, resp, request_id, out).await
+    relay(upstreams, hop, session, client, resp, request_id, out).await
 }
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).
@@ -114,22 +131,26 @@ fn up_err(mut e: Box<pingora::Error>) -> Failure {
 }
 
 async fn connect(
-    transport: &TransportConnector,
+    upstreams: &Upstreams,
     hop: &Hop,
     fresh: bool,
 ) -> Result<(Upstream, bool), Box<pingora::Error>> {
     let pooled = if fresh {
         None
     } else {
-        transport.reused_stream(&hop.peer).await
+        upstreams.pool.take(hop.peer.reuse_hash())
     };
     let reused = pooled.is_some();
     let stream = match pooled {
         Some(s) => s,
-        None => transport.new_stream(&hop.peer).await.map_err(|mut e| {
-            e.as_up();
-            e
-        })?,
+        None => upstreams
+            .transport
+            .new_stream(&hop.peer)
+            .await
+            .map_err(|mut e| {
+                e.as_up();
+                e
+            })?,
     };
     let mut client = Upstream::new_with_options(stream, &hop.peer);
     client.read_timeout = hop.peer.options.read_timeout;
@@ -237,7 +258,7 @@ async fn final_head(client: &mut Upstream) -> Result<Box<ResponseHeader>, Failur
 /// Relay the response head and body to the client, then pool the upstream connection if both
 /// sides finished cleanly.
 async fn relay<N>(
-    transport: &TransportConnector,
+    upstreams: &Upstreams,
     hop: &Hop,
     session: &mut ServerSession,
     mut client: Upstream,
@@ -277,7 +298,9 @@ async fn relay<N>(
     if request_done {
         client.respect_keepalive();
         if let Some(stream) = client.reuse().await {
-            transport.release_stream(stream, hop.peer.reuse_hash(), hop.peer.idle_timeout());
+            upstreams
+                .pool
+                .put(hop.peer.reuse_hash(), stream, hop.peer.idle_timeout());
         }
     }
     request_done
