@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use sfv::{BareItem, Dictionary, FieldType, Item, List, Parser};
+use sfv::{Dictionary, FieldType, Item, KeyRef, List, Parser, RefBareItem};
 
 use super::RequestView;
 use super::fields::{push_canonical_value, trim_ows};
@@ -76,8 +76,6 @@ pub struct Component {
     /// `;name="n"` of `@query-param` (the encoded name).
     pub param_name: Option<String>,
     pub id: String,
-    /// The identifier as a structured-field item, for serialising a covered-components list.
-    pub item: Item,
 }
 
 impl PartialEq for Component {
@@ -95,8 +93,24 @@ fn malformed(detail: String) -> Error {
 impl Component {
     /// Parses one member of a covered-components inner list.
     pub fn from_item(item: &Item) -> Result<Self, Error> {
-        let id = item.serialize();
-        let BareItem::String(s) = &item.bare_item else {
+        Self::from_parts(
+            RefBareItem::from(&item.bare_item),
+            item.params
+                .iter()
+                .map(|(k, v)| (k.as_ref(), RefBareItem::from(v))),
+        )
+    }
+
+    /// `from_item` over a member borrowed from the field as it is parsed (no `Item` built).
+    pub fn from_parts<'a>(
+        bare: RefBareItem<'a>,
+        params: impl Iterator<Item = (&'a KeyRef, RefBareItem<'a>)> + Clone,
+    ) -> Result<Self, Error> {
+        let id = sfv::ItemSerializer::new()
+            .bare_item(bare)
+            .parameters(params.clone())
+            .finish();
+        let RefBareItem::String(s) = bare else {
             return Err(malformed(format!(
                 "component identifier {id} is not a string"
             )));
@@ -132,14 +146,13 @@ impl Component {
             bs: false,
             param_name: None,
             id,
-            item: item.clone(),
         };
-        for (k, v) in &item.params {
+        for (k, v) in params {
             match (k.as_str(), v) {
-                ("sf", BareItem::Boolean(true)) => c.sf = true,
-                ("bs", BareItem::Boolean(true)) => c.bs = true,
-                ("key", BareItem::String(s)) => c.key = Some(s.as_str().to_owned()),
-                ("name", BareItem::String(s)) => c.param_name = Some(s.as_str().to_owned()),
+                ("sf", RefBareItem::Boolean(true)) => c.sf = true,
+                ("bs", RefBareItem::Boolean(true)) => c.bs = true,
+                ("key", RefBareItem::String(s)) => c.key = Some(s.as_str().to_owned()),
+                ("name", RefBareItem::String(s)) => c.param_name = Some(s.as_str().to_owned()),
                 ("req", _) => {
                     return Err(malformed(format!(
                         "{}: ;req refers to a request from a response signature",

@@ -81,10 +81,17 @@ pub fn sign(
     if let Some(t) = spec.tag {
         params.insert(key_of("tag")?, BareItem::String(string(t, "tag")?));
     }
-    let inner = InnerList::with_params(
-        spec.components.iter().map(|c| c.item.clone()).collect(),
-        params,
-    );
+    // Each component's identifier is its serialised item: parsed back, it is that item.
+    let items = spec
+        .components
+        .iter()
+        .map(|c| {
+            sfv::Parser::new(&c.id)
+                .parse::<sfv::Item>()
+                .map_err(|e| bad(format!("component {}: {e}", c.id)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inner = InnerList::with_params(items, params);
     let params_value =
         sfv::FieldType::serialize(&vec![ListEntry::InnerList(inner)]).unwrap_or_default();
     let base = signature_base(req, spec.components, &params_value)?;
