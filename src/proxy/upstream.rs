@@ -143,9 +143,10 @@ async fn connect(
     let reused = pooled.is_some();
     let stream = match pooled {
         Some(s) => s,
-        None => upstreams
-            .transport
-            .new_stream(&hop.peer)
+        // Boxed: Pingora's connect future (TCP, TLS handshake) is ~8 KiB, and awaited inline
+        // it would size every request's future — moved into its box per request — though a
+        // pooled connection needs none of it.
+        None => Box::pin(upstreams.transport.new_stream(&hop.peer))
             .await
             .map_err(|mut e| {
                 e.as_up();
