@@ -51,11 +51,11 @@ pub fn parse_signatures(fields: &dyn FieldSource) -> Result<Option<Vec<Signature
     let input_field = joined(fields, "signature-input");
     let signature_field = joined(fields, "signature");
     let inputs = match &input_field {
-        Some(f) => Some(parse_dict(f, "signature-input", InputDict::default())?),
+        Some(f) => Some(parse_dict::<InnerList>(f, "signature-input")?),
         None => None,
     };
     let sigs = match &signature_field {
-        Some(f) => Some(parse_dict(f, "signature", SignatureDict::default())?),
+        Some(f) => Some(parse_dict::<Vec<u8>>(f, "signature")?),
         None => None,
     };
     let (inputs, mut sigs) = match (inputs, sigs) {
@@ -211,14 +211,19 @@ fn joined(fields: &dyn FieldSource, name: &'static str) -> Option<Vec<u8>> {
     joined
 }
 
-/// Parses `field` as one dictionary with `visitor`, refusing a key that appears twice.
-fn parse_dict<'de, V>(field: &'de [u8], name: &'static str, visitor: V) -> Result<V::Out, Error>
-where
-    V: DictionaryVisitor<'de, Error = DuplicateLabel> + Labels,
-{
+/// A dictionary's members in order: each label with its value read into a `T` (`None`: the
+/// value is not of that kind).
+type Members<'de, T> = Vec<(&'de KeyRef, Option<T>)>;
+
+/// Parses `field` as one dictionary of `T`s, refusing a label that appears twice (an SF parser
+/// would let the second silently replace the first).
+fn parse_dict<'de, T: Member<'de>>(
+    field: &'de [u8],
+    name: &'static str,
+) -> Result<Members<'de, T>, Error> {
     let mut duplicate = None;
-    let visitor = NoDuplicates {
-        inner: visitor,
+    let visitor = Dict {
+        members: Vec::new(),
         duplicate: &mut duplicate,
     };
     match Parser::new(field).parse_dictionary_with_visitor(visitor) {
@@ -233,14 +238,13 @@ where
     }
 }
 
-/// A dictionary visitor whose labels so far can be asked for.
-trait Labels {
-    fn has(&self, key: &KeyRef) -> bool;
+/// What a member's value is read into, by the entry visitor it gives for its slot.
+trait Member<'de>: Sized {
+    fn visitor(slot: &mut Option<Self>) -> impl EntryVisitor<'de>;
 }
 
-/// Refuses a repeated key instead of letting the last one win.
-struct NoDuplicates<'a, V> {
-    inner: V,
+struct Dict<'a, 'de, T> {
+    members: Members<'de, T>,
     duplicate: &'a mut Option<String>,
 }
 
@@ -255,48 +259,29 @@ impl fmt::Display for DuplicateLabel {
 
 impl std::error::Error for DuplicateLabel {}
 
-impl<'de, V> DictionaryVisitor<'de> for NoDuplicates<'_, V>
-where
-    V: DictionaryVisitor<'de, Error = DuplicateLabel> + Labels,
-{
-    type Out = V::Out;
+impl<'de, T: Member<'de>> DictionaryVisitor<'de> for Dict<'_, 'de, T> {
+    type Out = Members<'de, T>;
     type Error = DuplicateLabel;
 
     fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Self::Error> {
-        if self.inner.has(key) {
+        if self.members.iter().any(|(k, _)| *k == key) {
             *self.duplicate = Some(key.as_str().to_owned());
             return Err(DuplicateLabel);
         }
-        self.inner.entry(key)
+        self.members.push((key, None));
+        let at = self.members.len() - 1;
+        Ok(T::visitor(&mut self.members[at].1))
     }
 
     fn finish(self) -> Result<Self::Out, Self::Error> {
-        self.inner.finish()
+        Ok(self.members)
     }
 }
 
-/// `Signature-Input`: each label with its inner list (`None`: the member is a bare item).
-#[derive(Default)]
-struct InputDict<'de>(Vec<(&'de KeyRef, Option<InnerList<'de>>)>);
-
-impl Labels for InputDict<'_> {
-    fn has(&self, key: &KeyRef) -> bool {
-        self.0.iter().any(|(k, _)| *k == key)
-    }
-}
-
-impl<'de> DictionaryVisitor<'de> for InputDict<'de> {
-    type Out = Vec<(&'de KeyRef, Option<InnerList<'de>>)>;
-    type Error = DuplicateLabel;
-
-    fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Self::Error> {
-        self.0.push((key, None));
-        let at = self.0.len() - 1;
-        Ok(InputEntry(&mut self.0[at].1))
-    }
-
-    fn finish(self) -> Result<Self::Out, Self::Error> {
-        Ok(self.0)
+/// `Signature-Input`: each member an inner list (a bare item stays `None`).
+impl<'de> Member<'de> for InnerList<'de> {
+    fn visitor(slot: &mut Option<Self>) -> impl EntryVisitor<'de> {
+        InputEntry(slot)
     }
 }
 
@@ -365,28 +350,10 @@ impl<'de> ParameterVisitor<'de> for ParamsOf<'_, 'de> {
     }
 }
 
-/// `Signature`: each label with its bytes (`None`: the member is not a byte sequence).
-#[derive(Default)]
-struct SignatureDict<'de>(Vec<(&'de KeyRef, Option<Vec<u8>>)>);
-
-impl Labels for SignatureDict<'_> {
-    fn has(&self, key: &KeyRef) -> bool {
-        self.0.iter().any(|(k, _)| *k == key)
-    }
-}
-
-impl<'de> DictionaryVisitor<'de> for SignatureDict<'de> {
-    type Out = Vec<(&'de KeyRef, Option<Vec<u8>>)>;
-    type Error = DuplicateLabel;
-
-    fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Self::Error> {
-        self.0.push((key, None));
-        let at = self.0.len() - 1;
-        Ok(SignatureEntryVisitor(&mut self.0[at].1))
-    }
-
-    fn finish(self) -> Result<Self::Out, Self::Error> {
-        Ok(self.0)
+/// `Signature`: each member a byte sequence (anything else stays `None`).
+impl<'de> Member<'de> for Vec<u8> {
+    fn visitor(slot: &mut Option<Self>) -> impl EntryVisitor<'de> {
+        SignatureEntryVisitor(slot)
     }
 }
 
