@@ -94,6 +94,7 @@ impl Component {
     /// Parses one member of a covered-components inner list.
     pub fn from_item(item: &Item) -> Result<Self, Error> {
         Self::from_parts(
+            item.serialize(),
             RefBareItem::from(&item.bare_item),
             item.params
                 .iter()
@@ -101,15 +102,13 @@ impl Component {
         )
     }
 
-    /// `from_item` over a member borrowed from the field as it is parsed (no `Item` built).
+    /// `from_item` over a member borrowed from the field as it is parsed (no `Item` built), with
+    /// `id` its serialisation.
     pub fn from_parts<'a>(
+        id: String,
         bare: RefBareItem<'a>,
-        params: impl Iterator<Item = (&'a KeyRef, RefBareItem<'a>)> + Clone,
+        params: impl Iterator<Item = (&'a KeyRef, RefBareItem<'a>)>,
     ) -> Result<Self, Error> {
-        let id = sfv::ItemSerializer::new()
-            .bare_item(bare)
-            .parameters(params.clone())
-            .finish();
         let RefBareItem::String(s) = bare else {
             return Err(malformed(format!(
                 "component identifier {id} is not a string"

@@ -82,19 +82,8 @@ pub fn parse_signatures(fields: &dyn FieldSource) -> Result<Option<Vec<Signature
                 "Signature-Input {label} is not an inner list"
             )));
         };
-        let mut components = Vec::with_capacity(list.items.len());
-        for (bare, params) in &list.items {
-            let c = Component::from_parts(bare.into(), refs(params))?;
-            if components.iter().any(|p: &Component| p.id == c.id) {
-                return Err(malformed(format!(
-                    "Signature-Input {label} covers {} twice",
-                    c.id
-                )));
-            }
-            components.push(c);
-        }
+        let (components, params_value) = components_and_value(label, list)?;
         let params = parse_params(label, &list.params)?;
-        let params_value = serialize_inner_list(list);
         let signature = match sigs.iter_mut().find(|(k, _)| k == key) {
             Some((_, Some(bytes))) => std::mem::take(bytes),
             Some((_, None)) => {
@@ -142,21 +131,39 @@ struct InnerList<'de> {
     params: Params<'de>,
 }
 
-fn refs<'a>(params: &'a Params<'_>) -> impl Iterator<Item = (&'a KeyRef, RefBareItem<'a>)> + Clone {
+fn refs<'a>(params: &'a Params<'_>) -> impl Iterator<Item = (&'a KeyRef, RefBareItem<'a>)> {
     params.iter().map(|(k, v)| (*k, RefBareItem::from(v)))
 }
 
-/// The inner list as RFC 9651 §4.1.1.1 serialises it: the `@signature-params` value.
-fn serialize_inner_list(list: &InnerList<'_>) -> String {
-    let mut out = String::new();
-    let mut ser = sfv::ListSerializer::with_buffer(&mut out);
+/// The covered components and the `@signature-params` value (the inner list as RFC 9651
+/// §4.1.1.1 serialises it), in one pass: a component's identifier is its item's serialisation,
+/// cut out of the value as it is written rather than serialised a second time.
+fn components_and_value(
+    label: &str,
+    list: &InnerList<'_>,
+) -> Result<(Vec<Component>, String), Error> {
+    let mut components: Vec<Component> = Vec::with_capacity(list.items.len());
+    let mut value = String::new();
+    let mut ser = sfv::ListSerializer::with_buffer(&mut value);
     let mut inner = ser.inner_list();
+    // Where the next item starts: after "(", then after each item and its one separating space.
+    let mut start = 1;
     for (bare, params) in &list.items {
-        inner.bare_item(bare).parameters(refs(params));
+        let written = inner.bare_item(bare).parameters(refs(params)).finish();
+        let id = written.get(start..).unwrap_or_default().to_owned();
+        start = written.len() + 1;
+        let c = Component::from_parts(id, bare.into(), refs(params))?;
+        if components.iter().any(|p| p.id == c.id) {
+            return Err(malformed(format!(
+                "Signature-Input {label} covers {} twice",
+                c.id
+            )));
+        }
+        components.push(c);
     }
     inner.finish().parameters(refs(&list.params));
     drop(ser);
-    out
+    Ok((components, value))
 }
 
 fn parse_params(label: &str, params: &Params<'_>) -> Result<SigParams, Error> {
