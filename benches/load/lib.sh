@@ -67,6 +67,11 @@ wait_port() { # bounded: 10 s
   echo "nothing listens on 127.0.0.1:$1" >&2; exit 1
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Inter-processor interrupts the whole machine has taken so far (rescheduling + function call: a
+# wakeup of a task on the other CPU sends one; in a VM each one sent costs a VM exit).
+ipis() { awk '$1 == "RES:" || $1 == "CAL:" {for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i} END {print s + 0}' /proc/interrupts; }
+# Context switches (voluntary + involuntary) of all of a process's threads so far.
+ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # --- nginx: 1 worker, loopback only, its own config and temp paths under $T/<name>.

@@ -17,7 +17,10 @@
 #   e  + Redis       the signed GETs with `replay.store: redis` on a local redis-server (if installed)
 # then, open loop at a constant rate (loadgen, benches/load/loadgen.rs, not wrk): the floor,
 # sigproxy off, nginx and HAProxy all at half of the floor's wrk req/s (the "p99 at half the floor's
-# saturation" goal), and sigproxy required at half its own; ROUNDS rounds, medians.
+# saturation" goal), and sigproxy required, the floor and sigproxy off at half of the signed
+# case's wrk req/s (the signed path's extra cost at one rate); ROUNDS rounds, medians.
+# Every case also counts the machine's inter-processor interrupts (/proc/interrupts RES + CAL) and
+# the proxy's context switches (all its threads), per request.
 # Then the bare Ed25519 verify_strict (criterion, same run) for the signed-path ratio.
 # Reported: requests/s, p50/p99 latency (wrk --latency), and the proxy's CPU µs per request:
 # utime+stime deltas of the proxy process from /proc/<pid>/stat (nginx: its worker) over the
@@ -104,7 +107,8 @@ wait "$g1"
 
 # --- per-round measurements, kept per case; medians at the end.
 CASES=()                      # case names in first-seen order
-declare -A SEEN CPU RPS P50 P99 REQS NON2XX FAILED
+declare -A SEEN CPU RPS P50 P99 REQS NON2XX FAILED IPI CSW
+per_req() { awk -v d="$1" -v n="$2" 'BEGIN {printf "%.2f", d / n}'; } # count, requests
 us() { # wrk latency (e.g. 578.00us, 1.53ms, 2.00s) -> µs
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
 }
@@ -118,10 +122,12 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   if [ -z "${SEEN[$name]:-}" ]; then SEEN[$name]=1; CASES+=("$name"); fi
   if [ $# -ge 4 ]; then script=(-s "$HERE/cycle.lua" -- "$4" ${5:+"$5"}); fi
   wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/api/warmup" >/dev/null 2>&1 || true
-  local t0=0 t1=0
-  [ "$pid" != - ] && t0=$(cpu_ticks "$pid")
+  local t0=0 t1=0 i0 i1 c0=0 c1=0
+  [ "$pid" != - ] && { t0=$(cpu_ticks "$pid"); c0=$(ctxsw "$pid"); }
+  i0=$(ipis)
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/api/item?x=1" "${script[@]}" >"$wo" 2>&1 || true
-  [ "$pid" != - ] && t1=$(cpu_ticks "$pid")
+  i1=$(ipis)
+  [ "$pid" != - ] && { t1=$(cpu_ticks "$pid"); c1=$(ctxsw "$pid"); }
   local reqs rps p50 p99 non2xx cpu
   reqs=$(awk '/requests in/ {print $1}' "$wo")
   if [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
@@ -129,6 +135,7 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
     # case, the medians use the others, and the table counts the failure.
     record FAILED "$name" 1
     record CPU "$name" -; record RPS "$name" -; record P50 "$name" -; record P99 "$name" -
+    record IPI "$name" -; record CSW "$name" -
     echo "[$ROUND] $name: wrk gave no result ($(head -c 200 "$wo" | tr '\n' ' '))" >&2
     return 0
   fi
@@ -141,6 +148,8 @@ measure() { # case-name, proxy-pid ("-" for none), port, [reqs-file [body-file]]
   fi
   record CPU "$name" "$cpu"; record RPS "$name" "$rps"; record P50 "$name" "$p50"; record P99 "$name" "$p99"
   record REQS "$name" "$reqs"; record NON2XX "$name" "$non2xx"
+  record IPI "$name" "$(per_req $((i1 - i0)) "$reqs")"
+  if [ "$pid" = - ]; then record CSW "$name" -; else record CSW "$name" "$(per_req $((c1 - c0)) "$reqs")"; fi
   echo "[$ROUND] $name: ${rps} req/s p50 ${p50}µs p99 ${p99}µs cpu ${cpu} µs/req non-2xx $non2xx" >&2
 }
 median() { tr ' ' '\n' | awk 'NF && $1 != "-"' | sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else { m = (v[NR / 2] + v[NR / 2 + 1]) / 2; if (m == int(m)) print m; else printf "%.1f\n", m } }'; }
@@ -201,22 +210,24 @@ T_WRK=$(date +%s)
 # request, so its p99 hides stalls). loadgen (benches/load/loadgen.rs) sends on a fixed schedule and
 # counts each latency from the request's scheduled time. Common rate: half the floor's saturation.
 HCASES=()
-declare -A HSEEN HP50 HP90 HP99 HP999 HMAX HCPU HACH HBAD HLAG
+declare -A HSEEN HP50 HP90 HP99 HP999 HMAX HCPU HACH HBAD HLAG HIPI HCSW HRATE
 half() { # case-name, proxy-pid, port, rate, [reqs-file]
   local name=$1 pid=$2 port=$3 rate=$4 lo src=(--path '/api/item?x=1')
   if [ -z "${HSEEN[$name]:-}" ]; then HSEEN[$name]=1; HCASES+=("$name"); fi
   lo="$T/loadgen-$ROUND-${#HCASES[@]}-$RANDOM.json"
   if [ $# -ge 5 ]; then src=(--requests "$5"); fi
-  local t0 t1 lg cpu
-  t0=$(cpu_ticks "$pid")
+  local t0 t1 lg cpu i0 i1 c0 c1
+  HRATE[$name]=$rate
+  t0=$(cpu_ticks "$pid"); c0=$(ctxsw "$pid"); i0=$(ipis)
   "$LOADGEN" --addr "127.0.0.1:$port" --rate "$rate" --connections "$CONNS" --duration "$DURATION" \
     --warmup "$WARMUP" "${src[@]}" >"$lo" 2>"$lo.err" || { cat "$lo.err" >&2; exit 1; }
-  t1=$(cpu_ticks "$pid")
+  i1=$(ipis); t1=$(cpu_ticks "$pid"); c1=$(ctxsw "$pid")
   read -r -a lg < <(json_fields "$lo" achieved_rps p50_us p90_us p99_us p999_us max_us non_2xx errors unsent responses_total send_lag_p99_us)
   cpu=$(awk -v d=$((t1 - t0)) -v n="${lg[9]}" -v hz="$TCK" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
   record HACH "$name" "${lg[0]}"; record HP50 "$name" "${lg[1]}"; record HP90 "$name" "${lg[2]}"
   record HP99 "$name" "${lg[3]}"; record HP999 "$name" "${lg[4]}"; record HMAX "$name" "${lg[5]}"
   record HCPU "$name" "$cpu"; record HBAD "$name" $((lg[6] + lg[7] + lg[8])); record HLAG "$name" "${lg[10]}"
+  record HIPI "$name" "$(per_req $((i1 - i0)) "${lg[9]}")"; record HCSW "$name" "$(per_req $((c1 - c0)) "${lg[9]}")"
   echo "[$ROUND] $name @ $rate/s: p50 ${lg[1]} p99 ${lg[3]} max ${lg[5]} µs, non-2xx+errors+unsent $((lg[6] + lg[7] + lg[8]))" >&2
 }
 halfrate() { awk -v r="$1" 'BEGIN {printf "%d", r / 2}'; }
@@ -224,10 +235,17 @@ COMMON=${HALF_RATE:-$(halfrate "$(med RPS "$FLOOR_ROW")")}
 REQ_HALF=$(halfrate "$(med RPS "$GET_RQ")")
 HF="b Pingora floor @ ½ floor's saturation"
 HC="c sigproxy off @ ½ floor's saturation"
+HS="e sigproxy required, signed GET @ ½ own saturation"
+# The floor and off again at the signed case's rate: a proxy's CPU per request depends on its
+# rate (fewer requests per wakeup, more wakeups of the other CPU per request), so the signed
+# path's extra cost is also taken against the floor at the same rate.
+HFS="b Pingora floor @ ½ signed saturation"
+HCS="c sigproxy off @ ½ signed saturation"
 if [ "${HALF:-1}" != 0 ]; then
   for ROUND in $(seq "$ROUNDS"); do
     half "$HF" "$FLOOR_PID" "$FLP" "$COMMON"
-    start_sigproxy off; half "$HC" "$SPID" "$SP" "$COMMON"; stop_sigproxy
+    half "$HFS" "$FLOOR_PID" "$FLP" "$REQ_HALF"
+    start_sigproxy off; half "$HC" "$SPID" "$SP" "$COMMON"; half "$HCS" "$SPID" "$SP" "$REQ_HALF"; stop_sigproxy
     half "b nginx proxy @ ½ floor's saturation" "$(nginx_worker proxy)" "$NPX" "$COMMON"
     half "b HAProxy @ ½ floor's saturation" "$HPID" "$HAP" "$COMMON"
     while IFS=$'\t' read -r name bin; do
@@ -235,7 +253,7 @@ if [ "${HALF:-1}" != 0 ]; then
     done < <(extra_sigproxies)
     # a fresh instance: its replay store has seen none of get.reqs's nonces
     start_sigproxy required
-    half "e sigproxy required, signed GET @ ½ own saturation" "$SPID" "$SP" "$REQ_HALF" "$T/get.reqs"
+    half "$HS" "$SPID" "$SP" "$REQ_HALF" "$T/get.reqs"
     stop_sigproxy
   done
 fi
@@ -279,15 +297,17 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
   echo "sigproxy $("$SIGPROXY" --version 2>/dev/null | awk '{print $2}') (binary $SIGPROXY_SRC, sha256 $(sha256sum "$SIGPROXY" | cut -c1-12); checkout $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo " with uncommitted changes")), $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v 2>&1 | head -1 | awk '{print "HAProxy", $3}'), Pingora 0.9 floor${FLOOR_ARGS:+ ($FLOOR_ARGS)}, $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')."
   [ -n "${SIGPROXY_EXTRA_POLICY:-}" ] && echo "Extra policy for every sigproxy: \`$(echo "$SIGPROXY_EXTRA_POLICY" | tr '\n' ' ')\`."
   echo
-  echo "| case | req/s | p50 µs | p99 µs | proxy CPU µs/req | CPU µs/req, each round | requests (all rounds) | non-2xx |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| case | req/s | p50 µs | p99 µs | proxy CPU µs/req | CPU µs/req, each round | IPIs/req | proxy ctx sw/req | requests (all rounds) | non-2xx |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for c in "${CASES[@]}"; do
     failed=""; [ -n "${FAILED[$c]:-}" ] && failed=" ($(echo "${FAILED[$c]}" | total) round(s) without a wrk result)"
-    echo "| $c$failed | $(med RPS "$c") | $(med P50 "$c") | $(med P99 "$c") | **$(med CPU "$c")** | $(echo "${CPU[$c]:-}" | sed 's/^ //; s/ / · /g') | $(echo "${REQS[$c]:-}" | total) | $(echo "${NON2XX[$c]:-}" | total) |"
+    echo "| $c$failed | $(med RPS "$c") | $(med P50 "$c") | $(med P99 "$c") | **$(med CPU "$c")** | $(echo "${CPU[$c]:-}" | sed 's/^ //; s/ / · /g') | $(med IPI "$c") | $(med CSW "$c") | $(echo "${REQS[$c]:-}" | total) | $(echo "${NON2XX[$c]:-}" | total) |"
   done
   echo
   echo "CPU µs/req counts the whole proxy process (all threads; for nginx its one worker) in"
   echo "1/$TCK s ticks, divided by the requests wrk completed; for \`a\` it is the upstream nginx itself."
+  echo "IPIs/req: rescheduling and function-call interrupts the whole machine took (/proc/interrupts),"
+  echo "per request; ctx sw/req: the proxy's threads' context switches, voluntary and not, per request."
   echo
   echo "## Goals (issue 14), ratios from this run"
   echo
@@ -300,6 +320,13 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
     echo "| signed GET CPU over the floor / bare verify_strict (criterion median, same run): (signed − floor) / verify | **$(ratio "$SX" "$V")** ($REQ − $FLOORC = $SX µs; verify $V µs) | | ≤ 1.15 |"
     SO=$(awk -v a="$REQ" -v b="$OFF" 'BEGIN {printf "%.1f", a - b}')
     echo "| (for reference) signed extra over off / verify: (signed − off) / verify | $(ratio "$SO" "$V") ($SO / $V µs) | | |"
+    if [ "${HALF:-1}" != 0 ]; then
+      HREQ=$(med HCPU "$HS"); HFL=$(med HCPU "$HFS"); HOF=$(med HCPU "$HCS")
+      SXE=$(awk -v a="$HREQ" -v b="$HFL" 'BEGIN {printf "%.1f", a - b}')
+      SOE=$(awk -v a="$HREQ" -v b="$HOF" 'BEGIN {printf "%.1f", a - b}')
+      echo "| the same at one rate, open loop, all three at $REQ_HALF req/s (half the signed saturation): (signed − floor) / verify | **$(ratio "$SXE" "$V")** ($HREQ − $HFL = $SXE µs) | | ≤ 1.15 |"
+      echo "| (for reference) at one rate: (signed − off) / verify | $(ratio "$SOE" "$V") ($HREQ − $HOF = $SOE µs) | | |"
+    fi
   else
     echo "| signed GET CPU over the floor | $(awk -v a="$REQ" -v b="$FLOORC" 'BEGIN {printf "%.1f", a - b}') µs (bare verify not measured: VERIFY_BENCH=0 or the bench failed) | | ≤ 1.15× verify |"
   fi
@@ -313,7 +340,7 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
   while IFS=$'\t' read -r name _; do
     echo "| $name off / floor, CPU | $(ratio "$(med CPU "c $name off")" "$FLOORC") | $(round_ratios "c $name off" "$FLOOR_ROW") | ≤ 1.05 |"
     if [ -n "$VERIFY_NS" ]; then
-      echo "| $name (signed − floor) / verify | $(ratio "$(awk -v a="$(med CPU "e $name required, signed GET")" -v b="$FLOORC" 'BEGIN {print a - b}')" "$V") | | ≤ 1.15 |"
+      echo "| $name (signed − floor) / verify (the verify_strict above, built from this checkout) | $(ratio "$(awk -v a="$(med CPU "e $name required, signed GET")" -v b="$FLOORC" 'BEGIN {print a - b}')" "$V") | | ≤ 1.15 |"
     fi
   done < <(extra_sigproxies)
   while IFS=$'\t' read -r name _; do
@@ -330,11 +357,10 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
     echo "from each request's scheduled send time (coordinated omission corrected); saturation is the wrk"
     echo "req/s above. \"gen lag p99\": scheduled time → write, the generator's own or a busy connection's delay."
     echo
-    echo "| case | offered req/s | achieved | p50 | p90 | p99 | p99 each round | p99.9 | max | proxy CPU µs/req | non-2xx+errors+unsent | gen lag p99 |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| case | offered req/s | achieved | p50 | p90 | p99 | p99 each round | p99.9 | max | proxy CPU µs/req | IPIs/req | proxy ctx sw/req | non-2xx+errors+unsent | gen lag p99 |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for c in "${HCASES[@]}"; do
-      rate=$COMMON; [[ $c == *"own saturation"* ]] && rate=$REQ_HALF
-      echo "| $c | $rate | $(med HACH "$c") | $(med HP50 "$c") | $(med HP90 "$c") | **$(med HP99 "$c")** | $(echo "${HP99[$c]}" | sed 's/^ //; s/ / · /g') | $(med HP999 "$c") | $(med HMAX "$c") | $(med HCPU "$c") | $(echo "${HBAD[$c]}" | total) | $(med HLAG "$c") |"
+      echo "| $c | ${HRATE[$c]} | $(med HACH "$c") | $(med HP50 "$c") | $(med HP90 "$c") | **$(med HP99 "$c")** | $(echo "${HP99[$c]}" | sed 's/^ //; s/ / · /g') | $(med HP999 "$c") | $(med HMAX "$c") | $(med HCPU "$c") | $(med HIPI "$c") | $(med HCSW "$c") | $(echo "${HBAD[$c]}" | total) | $(med HLAG "$c") |"
     done
     echo
   fi
