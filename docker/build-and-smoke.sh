@@ -231,7 +231,7 @@ log "storage driver: $(podman info --format '{{.Store.GraphDriverName}}'), runti
 # A clean context with only what the Dockerfile copies (mtimes kept: the layer cache hits).
 CTX=$WORK/context
 rm -rf "$CTX" && mkdir -p "$CTX/docker"
-cp -a Cargo.toml Cargo.lock src benches "$CTX/"
+cp -a Cargo.toml Cargo.lock .cargo src benches "$CTX/"
 cp -a docker/Dockerfile docker/policy.yaml "$CTX/docker/"
 CA=/etc/ssl/certs/ca-certificates.crt
 [ -f "$CA" ] || die "no host CA bundle at $CA"

@@ -128,6 +128,7 @@ pub fn serve_with(
         upstream = %file.upstream.address(),
         admin = %file.admin_listen,
         policy = %config.display(),
+        ed25519 = crate::signature::ed25519_backend(),
         "sigproxy starting"
     );
     // Pingora binds inside `run`: ready (and the demo's lines) only once the listener answers.

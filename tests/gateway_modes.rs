@@ -398,10 +398,23 @@ fn admin_after_traffic(sc: &Sidecar) {
         "last_reload_error",
         "keys",
         "replay",
+        "ed25519_backend",
         "version",
     ] {
         assert!(s.get(f).is_some(), "/status lacks {f}: {s}");
     }
+    // .cargo/config.toml compiles in the AVX-512 IFMA backend: a CPU that has it must use it.
+    #[cfg(target_arch = "x86_64")]
+    if cfg!(curve25519_dalek_backend = "avx512")
+        && std::arch::is_x86_feature_detected!("avx512ifma")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        assert_eq!(s["ed25519_backend"], "avx512ifma", "{s}");
+    }
+    assert!(
+        ["avx512ifma", "avx2", "serial"].contains(&s["ed25519_backend"].as_str().unwrap_or("")),
+        "{s}"
+    );
     assert_eq!(s["mode"], "required");
     assert_eq!(s["effective_mode"], "required");
     assert_eq!(s["keys"]["active"], 1);

@@ -115,6 +115,7 @@ pub fn document(runtime: &LivePolicy, replay: &dyn NonceStore) -> serde_json::Va
             "entries": replay.entries(),
             "max_entries": runtime.started.replay.max_entries,
         },
+        "ed25519_backend": crate::signature::ed25519_backend(),
         "version": env!("CARGO_PKG_VERSION"),
     })
 }

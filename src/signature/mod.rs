@@ -21,6 +21,29 @@ pub use verify::{Requirement, Verified, VerifyOptions, verify};
 
 use ed25519_dalek::VerifyingKey;
 
+/// The field arithmetic curve25519-dalek runs every Ed25519 verify with, on this CPU:
+/// `avx512ifma`, `avx2` or `serial` (for `/status` and the start-up line). The crate decides at
+/// run time, by CPUID, among the backends it was compiled with; this asks the same question of the
+/// same build flag (`.cargo/config.toml` compiles in the AVX-512 IFMA backend on x86_64).
+pub fn ed25519_backend() -> &'static str {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(any(curve25519_dalek_backend = "serial", curve25519_dalek_backend = "fiat"))
+    ))]
+    {
+        if cfg!(curve25519_dalek_backend = "avx512")
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            return "avx512ifma";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "serial"
+}
+
 /// What verification needs to know about a key id. Implemented by `keys::KeySet`; declared here
 /// so the signature core does not depend on where keys come from.
 pub trait KeyResolver {
