@@ -10,6 +10,7 @@
 #   b  HAProxy       wrk -> HAProxy (Debian), 1 thread, keep-alive, `http-reuse always` -> a
 #   b  Pingora floor wrk -> a minimal Pingora 0.9 `ProxyHttp` with only `upstream_peer`, mimalloc
 #                    (benches/load/floor.rs, `--example floor`) -> a: the engine's own cost
+#   b  floor + compute  the floor with COMPUTE_ITERS steps of plain compute per request (~38 µs)
 #   c  off           wrk -> sigproxy mode off -> a
 #   d  hybrid        wrk -> sigproxy mode hybrid, unsigned GETs -> a
 #   e  required      wrk -> sigproxy mode required, every GET signed with a fresh nonce -> a
@@ -38,7 +39,8 @@
 # Knobs (environment): ROUNDS=3, DURATION=5 (s per case), WARMUP=1 (s, unsigned GETs, not
 # measured), CONNS=32 (wrk -c, loadgen --connections), HALF_RATE (req/s of the open-loop
 # comparison; default half of the floor's median wrk req/s), HALF=0 skips the open-loop phase,
-# POSTS=0 skips the POST rows, REDIS=0 the Redis row, VERIFY_BENCH=0 the criterion verify,
+# COMPUTE_ITERS=14000 (0 drops the floor + compute row), POSTS=0 skips the POST rows, REDIS=0
+# the Redis row, VERIFY_BENCH=0 the criterion verify,
 # BOOST=1 (this session's scheduler autogroup at nice -20 while it runs: see lib.sh),
 # KEEP=1 (keep the temp dir: configs, logs, wrk outputs), SIGPROXY, LOADGEN, FLOOR (binaries;
 # built with `cargo build --release` unless SIGPROXY_NO_BUILD=1; honours CARGO_TARGET_DIR),
@@ -75,6 +77,14 @@ nginx_proxy proxy "$NPX"
 wait_port "$UP"; wait_port "$NPX"
 start_haproxy "$HAP"
 start_proxy_cmd floor "$FLP" "$(floor_cmd)"; FLOOR_PID=$PROXY_PID
+# The floor again with a verify-sized computation per request (COMPUTE_ITERS steps of a one-register
+# shift/xor/multiply chain, ~38 µs here; 0 leaves the row out): what ~40 µs of plain compute costs
+# inside a proxy under load, against what it costs alone (`floor --calibrate`, each round).
+COMPUTE_ITERS=${COMPUTE_ITERS:-14000}
+if [ "$COMPUTE_ITERS" != 0 ]; then
+  FCP=$(free_port)
+  start_proxy_cmd floor-compute "$FCP" "$(floor_cmd) --compute-iters $COMPUTE_ITERS"; FLOORC_PID=$PROXY_PID
+fi
 
 # --- keys and pre-signed requests.
 (cd "$T" && "$SIGPROXY" keygen --key-id bench-v1 --client-id bench >"$T/keys.yaml" 2>/dev/null)
@@ -107,7 +117,7 @@ wait "$g1"
 
 # --- per-round measurements, kept per case; medians at the end.
 CASES=()                      # case names in first-seen order
-declare -A SEEN CPU RPS P50 P99 REQS NON2XX FAILED IPI CSW
+declare -A SEEN CPU RPS P50 P99 REQS NON2XX FAILED IPI CSW CALIB
 per_req() { awk -v d="$1" -v n="$2" 'BEGIN {printf "%.2f", d / n}'; } # count, requests
 us() { # wrk latency (e.g. 578.00us, 1.53ms, 2.00s) -> µs
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
@@ -160,6 +170,7 @@ med() { local -n a=$1; echo "${a[$2]:-}" | median; }
 GET_RQ="e sigproxy required, signed GET"
 OFF_ROW="c sigproxy off"
 FLOOR_ROW="b Pingora floor (pingora-proxy, only upstream_peer, mimalloc)"
+FLOORC_ROW="b Pingora floor + ${COMPUTE_ITERS} compute steps per request"
 REDIS_ROW="e sigproxy required + Redis replay store, signed GET"
 REDIS_OK=""
 if [ "${REDIS:-1}" != 0 ] && need redis-server; then REDIS_OK=1; fi
@@ -169,6 +180,10 @@ for ROUND in $(seq "$ROUNDS"); do
   measure "b nginx proxy" "$(nginx_worker proxy)" "$NPX"
   measure "b HAProxy (1 thread, http-reuse always)" "$HPID" "$HAP"
   measure "$FLOOR_ROW" "$FLOOR_PID" "$FLP"
+  if [ "$COMPUTE_ITERS" != 0 ]; then
+    measure "$FLOORC_ROW" "$FLOORC_PID" "$FCP"
+    record CALIB "$FLOORC_ROW" "$("$FLOOR" --calibrate --compute-iters "$COMPUTE_ITERS")"
+  fi
   while IFS=$'\t' read -r name cmd; do
     start_proxy_cmd "$name" "$XP" "$cmd"
     measure "b $name" "$PROXY_PID" "$XP"
@@ -333,6 +348,11 @@ HAPC=$(med CPU "b HAProxy (1 thread, http-reuse always)"); REQ=$(med CPU "$GET_R
   if [ "${HALF:-1}" != 0 ]; then
     kept=$(awk -v a="$(med HACH "$HC")" -v r="$COMMON" 'BEGIN { if (a < 0.98 * r) printf "; sigproxy off kept up with only %d of %d req/s: overloaded", a, r }')
     echo "| p99 at half the floor's saturation, open loop: sigproxy off / floor, both at $COMMON req/s | **$(ratio "$(med HP99 "$HC")" "$(med HP99 "$HF")")** ($(med HP99 "$HC") / $(med HP99 "$HF") µs$kept) | | ≤ 1.5 |"
+  fi
+  if [ "$COMPUTE_ITERS" != 0 ]; then
+    CA=$(med CALIB "$FLOORC_ROW"); FCC=$(med CPU "$FLOORC_ROW")
+    FCX=$(awk -v a="$FCC" -v b="$FLOORC" 'BEGIN {printf "%.1f", a - b}')
+    echo "| (for reference) plain compute in the floor: (floor + $COMPUTE_ITERS compute steps − floor) / those steps alone | $(ratio "$FCX" "$CA") ($FCC − $FLOORC = $FCX µs; alone $CA µs, each round: $(echo "${CALIB[$FLOORC_ROW]}" | sed 's/^ //; s/ / · /g')) | | |"
   fi
   echo "| (for reference) floor / nginx proxy, CPU | $(ratio "$FLOORC" "$NGX") ($FLOORC / $NGX µs) | $(round_ratios "$FLOOR_ROW" "b nginx proxy") | |"
   echo "| (for reference) floor / HAProxy, CPU | $(ratio "$FLOORC" "$HAPC") ($FLOORC / $HAPC µs) | | |"
