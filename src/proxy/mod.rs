@@ -1,9 +1,9 @@
 //! The gateway's request path on Pingora's core (not `pingora-proxy`): listeners and stop order
 //! (`server`), client connections (`conn`), one request start to finish (`exchange`), the
 //! upstream half (`upstream`) and its idle connections (`pool`), bodies (`body`), header
-//! hygiene (`headers`), error responses (`respond`) and the settings each request reads (`hop`). The verification decision is not
-//! here: it plugs in through [`gate::Gate`]; metrics and audit lines through
-//! [`record::RequestObserver`].
+//! hygiene (`headers`), error responses (`respond`) and the settings each request reads (`hop`).
+//! The verification decision is not here: it plugs in through [`gate::Gate`]; metrics and audit
+//! lines through [`record::RequestObserver`].
 //!
 //! ```no_run
 //! # use std::sync::Arc;
